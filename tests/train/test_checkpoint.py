@@ -1,0 +1,70 @@
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxface.train import CheckpointError, Checkpoints, write_config
+
+
+def _state(seed=0):
+    params = {"w": jnp.arange(6.0).reshape(2, 3) + seed, "b": jnp.zeros(3)}
+    opt = optax.adam(1e-3)
+    return {"params": params, "opt_state": opt.init(params), "step": jnp.asarray(seed)}
+
+
+def test_round_trip_keeps_structure(tmp_path):
+    ckpt = Checkpoints(str(tmp_path), save_every=1, async_save=False)
+    state = _state(seed=3)
+    assert ckpt.save(5, state)
+    ckpt.close()
+    fresh = Checkpoints(str(tmp_path))
+    restored, step = fresh.restore_or(_state(seed=0))
+    assert step == 5
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_empty_workdir_returns_given_state(tmp_path):
+    state = _state()
+    restored, step = Checkpoints(str(tmp_path)).restore_or(state)
+    assert step == 0 and restored is state
+
+
+def test_save_every(tmp_path):
+    ckpt = Checkpoints(str(tmp_path), save_every=10, async_save=False)
+    assert not ckpt.save(3, _state())
+    assert ckpt.save(10, _state())
+    assert ckpt.save(11, _state(), force=True)
+    ckpt.close()
+    assert Checkpoints(str(tmp_path)).latest_step == 11
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    ckpt = Checkpoints(str(tmp_path), async_save=False)
+    ckpt.save(1, _state(), force=True)
+    ckpt.close()
+    # Truncate every data file of the checkpoint.
+    for root, _, files in os.walk(os.path.join(tmp_path, "checkpoints", "1")):
+        for name in files:
+            if not name.startswith("_CHECKPOINT_METADATA"):
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Checkpoints(str(tmp_path)).restore_or(_state())
+
+
+def test_wrong_structure_is_a_clear_error(tmp_path):
+    ckpt = Checkpoints(str(tmp_path), async_save=False)
+    ckpt.save(1, {"a": jnp.zeros(3)}, force=True)
+    ckpt.close()
+    with pytest.raises(CheckpointError, match="different model"):
+        Checkpoints(str(tmp_path)).restore_or({"a": jnp.zeros(4), "b": jnp.zeros(2)})
+
+
+def test_write_config(tmp_path):
+    path = write_config(str(tmp_path), {"lr": 1e-3, "name": "x"})
+    assert os.path.exists(path) and not os.path.exists(path + ".tmp")

@@ -1,0 +1,54 @@
+import jax
+import numpy as np
+import pytest
+
+from jaxface.train import (
+    DATA_AXIS,
+    NonFiniteError,
+    check_finite,
+    data_mesh,
+    global_norm,
+    replicate,
+    shard_batch,
+)
+
+
+def test_shard_batch_on_all_devices():
+    mesh = data_mesh()
+    assert mesh.axis_names == (DATA_AXIS,)
+    n = mesh.devices.size
+    batch = {"x": np.arange(n * 2 * 3, dtype=np.float32).reshape(n * 2, 3)}
+    out = shard_batch(batch, mesh)
+    assert out["x"].sharding.spec == jax.sharding.PartitionSpec(DATA_AXIS)
+    assert len(out["x"].addressable_shards) == n
+    np.testing.assert_array_equal(np.asarray(out["x"]), batch["x"])
+
+
+def test_indivisible_batch_is_rejected():
+    mesh = data_mesh()
+    if mesh.devices.size == 1:
+        pytest.skip("needs several devices")
+    with pytest.raises(ValueError, match="not divisible"):
+        shard_batch({"x": np.zeros((mesh.devices.size + 1, 2))}, mesh)
+
+
+def test_jitted_step_on_sharded_batch_matches_unsharded():
+    mesh = data_mesh()
+    params = replicate({"w": np.ones((3, 2), np.float32)}, mesh)
+    x = np.random.default_rng(0).normal(size=(mesh.devices.size * 2, 3)).astype(np.float32)
+
+    @jax.jit
+    def loss(p, xb):
+        return ((xb @ p["w"]) ** 2).mean()
+
+    np.testing.assert_allclose(
+        float(loss(params, shard_batch(x, mesh))), float(((x @ np.ones((3, 2))) ** 2).mean()),
+        rtol=1e-6,
+    )
+
+
+def test_global_norm_and_finite_check():
+    assert float(global_norm({"a": np.array([3.0]), "b": np.array([4.0])})) == pytest.approx(5)
+    check_finite({"loss": 1.0}, step=1)
+    with pytest.raises(NonFiniteError, match="loss is nan at step 7"):
+        check_finite({"loss": float("nan")}, step=7)
