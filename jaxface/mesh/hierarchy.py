@@ -1,0 +1,739 @@
+"""CoMA-style mesh hierarchies: quadric half-edge decimation, down- and up-sampling.
+
+Level 0 is the template. Level ``i`` keeps exactly ``ceil(n_{i-1} / factor_i)`` of
+level ``i-1``'s vertices at their original positions (5023 -> 1256 -> 314 -> 79 -> 20
+for FLAME with factors ``(4, 4, 4, 4)``).
+
+* **Down-sampling** is a pure selection: ``down_indices`` ``[n_i]`` lists the surviving
+  level ``i-1`` vertices in ascending order, so level ``i``'s vertex ``j`` is level
+  ``i-1``'s vertex ``down_indices[j]`` (CoMA's ``D``).
+* **Up-sampling** maps every level ``i-1`` vertex to the closest point of level ``i``'s
+  surface: ``up_indices`` ``[n_{i-1}, 3]`` are the corners of the closest coarse
+  triangle and ``up_weights`` ``[n_{i-1}, 3]`` its barycentric coordinates (rows sum to
+  1). Survivors map to themselves: indices ``(j, j, j)``, weights ``(1, 0, 0)``
+  (CoMA's ``U``, with exact barycentrics instead of CoMA's least-squares fit).
+
+Decimation (``method="qslim"``) ports CoMA's quadric half-edge collapse to numpy with a
+binary heap and per-vertex face sets: every vertex gets the sum of the plane quadrics
+of its faces; an edge costs ``min(p_r^T Q p_r, p_c^T Q p_c)`` with ``Q = Q_r + Q_c``;
+the cheaper endpoint stays where it is and the other is removed; the kept vertex
+inherits ``Q``. Each collapse removes exactly one vertex, so the level sizes are exact.
+Unlike CoMA, a collapse is refused when it would break the manifold (link condition,
+pinching two boundaries together), duplicate a face, leave a vertex without faces, or
+flip a face; boundary edges add plane quadrics perpendicular to their face
+(``boundary_weight``; 0 gives CoMA's quadrics) so that open borders keep their shape;
+equal costs are broken by shorter edge length, then by index. If no allowed collapse
+remains before the target size, the checks are relaxed step by step (flip test first,
+then the manifold tests) and a ``RuntimeWarning`` says so. This yields a valid coarse
+mesh down to tiny sizes (a closed component stops at a tetrahedron, an open one at a
+triangle). fast-simplification's collapse history is not used: it places the kept
+vertices at quadric-optimal positions, so its flip checks were made for other positions
+than the original ones CoMA-style down-sampling keeps, and a prefix of its history can
+leave survivors that belong to no face.
+
+Closest points: the distance to the nearest coarse vertex bounds the distance to the
+surface, a ``cKDTree`` over triangle centres yields every triangle that could be closer,
+and an exact vectorised point-triangle projection picks the closest (no rtree needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.spatial
+
+from jaxface.mesh.errors import MeshError
+from jaxface.mesh.spirals import (
+    default_reference_vertices,
+    nearest_vertices,
+    spiral_indices,
+)
+from jaxface.mesh.topology import (
+    connected_components,
+    edges,
+    validate_faces,
+    validate_vertices,
+)
+
+__all__ = [
+    "Level",
+    "MeshHierarchy",
+    "build_hierarchy",
+    "closest_points_on_mesh",
+    "level_reference_vertices",
+    "spirals_for",
+]
+
+METHODS = ("qslim",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One level of a :class:`MeshHierarchy`.
+
+    Attributes:
+        vertices: ``[n_i, 3]`` float32 coordinates (original template positions).
+        faces: ``[f_i, 3]`` int32 triangles.
+        down_indices: ``[n_i]`` int32 ascending indices into level ``i-1``'s vertices;
+            ``None`` at level 0.
+        up_indices: ``[n_{i-1}, 3]`` int32 indices into this level's vertices; ``None`` at
+            level 0.
+        up_weights: ``[n_{i-1}, 3]`` float32 barycentric weights, rows summing to 1;
+            ``None`` at level 0.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    down_indices: np.ndarray | None = None
+    up_indices: np.ndarray | None = None
+    up_weights: np.ndarray | None = None
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshHierarchy:
+    """A template and its successively decimated levels.
+
+    Moving from level ``i-1`` to level ``i`` (encoder, ``i >= 1``)::
+
+        x_i = x_prev[..., down_indices(i), :]
+
+    and back (decoder)::
+
+        x_prev = (x_i[..., up_indices(i), :] * up_weights(i)[..., None]).sum(-2)
+
+    Attributes:
+        levels: The levels, finest first.
+        factors: Decimation factor of each step (``len(levels) - 1`` entries).
+        method: Decimation method name.
+        boundary_weight: Weight of the boundary-preserving quadrics.
+    """
+
+    levels: tuple[Level, ...]
+    factors: tuple[float, ...]
+    method: str = "qslim"
+    boundary_weight: float = 1.0
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Vertex count of every level."""
+        return tuple(level.num_vertices for level in self.levels)
+
+    def vertices(self, i: int) -> np.ndarray:
+        """``[n_i, 3]`` float32 vertices of level ``i``."""
+        return self.levels[i].vertices
+
+    def faces(self, i: int) -> np.ndarray:
+        """``[f_i, 3]`` int32 faces of level ``i``."""
+        return self.levels[i].faces
+
+    def _coarse(self, i: int) -> Level:
+        if not 1 <= i < self.num_levels:
+            raise IndexError(f"level {i} has no sampling arrays; use 1..{self.num_levels - 1}")
+        return self.levels[i]
+
+    def down_indices(self, i: int) -> np.ndarray:
+        """``[n_i]`` int32 indices of level ``i-1`` vertices kept at level ``i``."""
+        return self._coarse(i).down_indices
+
+    def up_indices(self, i: int) -> np.ndarray:
+        """``[n_{i-1}, 3]`` int32 level-``i`` vertices interpolating each level ``i-1`` vertex."""
+        return self._coarse(i).up_indices
+
+    def up_weights(self, i: int) -> np.ndarray:
+        """``[n_{i-1}, 3]`` float32 barycentric weights matching :meth:`up_indices`."""
+        return self._coarse(i).up_weights
+
+    def down_transform(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Down-sampling from level ``i-1`` to ``i`` as COO ``(rows, cols, vals)``.
+
+        Returns:
+            int32 ``rows`` (level ``i`` vertex), int32 ``cols`` (level ``i-1`` vertex) and
+            float32 ``vals`` (all ones), each ``[n_i]``.
+        """
+        down = self.down_indices(i)
+        return (np.arange(down.shape[0], dtype=np.int32), down.astype(np.int32),
+                np.ones(down.shape[0], np.float32))
+
+    def up_transform(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up-sampling from level ``i`` to ``i-1`` as COO ``(rows, cols, vals)``.
+
+        Zero weights are dropped.
+
+        Returns:
+            int32 ``rows`` (level ``i-1`` vertex), int32 ``cols`` (level ``i`` vertex) and
+            float32 ``vals``, each of length ``<= 3 n_{i-1}``.
+        """
+        index, weight = self.up_indices(i), self.up_weights(i)
+        rows = np.repeat(np.arange(index.shape[0], dtype=np.int32), 3)
+        keep = weight.ravel() != 0
+        return rows[keep], index.ravel()[keep].astype(np.int32), weight.ravel()[keep]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat dict of arrays (``level{i}_{field}``) for ``np.savez``; see :meth:`from_arrays`."""
+        arrays: dict[str, np.ndarray] = {
+            "factors": np.asarray(self.factors, np.float64),
+            "method": np.asarray(self.method),
+            "boundary_weight": np.asarray(self.boundary_weight, np.float64),
+        }
+        for i, level in enumerate(self.levels):
+            for field in dataclasses.fields(Level):
+                value = getattr(level, field.name)
+                if value is not None:
+                    arrays[f"level{i}_{field.name}"] = value
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays) -> MeshHierarchy:
+        """Rebuilds a hierarchy from :meth:`to_arrays` output (or a loaded ``.npz``)."""
+        factors = tuple(float(f) for f in np.asarray(arrays["factors"]).reshape(-1))
+        levels = []
+        for i in range(len(factors) + 1):
+            fields = {}
+            for field in dataclasses.fields(Level):
+                key = f"level{i}_{field.name}"
+                fields[field.name] = np.asarray(arrays[key]) if key in arrays else None
+            levels.append(Level(**fields))
+        return cls(tuple(levels), factors, str(np.asarray(arrays["method"])),
+                   float(np.asarray(arrays["boundary_weight"])))
+
+
+# ---------------------------------------------------------------------------------------
+# Quadric half-edge decimation.
+
+
+def _quadrics(vertices: np.ndarray, faces: np.ndarray, boundary_weight: float) -> np.ndarray:
+    """``[N, 4, 4]`` plane quadrics of each vertex's faces (plus boundary planes)."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    normal = np.cross(b - a, c - a)
+    length = np.linalg.norm(normal, axis=1, keepdims=True)
+    normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
+    planes = np.concatenate([normal, -np.einsum("ij,ij->i", normal, a)[:, None]], axis=1)
+    per_face = planes[:, :, None] * planes[:, None, :]
+    quadrics = np.zeros((vertices.shape[0], 4, 4))
+    for k in range(3):
+        np.add.at(quadrics, faces[:, k], per_face)
+    if boundary_weight > 0 and faces.shape[0]:
+        directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        owner = np.tile(np.arange(faces.shape[0]), 3)
+        _, inverse, counts = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True,
+                                       return_counts=True)
+        on_boundary = counts[inverse.ravel()] == 1
+        start, stop = directed[on_boundary, 0], directed[on_boundary, 1]
+        edge = vertices[stop] - vertices[start]
+        side = np.cross(edge, normal[owner[on_boundary]])
+        side_length = np.linalg.norm(side, axis=1, keepdims=True)
+        side = np.divide(side, side_length, out=np.zeros_like(side), where=side_length > 0)
+        side_planes = np.concatenate(
+            [side, -np.einsum("ij,ij->i", side, vertices[start])[:, None]], axis=1)
+        per_edge = boundary_weight * side_planes[:, :, None] * side_planes[:, None, :]
+        np.add.at(quadrics, start, per_edge)
+        np.add.at(quadrics, stop, per_edge)
+    return quadrics
+
+
+class _Decimator:
+    """Mutable state of one quadric half-edge decimation run."""
+
+    STAGES = 3  # 0: all checks; 1: no flip check; 2: no manifold check
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float):
+        self.vertices = vertices
+        self.points = vertices.tolist()
+        self.faces = faces.tolist()
+        self.face_alive = [True] * len(self.faces)
+        self.vertex_faces: list[set[int]] = [set() for _ in range(vertices.shape[0])]
+        for index, face in enumerate(self.faces):
+            for vertex in face:
+                self.vertex_faces[vertex].add(index)
+        self.alive = np.ones(vertices.shape[0], bool)
+        self.count = vertices.shape[0]
+        self.version = [0] * vertices.shape[0]
+        self.quadrics = _quadrics(vertices, faces, boundary_weight)
+        extent = np.ptp(vertices, axis=0).max() if vertices.size else 1.0
+        self.zero_cost = 1e-12 * max(float(extent), 1e-30) ** 2
+        self.relaxed = 0
+
+    # --- costs -------------------------------------------------------------------------
+    def _entries(self, pairs: np.ndarray) -> list[tuple]:
+        if pairs.shape[0] == 0:
+            return []
+        r, c = pairs[:, 0], pairs[:, 1]
+        q = self.quadrics[r] + self.quadrics[c]
+        hr = np.concatenate([self.vertices[r], np.ones((r.shape[0], 1))], axis=1)
+        hc = np.concatenate([self.vertices[c], np.ones((c.shape[0], 1))], axis=1)
+        keep_r_cost = np.einsum("ei,eij,ej->e", hr, q, hr)
+        keep_c_cost = np.einsum("ei,eij,ej->e", hc, q, hc)
+        keep_r = keep_r_cost < keep_c_cost
+        cost = np.minimum(keep_r_cost, keep_c_cost)
+        cost = np.where(cost < self.zero_cost, 0.0, cost)
+        length = np.einsum("ij,ij->i", hr[:, :3] - hc[:, :3], hr[:, :3] - hc[:, :3])
+        version = self.version
+        return [
+            (cst, lng, int(a), int(b), bool(k), version[a], version[b])
+            for cst, lng, a, b, k in zip(cost.tolist(), length.tolist(), r.tolist(),
+                                         c.tolist(), keep_r.tolist(), strict=True)
+        ]
+
+    def _neighbours(self, vertex: int) -> set[int]:
+        result: set[int] = set()
+        for face in self.vertex_faces[vertex]:
+            result.update(self.faces[face])
+        result.discard(vertex)
+        return result
+
+    def _on_boundary(self, vertex: int) -> bool:
+        counts: dict[int, int] = {}
+        for face in self.vertex_faces[vertex]:
+            for other in self.faces[face]:
+                if other != vertex:
+                    counts[other] = counts.get(other, 0) + 1
+        return any(count == 1 for count in counts.values())
+
+    # --- checks ------------------------------------------------------------------------
+    def _allowed(self, remove: int, keep: int, stage: int) -> bool:
+        faces_remove = self.vertex_faces[remove]
+        faces_keep = self.vertex_faces[keep]
+        shared = faces_remove & faces_keep
+        if not shared:
+            return False
+        moved = faces_remove - shared
+        if not moved and not (faces_keep - shared):
+            return False  # the kept vertex would lose all its faces
+        kept_triangles = {frozenset(self.faces[f]) for f in faces_keep - shared}
+        for f in moved:
+            new = frozenset(keep if v == remove else v for v in self.faces[f])
+            if new in kept_triangles:
+                return False  # would duplicate a face
+        if stage >= 2:
+            return True
+        if len(shared) > 2:
+            return False
+        opposite = set()
+        for f in shared:
+            opposite.update(self.faces[f])
+        opposite -= {remove, keep}
+        if self._neighbours(remove) & self._neighbours(keep) != opposite:
+            return False
+        both_boundary = self._on_boundary(remove) and self._on_boundary(keep)
+        if both_boundary != (len(shared) == 1):
+            return False  # an interior edge joining two boundary points would pinch
+        if stage >= 1:
+            return True
+        points = self.points
+        target = points[keep]
+        for f in moved:
+            corners = [points[v] for v in self.faces[f]]
+            before = _normal(*corners)
+            corners = [target if v == remove else points[v] for v in self.faces[f]]
+            after = _normal(*corners)
+            length_before = math.sqrt(_dot(before, before))
+            length_after = math.sqrt(_dot(after, after))
+            if length_before == 0:
+                continue
+            if length_after <= 1e-9 * length_before:
+                return False  # the face would become degenerate
+            if _dot(before, after) <= 1e-3 * length_before * length_after:
+                return False  # the face would flip or stand on its edge
+        return True
+
+    # --- collapse ----------------------------------------------------------------------
+    def _collapse(self, remove: int, keep: int) -> None:
+        faces_remove = self.vertex_faces[remove]
+        shared = faces_remove & self.vertex_faces[keep]
+        for f in shared:
+            self.face_alive[f] = False
+            for v in self.faces[f]:
+                self.vertex_faces[v].discard(f)
+        for f in list(faces_remove):
+            self.faces[f] = [keep if v == remove else v for v in self.faces[f]]
+            self.vertex_faces[keep].add(f)
+        self.vertex_faces[remove] = set()
+        self.quadrics[keep] += self.quadrics[remove]
+        self.version[remove] += 1
+        self.version[keep] += 1
+        self.alive[remove] = False
+        self.count -= 1
+
+    def _all_edges(self) -> np.ndarray:
+        live = [self.faces[f] for f in range(len(self.faces)) if self.face_alive[f]]
+        if not live:
+            return np.zeros((0, 2), np.int64)
+        return edges(np.asarray(live, np.int64)).astype(np.int64)
+
+    def run(self, target: int) -> None:
+        stage = 0
+        while self.count > target:
+            heap = self._entries(self._all_edges())
+            heapq.heapify(heap)
+            progress = False
+            while heap and self.count > target:
+                _, _, r, c, keep_r, version_r, version_c = heapq.heappop(heap)
+                if self.version[r] != version_r or self.version[c] != version_c:
+                    continue
+                keep, remove = (r, c) if keep_r else (c, r)
+                if not self._allowed(remove, keep, stage):
+                    continue
+                self._collapse(remove, keep)
+                progress = True
+                self.relaxed += stage > 0
+                around = sorted(self._neighbours(keep))
+                pairs = np.array([[min(keep, v), max(keep, v)] for v in around], np.int64)
+                for entry in self._entries(pairs.reshape(-1, 2)):
+                    heapq.heappush(heap, entry)
+            if progress:
+                stage = 0  # a relaxed collapse may have unblocked strict ones
+            elif self.count > target:
+                stage += 1
+                if stage >= self.STAGES:
+                    raise MeshError(
+                        f"cannot decimate below {self.count} vertices (target {target}) "
+                        "without creating duplicate faces or vertices without faces",
+                        field="faces")
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(survivors [m] ascending, faces [f, 3])`` in the input's vertex indices."""
+        survivors = np.flatnonzero(self.alive)
+        faces = [self.faces[f] for f in range(len(self.faces)) if self.face_alive[f]]
+        unique_faces, seen = [], set()
+        for face in faces:
+            key = frozenset(face)
+            if key not in seen:
+                seen.add(key)
+                unique_faces.append(face)
+        return survivors, np.asarray(unique_faces, np.int64).reshape(-1, 3)
+
+
+def _normal(a, b, c) -> tuple[float, float, float]:
+    ux, uy, uz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+    vx, vy, vz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+    return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+
+
+def _dot(u, v) -> float:
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _minimum_size(faces: np.ndarray, num_vertices: int) -> int:
+    """Lower bound on the vertices a valid decimation keeps."""
+    count, labels = connected_components(faces, num_vertices)
+    used = np.zeros(num_vertices, bool)
+    used[faces.ravel()] = True
+    directed = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
+    pairs, multiplicity = np.unique(directed, axis=0, return_counts=True)
+    open_labels = set(labels[pairs[multiplicity == 1, 0]].tolist())
+    face_labels = set(labels[used].tolist())
+    isolated = int((~used).sum())
+    return isolated + sum(3 if label in open_labels else 4 for label in face_labels)
+
+
+def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int,
+              boundary_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    minimum = _minimum_size(faces, vertices.shape[0])
+    if target < minimum:
+        raise MeshError(
+            f"cannot keep only {target} vertices: at least {minimum} must stay (every "
+            "vertex without faces, 3 per open component, 4 per closed component)",
+            field="faces")
+    decimator = _Decimator(vertices, faces, boundary_weight)
+    decimator.run(target)
+    if decimator.relaxed:
+        warnings.warn(
+            f"decimating to {target} vertices needed {decimator.relaxed} collapses that "
+            "relax the flip or manifold checks", RuntimeWarning, stacklevel=3)
+    survivors, coarse_faces = decimator.result()
+    remap = np.full(vertices.shape[0], -1, np.int64)
+    remap[survivors] = np.arange(survivors.shape[0])
+    return survivors, remap[coarse_faces]
+
+
+# ---------------------------------------------------------------------------------------
+# Closest points.
+
+
+def _closest_on_triangles(points, a, b, c) -> tuple[np.ndarray, np.ndarray]:
+    """Exact closest points of ``points[k]`` on triangles ``(a[k], b[k], c[k])``.
+
+    Returns ``(barycentric [K, 3], squared_distance [K])``; handles degenerate triangles.
+    """
+    ab, ac, ap = b - a, c - a, points - a
+    d1 = np.einsum("ij,ij->i", ab, ap)
+    d2 = np.einsum("ij,ij->i", ac, ap)
+    bp = points - b
+    d3 = np.einsum("ij,ij->i", ab, bp)
+    d4 = np.einsum("ij,ij->i", ac, bp)
+    cp = points - c
+    d5 = np.einsum("ij,ij->i", ab, cp)
+    d6 = np.einsum("ij,ij->i", ac, cp)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+
+    def ratio(num, den):
+        return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+
+    region_a = (d1 <= 0) & (d2 <= 0)
+    region_b = (d3 >= 0) & (d4 <= d3)
+    region_c = (d6 >= 0) & (d5 <= d6)
+    region_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
+    region_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
+    region_bc = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
+    t_ab = ratio(d1, d1 - d3)
+    t_ac = ratio(d2, d2 - d6)
+    t_bc = ratio(d4 - d3, (d4 - d3) + (d5 - d6))
+    total = va + vb + vc
+    v_face = ratio(vb, total)
+    w_face = ratio(vc, total)
+    zero, one = np.zeros_like(d1), np.ones_like(d1)
+    conditions = [region_a, region_b, region_ab, region_c, region_ac, region_bc]
+    u = np.select(conditions, [one, zero, 1 - t_ab, zero, 1 - t_ac, zero], 1 - v_face - w_face)
+    v = np.select(conditions, [zero, one, t_ab, zero, zero, 1 - t_bc], v_face)
+    w = np.select(conditions, [zero, zero, zero, one, t_ac, t_bc], w_face)
+    bary = np.clip(np.stack([u, v, w], axis=1), 0.0, 1.0)
+    bary /= bary.sum(axis=1, keepdims=True)
+    closest = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
+    return bary, np.einsum("ij,ij->i", points - closest, points - closest)
+
+
+def _best_per_point(point_ids, face_ids, bary, dist2, num_points):
+    order = np.lexsort((face_ids, dist2, point_ids))
+    first = np.ones(order.shape[0], bool)
+    first[1:] = point_ids[order][1:] != point_ids[order][:-1]
+    chosen = order[first]
+    best_face = np.full(num_points, -1, np.int64)
+    best_bary = np.zeros((num_points, 3))
+    best_dist = np.full(num_points, np.inf)
+    best_face[point_ids[chosen]] = face_ids[chosen]
+    best_bary[point_ids[chosen]] = bary[chosen]
+    best_dist[point_ids[chosen]] = dist2[chosen]
+    return best_face, best_bary, best_dist
+
+
+def _evaluate(points, vertices, faces, point_ids, face_ids, chunk=1 << 20):
+    bary_parts, dist_parts = [], []
+    for start in range(0, point_ids.shape[0], chunk):
+        p = point_ids[start:start + chunk]
+        f = faces[face_ids[start:start + chunk]]
+        bary, dist2 = _closest_on_triangles(points[p], vertices[f[:, 0]], vertices[f[:, 1]],
+                                            vertices[f[:, 2]])
+        bary_parts.append(bary)
+        dist_parts.append(dist2)
+    if not bary_parts:
+        return np.zeros((0, 3)), np.zeros(0)
+    return np.concatenate(bary_parts), np.concatenate(dist_parts)
+
+
+def closest_points_on_mesh(points, vertices, faces):
+    """Exact closest point on a triangle mesh for each query point.
+
+    The distance to the nearest mesh vertex bounds the distance to the surface, so only
+    triangles whose bounding sphere comes that close are tested (a ``cKDTree`` over
+    triangle centres finds them; unusually large triangles are tested against every
+    point).
+
+    Args:
+        points: ``[P, 3]`` query positions.
+        vertices: ``[N, 3]`` mesh vertices.
+        faces: ``[F, 3]`` mesh triangles (at least one).
+
+    Returns:
+        ``(face_index [P] int64, barycentric [P, 3] float64, squared_distance [P])``;
+        exact ties go to the lowest face index.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    vertices = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    if faces.shape[0] == 0:
+        raise MeshError("expected at least one face to project onto", field="faces")
+    num_points = points.shape[0]
+    used = np.unique(faces)
+    reach, _ = scipy.spatial.cKDTree(vertices[used]).query(points, k=1)
+    reach = np.asarray(reach, np.float64).reshape(num_points) * (1 + 1e-9) + 1e-12
+
+    corners = vertices[faces]
+    centres = corners.mean(axis=1)
+    radii = np.linalg.norm(corners - centres[:, None], axis=2).max(axis=1)
+    big = radii > 4.0 * np.median(radii)
+    point_parts, face_parts = [], []
+    small_ids = np.flatnonzero(~big)
+    if small_ids.size:
+        tree = scipy.spatial.cKDTree(centres[small_ids])
+        found = tree.query_ball_point(points, reach + radii[small_ids].max())
+        lengths = np.fromiter((len(x) for x in found), np.int64, num_points)
+        p_ids = np.repeat(np.arange(num_points), lengths)
+        f_ids = small_ids[np.concatenate([np.asarray(x, np.int64) for x in found] or [[]])
+                          .astype(np.int64)]
+        point_parts.append(p_ids)
+        face_parts.append(f_ids)
+    big_ids = np.flatnonzero(big)
+    if big_ids.size:
+        point_parts.append(np.repeat(np.arange(num_points), big_ids.size))
+        face_parts.append(np.tile(big_ids, num_points))
+    point_ids = np.concatenate(point_parts)
+    face_ids = np.concatenate(face_parts)
+    gap = np.linalg.norm(points[point_ids] - centres[face_ids], axis=1) - radii[face_ids]
+    keep = gap <= reach[point_ids]
+    point_ids, face_ids = point_ids[keep], face_ids[keep]
+    bary, dist2 = _evaluate(points, vertices, faces, point_ids, face_ids)
+    return _best_per_point(point_ids, face_ids, bary, dist2, num_points)
+
+
+def _up_sampling(fine_vertices, coarse_vertices, coarse_faces, down_indices):
+    face, bary, _ = closest_points_on_mesh(fine_vertices, coarse_vertices, coarse_faces)
+    up_indices = coarse_faces[face].astype(np.int64)
+    up_weights = bary
+    up_indices[down_indices] = np.arange(down_indices.shape[0])[:, None]
+    up_weights[down_indices] = (1.0, 0.0, 0.0)
+    up_weights = up_weights / up_weights.sum(axis=1, keepdims=True)
+    return up_indices.astype(np.int32), up_weights.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Public builders.
+
+
+def build_hierarchy(
+    vertices,
+    faces,
+    factors: Sequence[float] = (4, 4, 4, 4),
+    *,
+    method: str = "qslim",
+    boundary_weight: float = 1.0,
+) -> MeshHierarchy:
+    """Builds a CoMA-style hierarchy of decimated meshes with down/up-sampling arrays.
+
+    Args:
+        vertices: ``[N, 3]`` template coordinates.
+        faces: ``[F, 3]`` template triangles (consistent winding).
+        factors: Decimation factor per step (>= 1); level ``i`` has
+            ``ceil(n_{i-1} / factors[i-1])`` vertices.
+        method: ``"qslim"`` (the only method; see the module docstring).
+        boundary_weight: Weight of boundary-preserving quadrics; 0 reproduces CoMA's
+            quadrics.
+
+    Returns:
+        The :class:`MeshHierarchy` with ``len(factors) + 1`` levels.
+
+    Raises:
+        MeshError: for malformed input or when a level cannot reach its size.
+        ValueError: for an unknown method or a factor below 1.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    factors = tuple(float(f) for f in factors)
+    if any(not f >= 1.0 for f in factors):
+        raise ValueError(f"factors must be >= 1, got {factors}")
+    v = validate_vertices(vertices).astype(np.float32)
+    f = validate_faces(faces, v.shape[0])
+    if f.shape[0] == 0:
+        raise MeshError("expected at least one face", field="faces")
+    levels = [Level(vertices=v, faces=f.astype(np.int32))]
+    for factor in factors:
+        fine = levels[-1]
+        target = math.ceil(fine.num_vertices / factor)
+        survivors, coarse_faces = _decimate(fine.vertices.astype(np.float64),
+                                            fine.faces.astype(np.int64), target,
+                                            boundary_weight)
+        coarse_vertices = fine.vertices[survivors]
+        up_indices, up_weights = _up_sampling(fine.vertices.astype(np.float64),
+                                              coarse_vertices.astype(np.float64),
+                                              coarse_faces, survivors)
+        levels.append(Level(vertices=coarse_vertices, faces=coarse_faces.astype(np.int32),
+                            down_indices=survivors.astype(np.int32), up_indices=up_indices,
+                            up_weights=up_weights))
+    return MeshHierarchy(tuple(levels), factors, method, float(boundary_weight))
+
+
+def level_reference_vertices(hierarchy: MeshHierarchy, reference_vertices=None) -> list[np.ndarray]:
+    """Reference vertices of every level.
+
+    Level 0 uses ``reference_vertices`` (or one per component, see
+    :func:`default_reference_vertices`); each coarser level uses, for every level-0
+    reference position, the nearest vertex of that level that belongs to a face.
+
+    Args:
+        hierarchy: The hierarchy.
+        reference_vertices: Optional level-0 vertex indices.
+
+    Returns:
+        One int32 array per level.
+    """
+    level0 = hierarchy.levels[0]
+    if reference_vertices is None:
+        references = default_reference_vertices(level0.faces, level0.num_vertices,
+                                                level0.vertices)
+    else:
+        references = np.asarray(reference_vertices, np.int64).reshape(-1)
+        if references.size and (references.min() < 0 or references.max() >= level0.num_vertices):
+            raise MeshError(f"expected vertex indices in [0, {level0.num_vertices}), got "
+                            f"{references.tolist()}", field="reference_vertices")
+    positions = level0.vertices[references]
+    result = [references.astype(np.int32)]
+    for level in hierarchy.levels[1:]:
+        used = np.unique(level.faces)
+        result.append(used[nearest_vertices(positions, level.vertices[used])].astype(np.int32))
+    return result
+
+
+def _per_level(name: str, value, count: int) -> list:
+    if value is None or isinstance(value, (int, np.integer)):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name} needs one entry per level ({count}), got {len(values)}")
+    return values
+
+
+def spirals_for(
+    hierarchy: MeshHierarchy,
+    *,
+    lengths=None,
+    rings=None,
+    dilations=1,
+    reference_vertices=None,
+    order: str = "neural3dmm",
+) -> list[np.ndarray]:
+    """Spiral index tables for every level of a hierarchy.
+
+    Each argument is either one value for all levels or a sequence with one entry per
+    level. Reference vertices are re-found at every level with
+    :func:`level_reference_vertices`, and the level's own coordinates decide shortest
+    paths.
+
+    Args:
+        hierarchy: The hierarchy.
+        lengths: Spiral length per level; ``None`` entries mean the data-driven
+            Neural3DMM length (``order="neural3dmm"`` only).
+        rings: Rings per level for ``"neural3dmm"`` (default 1); must be None for
+            ``"spiralnet"``.
+        dilations: Dilation per level.
+        reference_vertices: Optional level-0 reference vertex indices.
+        order: ``"neural3dmm"`` or ``"spiralnet"``.
+
+    Returns:
+        One ``[n_i, L_i]`` int32 array per level, padded with ``n_i``.
+    """
+    count = hierarchy.num_levels
+    lengths = _per_level("lengths", lengths, count)
+    rings = _per_level("rings", rings, count)
+    dilations = _per_level("dilations", dilations, count)
+    references = level_reference_vertices(hierarchy, reference_vertices)
+    tables = []
+    for i, level in enumerate(hierarchy.levels):
+        tables.append(spiral_indices(
+            level.faces, level.num_vertices, length=lengths[i], rings=rings[i],
+            dilation=dilations[i], reference_vertices=references[i], vertices=level.vertices,
+            order=order))
+    return tables
