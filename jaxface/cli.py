@@ -14,6 +14,7 @@ import sys
 # Sub-command name -> module under jaxface.commands.
 COMMANDS: dict[str, str] = {
     "mesh-info": "mesh_info",
+    "prepare": "prepare",
 }
 
 

@@ -36,3 +36,25 @@ def keys():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_faces4d(tmp_path_factory):
+    """The tiny procedural dataset prepared once per session: ``(data_dir, dataset_path)``."""
+    from jaxface.commands.prepare import prepare_dataset
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    path = prepare_dataset("faces4d", data_dir=data_dir, config="tiny", verbose=False)
+    return data_dir, path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _topology_cache(tmp_path_factory):
+    """Keeps topology caches of the test session out of the user's cache folder."""
+    old = os.environ.get("JAXFACE_CACHE_DIR")
+    os.environ["JAXFACE_CACHE_DIR"] = str(tmp_path_factory.mktemp("jaxface_cache"))
+    yield
+    if old is None:
+        os.environ.pop("JAXFACE_CACHE_DIR", None)
+    else:
+        os.environ["JAXFACE_CACHE_DIR"] = old

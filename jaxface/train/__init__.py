@@ -1,6 +1,7 @@
 """Training utilities: device mesh and sharding, checkpoints, metrics."""
 
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
+from jaxface.train.files import write_json
 from jaxface.train.metrics import (
     MetricsWriter,
     NonFiniteError,
@@ -34,4 +35,5 @@ __all__ = [
     "replicated",
     "shard_batch",
     "write_config",
+    "write_json",
 ]

@@ -7,13 +7,14 @@ always passes the abstract state so pytree structure (tuples in optax states) is
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from jaxface.train.files import write_json
 
 __all__ = ["CheckpointError", "Checkpoints", "write_config"]
 
@@ -91,10 +92,4 @@ class Checkpoints:
 
 def write_config(workdir: str, config: Mapping[str, Any]) -> str:
     """Writes ``config.json`` next to the checkpoints (atomically); returns its path."""
-    path = os.path.join(os.path.abspath(workdir), "config.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(config), f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-    return path
+    return write_json(os.path.join(os.path.abspath(workdir), "config.json"), dict(config))

@@ -1,0 +1,1 @@
+"""One-off generators of the assets committed under ``jaxface/assets``."""

@@ -1,0 +1,19 @@
+"""Evaluation: per-vertex errors in mm, summaries, result tables and cumulative-error plots."""
+
+from jaxface.eval.errors import (
+    cumulative_curve,
+    format_results_table,
+    per_vertex_errors_mm,
+    summarize,
+    write_results,
+)
+from jaxface.eval.plots import plot_cumulative_errors
+
+__all__ = [
+    "cumulative_curve",
+    "format_results_table",
+    "per_vertex_errors_mm",
+    "plot_cumulative_errors",
+    "summarize",
+    "write_results",
+]

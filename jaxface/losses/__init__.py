@@ -1,0 +1,19 @@
+"""Training losses and evaluation distances."""
+
+from jaxface.losses.wgan import (
+    frechet_distance,
+    frechet_distance_from_stats,
+    gradient_penalty,
+    tangent_l1,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+
+__all__ = [
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "gradient_penalty",
+    "tangent_l1",
+    "wasserstein_critic_loss",
+    "wasserstein_generator_loss",
+]

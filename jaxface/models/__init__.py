@@ -1,0 +1,33 @@
+"""Flax linen models."""
+
+from jaxface.models.motion3dgan import (
+    Motion3DGANCritic,
+    Motion3DGANGenerator,
+    TrainModeBatchNorm,
+    official_conv_init,
+    official_dense_init,
+    one_hot_condition,
+    rb_condition,
+    resize_nearest,
+)
+from jaxface.models.sequence_lstm import (
+    LSTMExpressionClassifier,
+    LSTMLandmarkGenerator,
+    expression_code,
+    sequence_l1_loss,
+)
+
+__all__ = [
+    "LSTMExpressionClassifier",
+    "LSTMLandmarkGenerator",
+    "Motion3DGANCritic",
+    "Motion3DGANGenerator",
+    "TrainModeBatchNorm",
+    "expression_code",
+    "official_conv_init",
+    "official_dense_init",
+    "one_hot_condition",
+    "rb_condition",
+    "resize_nearest",
+    "sequence_l1_loss",
+]

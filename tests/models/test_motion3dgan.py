@@ -1,0 +1,204 @@
+"""Motion3DGAN generator/critic: shapes, official dimensions, conditions, normalisation options,
+gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxface import manifold as mf
+from jaxface.losses import (
+    tangent_l1,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from jaxface.models import (
+    Motion3DGANCritic,
+    Motion3DGANGenerator,
+    TrainModeBatchNorm,
+    official_conv_init,
+    official_dense_init,
+    one_hot_condition,
+    rb_condition,
+    resize_nearest,
+)
+
+T, F, B = 30, 204, 4
+
+
+@pytest.fixture
+def keys():
+    """Fresh PRNG keys of the RBG implementation, which compiles far faster on CPU than threefry."""
+
+    def _gen():
+        key = jax.random.key(0, impl="rbg")
+        while True:
+            key, sub = jax.random.split(key)
+            yield sub
+
+    return _gen()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    rng = np.random.default_rng(1)
+    return mf.project_to_sphere(rng.normal(size=(T, F)).astype(np.float32))
+
+
+def test_official_dimensions_by_shape_evaluation():
+    """Full-size networks, traced without allocating the 73M-weight dense layer."""
+    gen = Motion3DGANGenerator(project_to_tangent=False)
+    cond = jnp.zeros((2, 36))
+    shapes = jax.eval_shape(lambda k: gen.init(k, jnp.zeros((2, 128)), cond), jax.random.key(0))[
+        "params"
+    ]
+    assert shapes["fc"]["kernel"].shape == (164, 51 * 7 * 1024)
+    assert shapes["conv0"]["kernel"].shape == (3, 3, 1024 + 36, 512)
+    assert shapes["conv1"]["kernel"].shape == (3, 3, 512 + 36, 256)
+    assert shapes["conv2"]["kernel"].shape == (3, 3, 256 + 36, 128)
+    assert shapes["conv_out"]["kernel"].shape == (3, 3, 128 + 36, 1)
+    assert "bias" not in shapes["conv0"]
+    out = jax.eval_shape(
+        lambda k: gen.init_with_output(k, jnp.zeros((2, 128)), cond)[0], jax.random.key(0)
+    )
+    assert out.shape == (2, T, F)
+
+    critic = Motion3DGANCritic(norm="batch")
+    shapes = jax.eval_shape(
+        lambda k: critic.init(k, jnp.zeros((2, T, F)), cond), jax.random.key(0)
+    )["params"]
+    assert shapes["conv0"]["kernel"].shape == (5, 5, 1 + 36, 64)
+    assert shapes["conv2"]["kernel"].shape == (5, 5, 32 + 36, 16)
+    assert shapes["fc"]["kernel"].shape == (
+        26 * 4 * (16 + 36),
+        1024,
+    )  # 5408 features, as in the official code
+    assert shapes["out"]["kernel"].shape == (1024 + 36, 1)
+    assert "scale" not in shapes["norm0"] and shapes["norm0"]["bias"].shape == (64,)
+
+
+def test_resize_nearest_tf1_rule():
+    x = jnp.arange(2 * 5 * 7 * 1, dtype=jnp.float32).reshape(2, 5, 7, 1)
+    up = resize_nearest(x, (10, 14))
+    np.testing.assert_array_equal(up, np.repeat(np.repeat(np.asarray(x), 2, axis=1), 2, axis=2))
+    y = jnp.arange(28, dtype=jnp.float32).reshape(1, 1, 28, 1)
+    out = np.asarray(resize_nearest(y, (1, 30)))[0, 0, :, 0]
+    expected = [int(np.floor(j * 28 / 30)) for j in range(30)]  # legacy TF1: no half-pixel centres
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_conditions(keys):
+    labels = jnp.array([0, 5, 11])
+    np.testing.assert_array_equal(one_hot_condition(labels), np.eye(12)[[0, 5, 11]])
+    rb = np.asarray(rb_condition(labels, next(keys)))
+    assert rb.shape == (3, 36)
+    for i, label in enumerate([0, 5, 11]):
+        slots = rb[i].reshape(12, 3)
+        a = slots[label]
+        assert np.all(a >= 0) and np.all(a <= 1)
+        np.testing.assert_array_equal(np.delete(slots, label, axis=0), np.broadcast_to(-a, (11, 3)))
+    assert not np.allclose(rb, np.asarray(rb_condition(labels, next(keys))))
+
+
+def _init_small(keys, reference, project=True, norm="layer", cond_dim=12):
+    num_frames, num_features = reference.shape
+    gen = Motion3DGANGenerator(
+        num_frames, num_features, base_channels=16, project_to_tangent=project
+    )
+    critic = Motion3DGANCritic(channels=(4, 4, 4), hidden=16, norm=norm)
+    z = jax.random.normal(next(keys), (B, 128))
+    cond = jax.nn.one_hot(jnp.arange(B) % cond_dim, cond_dim)
+    g_params, d_params = jax.jit(
+        lambda kg, kd: (
+            gen.init(kg, z, cond, reference),
+            critic.init(kd, jnp.zeros((B, num_frames, num_features)), cond),
+        )
+    )(next(keys), next(keys))
+    return gen, critic, g_params, d_params, z, cond
+
+
+def test_official_initialisers(keys):
+    w = np.asarray(jax.jit(official_conv_init, static_argnums=1)(next(keys), (5, 5, 37, 64)))
+    assert np.abs(w).max() <= 0.04 + 1e-7  # truncated at two standard deviations
+    np.testing.assert_allclose(
+        w.std(), 0.02 * 0.8796, rtol=0.05
+    )  # std of a N(0, 1) truncated to [-2, 2]
+    d = np.asarray(jax.jit(official_dense_init, static_argnums=1)(next(keys), (200, 300)))
+    np.testing.assert_allclose(d.std(), (200 * 300) ** -0.25, rtol=0.05)
+
+
+def test_generator_shapes_projection_and_jit(keys, reference):
+    gen, _, params, _, z, cond = _init_small(keys, reference)
+    raw_gen = gen.clone(project_to_tangent=False)
+    v, raw = jax.jit(lambda p: (gen.apply(p, z, cond, reference), raw_gen.apply(p, z, cond)))(
+        params
+    )
+    assert v.shape == (B, T, F) and v.dtype == jnp.float32
+    v, raw, ref = (
+        np.asarray(v, np.float64),
+        np.asarray(raw, np.float64),
+        np.asarray(reference, np.float64),
+    )
+    np.testing.assert_allclose(
+        np.sum(v * ref, axis=(1, 2)) / T, np.zeros(B), atol=1e-6
+    )  # tangent at the reference
+    assert np.all(np.abs(raw) <= 1) and np.abs(np.sum(raw * ref, axis=(1, 2)) / T).max() > 1e-4
+    np.testing.assert_allclose(
+        v, raw - (np.sum(raw * ref, axis=(1, 2)) / T)[:, None, None] * ref, atol=1e-6
+    )
+    q = np.asarray(mf.exp_map(reference, v.astype(np.float32)), np.float64)
+    np.testing.assert_allclose(np.sum(q**2, axis=(1, 2)) / T, np.ones(B), atol=1e-5)
+    with pytest.raises(ValueError):
+        gen.apply(params, z, cond)
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch", "none"])
+def test_critic_shapes_and_batch_dependence(keys, reference, norm):
+    critic = Motion3DGANCritic(channels=(4, 4, 4), hidden=16, norm=norm)
+    cond = jax.nn.one_hot(jnp.arange(B), 12)
+    x = jax.random.normal(next(keys), (B, T, F)) * 0.1
+    params = jax.jit(critic.init)(next(keys), x, cond)
+    apply = jax.jit(critic.apply)
+    scores = apply(params, x, cond)
+    assert scores.shape == (B,) and np.all(np.isfinite(np.asarray(scores)))
+    x_other = x.at[1:].set(jax.random.normal(next(keys), (B - 1, T, F)))
+    changed = apply(params, x_other, cond)
+    if norm == "batch":  # batch statistics couple the examples
+        assert abs(float(changed[0] - scores[0])) > 1e-6
+    else:
+        np.testing.assert_allclose(changed[0], scores[0], rtol=1e-5, atol=1e-6)
+
+
+def test_train_mode_batch_norm_statistics(rng):
+    x = rng.normal(loc=3.0, scale=2.0, size=(8, 5, 6, 3)).astype(np.float32)
+    bn = TrainModeBatchNorm(use_scale=True)
+    params = bn.init(jax.random.key(0), x)
+    y = np.asarray(bn.apply(params, x))
+    ref = (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_gan_losses_have_finite_gradients(keys):
+    """Generator and critic losses through exp/log maps (gradient penalty: tests/losses)."""
+    t, f = 8, 16  # small sizes keep the compile short
+    reference = mf.project_to_sphere(jax.random.normal(next(keys), (t, f)))
+    gen, critic, g_params, d_params, z, cond = _init_small(keys, reference, norm="batch")
+    real_q = mf.project_to_sphere(reference + 0.05 * jax.random.normal(next(keys), (B, t, f)))
+
+    def total_loss(g_params, d_params):
+        fake_q = mf.exp_map(reference, gen.apply(g_params, z, cond, reference))
+        fake_v = mf.log_map(reference, fake_q)
+        real_v = mf.log_map(reference, real_q)
+        critic_fn = lambda x: critic.apply(d_params, x, cond)
+        d_loss = wasserstein_critic_loss(critic_fn(real_v), critic_fn(fake_v))
+        g_loss = (
+            wasserstein_generator_loss(critic_fn(fake_v))
+            + 10.0 * tangent_l1(fake_v, real_v)
+            + 10.0 * jnp.mean(mf.geodesic_distance(fake_q, real_q))
+        )
+        return d_loss + g_loss  # one backward pass reaches both networks
+
+    for tree in jax.jit(jax.grad(total_loss, argnums=(0, 1)))(g_params, d_params):
+        leaves = jax.tree_util.tree_leaves(tree)
+        assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves)
+        assert any(float(jnp.max(jnp.abs(leaf))) > 0 for leaf in leaves)

@@ -1,0 +1,112 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxface.losses.s2d import landmark_distance_weights, s2d_loss
+from jaxface.mesh import build_hierarchy, primitives, spirals_for
+from jaxface.models.neural3dmm import Neural3DMM
+from jaxface.models.s2d import S2DDecoder, SpiralTopology
+
+
+@pytest.fixture(scope="module")
+def topology():
+    v, f = primitives.icosphere(2)  # 162 vertices
+    h = build_hierarchy(v, f, factors=(4, 4))
+    return SpiralTopology.from_hierarchy(h, spirals_for(h, lengths=(9, 7, 5)))
+
+
+def _count(tree):
+    return sum(x.size for x in jax.tree.leaves(tree))
+
+
+def test_decoder_shapes_and_parameter_count(topology):
+    model = S2DDecoder(topology, channels=(16, 8, 4))
+    params = model.init(jax.random.key(0), jnp.zeros((2, 204)))["params"]
+    out = jax.jit(model.apply)({"params": params}, jnp.ones((2, 204)))
+    assert out.shape == (2, topology.level_sizes[0], 3)
+    n2 = topology.level_sizes[-1]
+    l0, l1, _ = topology.spiral_lengths
+    expected = (
+        204 * (n2 + 1) * 16 + (n2 + 1) * 16  # dense with the learned padding row
+        + l1 * 16 * 8 + 8  # level 1 conv
+        + l0 * 8 * 4 + 4  # level 0 conv
+        + l0 * 4 * 3 + 3  # output conv
+    )
+    assert _count(params) == expected
+
+
+def test_learned_padding_is_read_by_first_conv_only(topology):
+    model = S2DDecoder(topology, channels=(8, 8, 8))
+    d = jax.random.normal(jax.random.key(1), (1, 204))
+    params = model.init(jax.random.key(0), d)["params"]
+    n2 = topology.level_sizes[-1]
+
+    def with_pad_row(value):
+        kernel = params["dense"]["kernel"].reshape(204, n2 + 1, 8).at[:, n2].set(value)
+        bias = params["dense"]["bias"].reshape(n2 + 1, 8).at[n2].set(value)
+        p = dict(params, dense={"kernel": kernel.reshape(204, -1), "bias": bias.reshape(-1)})
+        return model.apply({"params": p}, d)
+
+    has_padding = (topology.spirals[1] == topology.level_sizes[1]).any()
+    changed = not np.allclose(with_pad_row(0.0), with_pad_row(1.0))
+    assert changed == bool(has_padding)
+    no_pad = S2DDecoder(topology, channels=(8, 8, 8), learned_padding=False)
+    p2 = no_pad.init(jax.random.key(0), d)["params"]
+    assert p2["dense"]["kernel"].shape == (204, n2 * 8)
+
+
+def test_decoder_gradients_finite(topology):
+    model = S2DDecoder(topology, channels=(8, 8, 8))
+    d = jax.random.normal(jax.random.key(1), (4, 204))
+    params = model.init(jax.random.key(0), d)["params"]
+    target = jnp.ones((4, topology.level_sizes[0], 3)) * 0.01
+    w = jnp.linspace(0, 1, topology.level_sizes[0])
+
+    def loss(p):
+        return s2d_loss(model.apply({"params": p}, d), target, w)[0]
+
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    assert float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(grads))) > 0
+
+
+def test_neural3dmm_variant(topology):
+    model = Neural3DMM(topology, encoder_channels=(8, 8), decoder_channels=(8, 8, 8), latent=4)
+    x = jnp.zeros((2, topology.level_sizes[0], 3))
+    params = model.init(jax.random.key(0), x, jnp.zeros((2, 204)))["params"]
+    out = model.apply({"params": params}, x, jnp.ones((2, 204)))
+    assert out.shape == x.shape
+    assert params["decoder"]["dense"]["kernel"].shape[0] == 4 + 204
+
+
+def test_topology_validation(topology):
+    with pytest.raises(ValueError, match="up-sampling"):
+        SpiralTopology(topology.spirals, topology.up_indices[:1], topology.up_weights)
+
+
+def test_landmark_distance_weights_against_numpy(rng):
+    v = rng.normal(size=(50, 3))
+    lm = v[[3, 10, 20]]
+    d = np.min(np.linalg.norm(v[:, None] - lm[None], axis=-1), axis=1)
+    np.testing.assert_allclose(landmark_distance_weights(v, lm), 1 - d / d.max(), rtol=1e-5)
+    inv = landmark_distance_weights(v, lm, mode="inverse", eps=1e-3)
+    assert inv[[3, 10, 20]].min() == pytest.approx(1.0)
+    assert inv.min() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="unknown weight mode"):
+        landmark_distance_weights(v, lm, mode="bogus")
+
+
+def test_s2d_loss_forms(rng):
+    pred = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    true = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    w = rng.uniform(size=5).astype(np.float32)
+    r = np.abs(pred - true)
+    loss, parts = s2d_loss(pred, true, w, beta_dr=1.0, beta_pr=0.1)
+    np.testing.assert_allclose(parts["loss_dr"], r.sum(-1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(parts["loss_pr"], (r.sum(-1) * w).mean(), rtol=1e-6)
+    np.testing.assert_allclose(loss, r.sum(-1).mean() + 0.1 * (r.sum(-1) * w).mean(), rtol=1e-6)
+    _, official = s2d_loss(pred, true, w, form="official")
+    np.testing.assert_allclose(official["loss_pr"], np.einsum("bnc,n->bc", r, w).mean(), rtol=1e-6)
+    _, unweighted = s2d_loss(pred, true, None)
+    np.testing.assert_allclose(unweighted["loss_pr"], r.sum(-1).mean(), rtol=1e-6)
