@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks
 from jaxface.eval.errors import per_vertex_errors_mm, summarize
 from jaxface.losses.s2d import landmark_distance_weights
 from jaxface.mesh.cache import load_or_build_topology
+from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.s2d.pairs import S2DPairs, make_pairs
 from jaxface.s2d.train import (
@@ -36,11 +38,17 @@ from jaxface.train import data_mesh, write_config, write_json
 __all__ = [
     "INNER_LANDMARKS",
     "DatasetView",
+    "ProtocolData",
     "build_topology",
+    "load_protocol",
     "loss_weights",
     "open_dataset",
     "protocol_name",
+    "s2d_model",
     "train_and_evaluate",
+    "train_model",
+    "train_neural3dmm",
+    "train_s2d",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,57 +140,84 @@ def loss_weights(view: DatasetView, mode: str) -> np.ndarray | None:
     return landmark_distance_weights(view.vertices, lms[INNER_LANDMARKS], mode=mode)
 
 
-def _model(topology: SpiralTopology, cfg) -> S2DDecoder:
+def _dtype(name: str):
+    return jnp.bfloat16 if name == "bfloat16" else None
+
+
+def s2d_model(topology: SpiralTopology, cfg) -> S2DDecoder:
+    """The S2D-Dec of a ``config.model`` block."""
     return S2DDecoder(
         topology, channels=tuple(cfg.channels), activation=cfg.activation,
-        learned_padding=cfg.learned_padding,
-        dtype=jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else None,
+        learned_padding=cfg.learned_padding, dtype=_dtype(cfg.compute_dtype),
     )
 
 
-def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
-    """Trains S2D-Dec on the configured protocol and evaluates it on its test part.
+@dataclasses.dataclass
+class ProtocolData:
+    """Everything one protocol/fold run needs, loaded once."""
 
-    Writes into ``workdir``: ``config.json``, ``checkpoints/``, ``metrics.jsonl`` and
-    ``results.json``; resumes from the latest checkpoint when run again.
+    view: DatasetView
+    protocol: str
+    train: S2DPairs
+    test: S2DPairs
+    topology: SpiralTopology
 
-    Returns:
-      ``{"protocol", "test": summary (mm), "train_time_s", "meshes_per_s", ...}``.
-    """
-    workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
+
+def load_protocol(config) -> ProtocolData:
+    """Loads the configured protocol's train/test pairs and the template topology."""
     view = open_dataset(config)
     protocol = protocol_name(config.protocol, config.fold)
     split = pipeline.load_split(view.path, protocol)
-    train_pairs = view.pairs(view.sequences_of(split.train), config.frame_stride)
-    test_pairs = view.pairs(view.sequences_of(split.test), config.eval_frame_stride)
-    topology = build_topology(view.vertices, view.faces, config.topology)
-    model = _model(topology, config.model)
+    return ProtocolData(
+        view=view,
+        protocol=protocol,
+        train=view.pairs(view.sequences_of(split.train), config.frame_stride),
+        test=view.pairs(view.sequences_of(split.test), config.eval_frame_stride),
+        topology=build_topology(view.vertices, view.faces, config.topology),
+    )
 
+
+def train_model(
+    config,
+    workdir: str,
+    model,
+    example_inputs: tuple,
+    predict,
+    target,
+    pairs: S2DPairs,
+    *,
+    weights: np.ndarray | None,
+    beta_dr: float,
+    beta_pr: float,
+    with_meshes: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Trains ``model`` on ``pairs`` with the S2D loss family (resuming from ``workdir``).
+
+    Args:
+      predict: ``(params, batch) -> [B, N, 3]``; ``target``: ``batch -> [B, N, 3]``.
+      with_meshes: batches also carry ``neutral`` and ``target`` meshes.
+
+    Returns:
+      ``(params on the host, info)`` with the step count, wall time and throughput.
+    """
     mesh = data_mesh()
     batch_size = config.optim.batch_size
-    steps_per_epoch = len(train_pairs) // batch_size
+    steps_per_epoch = len(pairs) // batch_size
     if steps_per_epoch == 0:
         raise ValueError(
-            f"protocol {protocol} has {len(train_pairs)} training frames, fewer than one batch "
-            f"of {batch_size}"
+            f"{len(pairs)} training frames are fewer than one batch of {batch_size}"
         )
     tx = create_optimizer(
         config.optim.learning_rate, weight_decay=config.optim.weight_decay,
         decay_rate=config.optim.decay_rate, steps_per_epoch=steps_per_epoch,
     )
-    rng = jax.random.key(config.seed)
-    state = create_train_state(model, rng, (jnp.zeros((1, 204), jnp.float32),), tx)
-    weights = loss_weights(view, config.loss.weights)
+    state = create_train_state(model, jax.random.key(config.seed), example_inputs, tx)
     train_step = make_train_step(
-        lambda params, b: model.apply({"params": params}, b["landmark_displacement"]),
-        lambda b: b["displacement"],
-        weights, beta_dr=config.loss.beta_dr, beta_pr=config.loss.beta_pr,
-        form=config.loss.form,
+        predict, target, weights, beta_dr=beta_dr, beta_pr=beta_pr, form=config.loss.form
     )
 
     def batches(epoch: int):
-        return train_pairs.epoch(batch_size, np.random.default_rng([config.seed, epoch]))
+        return pairs.epoch(batch_size, np.random.default_rng([config.seed, epoch]), with_meshes)
 
     t0 = time.perf_counter()
     state, history = fit(
@@ -191,24 +226,94 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         seed=config.seed, progress=config.progress,
     )
-    train_time = time.perf_counter() - t0
-
-    predict = jax.jit(lambda p, d: model.apply({"params": p}, d))
-    disp = predict_in_batches(predict, jax.device_get(state.params),
-                              (test_pairs.landmark_displacement,), config.eval_batch_size)
-    pred = test_pairs.neutrals[test_pairs.sequence] + disp
-    errors = per_vertex_errors_mm(pred, test_pairs.targets)
-    results = {
-        "protocol": protocol,
-        "test": summarize(errors),
-        "train_frames": len(train_pairs),
-        "test_frames": len(test_pairs),
+    info = {
         "steps": int(state.step),
-        "train_time_s": train_time,
+        "train_time_s": time.perf_counter() - t0,
         "meshes_per_s": history[-1]["meshes_per_s"] if history else None,
-        "level_sizes": list(topology.level_sizes),
-        "spiral_lengths": list(topology.spiral_lengths),
+        "final_loss": history[-1]["loss"] if history else None,
         "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+    }
+    return jax.device_get(state.params), info
+
+
+def train_s2d(config, workdir: str, data: ProtocolData):
+    """Trains S2D-Dec; returns ``(predict_fn(test_pairs) -> meshes [M, N, 3], info)``."""
+    model = s2d_model(data.topology, config.model)
+    params, info = train_model(
+        config, workdir, model, (jnp.zeros((1, 204), jnp.float32),),
+        lambda p, b: model.apply({"params": p}, b["landmark_displacement"]),
+        lambda b: b["displacement"], data.train,
+        weights=loss_weights(data.view, config.loss.weights),
+        beta_dr=config.loss.beta_dr, beta_pr=config.loss.beta_pr,
+    )
+    apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
+
+    def predict(pairs: S2DPairs) -> np.ndarray:
+        disp = predict_in_batches(apply, params, (pairs.landmark_displacement,),
+                                  config.eval_batch_size)
+        return pairs.neutrals[pairs.sequence] + disp
+
+    return predict, info
+
+
+def train_neural3dmm(config, workdir: str, data: ProtocolData):
+    """Trains the Neural3DMM variant (predicts coordinates, weighted ``L_pr`` only)."""
+    cfg = config.neural3dmm
+    topo = data.topology
+    model = Neural3DMM(
+        topo, encoder_channels=tuple(cfg.encoder_channels),
+        decoder_channels=tuple(cfg.decoder_channels), latent=cfg.latent,
+        activation=config.model.activation, dtype=_dtype(config.model.compute_dtype),
+    )
+    everything = np.concatenate([data.train.neutrals, data.train.targets])
+    mean = jnp.asarray(everything.mean(0))
+    std = jnp.asarray(np.maximum(everything.std(0), 1e-6))
+
+    def forward(p, neutral, d):
+        return model.apply({"params": p}, (neutral - mean) / std, d) * std + mean
+
+    n = topo.level_sizes[0]
+    params, info = train_model(
+        config, workdir, model,
+        (jnp.zeros((1, n, 3), jnp.float32), jnp.zeros((1, 204), jnp.float32)),
+        lambda p, b: forward(p, b["neutral"], b["landmark_displacement"]),
+        lambda b: b["target"], data.train,
+        weights=loss_weights(data.view, config.loss.weights), beta_dr=0.0, beta_pr=1.0,
+        with_meshes=True,
+    )
+    apply = jax.jit(forward)
+
+    def predict(pairs: S2DPairs) -> np.ndarray:
+        neutral = pairs.neutrals[pairs.sequence]
+        return predict_in_batches(apply, params, (neutral, pairs.landmark_displacement),
+                                  config.eval_batch_size)
+
+    return predict, info
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
+    """Trains S2D-Dec on the configured protocol and evaluates it on its test part.
+
+    Writes into ``workdir``: ``config.json``, ``checkpoints/``, ``metrics.jsonl``,
+    ``test_errors_mm.npy`` and ``results.json``; resumes from the latest checkpoint when run
+    again.
+
+    Returns:
+      ``{"protocol", "test": summary (mm), "steps", "train_time_s", "meshes_per_s", ...}``.
+    """
+    workdir = os.path.abspath(workdir)
+    write_config(workdir, config.to_dict())
+    data = load_protocol(config)
+    predict, info = train_s2d(config, workdir, data)
+    errors = per_vertex_errors_mm(predict(data.test), data.test.targets)
+    results = {
+        "protocol": data.protocol,
+        "test": summarize(errors),
+        "train_frames": len(data.train),
+        "test_frames": len(data.test),
+        "level_sizes": list(data.topology.level_sizes),
+        "spiral_lengths": list(data.topology.spiral_lengths),
+        **info,
     }
     np.save(os.path.join(workdir, "test_errors_mm.npy"), errors.astype(np.float32))
     write_json(os.path.join(workdir, "results.json"), results)

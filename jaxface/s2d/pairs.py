@@ -53,18 +53,26 @@ class S2DPairs:
         """float32 ``[m, N, 3]`` dense displacements ``target − neutral`` of frames ``idx``."""
         return self.targets[idx] - self.neutrals[self.sequence[idx]]
 
-    def batch(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """The training batch of frames ``idx``: decoder input and target displacement."""
-        return {
+    def batch(self, idx: np.ndarray, with_meshes: bool = False) -> dict[str, np.ndarray]:
+        """The batch of frames ``idx``: ``landmark_displacement [B, 204]`` and
+        ``displacement [B, N, 3]``; with ``with_meshes`` also ``neutral`` and ``target``
+        ``[B, N, 3]``."""
+        out = {
             "landmark_displacement": self.landmark_displacement[idx],
             "displacement": self.displacements(idx),
         }
+        if with_meshes:
+            out["neutral"] = self.neutrals[self.sequence[idx]]
+            out["target"] = self.targets[idx]
+        return out
 
-    def epoch(self, batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
+    def epoch(
+        self, batch_size: int, rng: np.random.Generator, with_meshes: bool = False
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Shuffled full batches of one epoch (the last partial batch is dropped)."""
         order = rng.permutation(len(self))
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield self.batch(np.sort(order[start : start + batch_size]))
+            yield self.batch(np.sort(order[start : start + batch_size]), with_meshes)
 
 
 def make_pairs(

@@ -53,6 +53,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.batch_size = 16
     c.optim.num_epochs = 300
 
+    # The Neural3DMM baseline (spiral autoencoder, latent 16 ⊕ landmark displacement).
+    c.neural3dmm = ml_collections.ConfigDict()
+    c.neural3dmm.encoder_channels = (16, 32, 64, 128)
+    c.neural3dmm.decoder_channels = (128, 64, 32, 32, 16)
+    c.neural3dmm.latent = 16
+
+    # Table 1 / Table 2 (jaxface.s2d.tables).
+    c.tables = ml_collections.ConfigDict()
+    c.tables.protocols = ("expression", "identity")
+    c.tables.folds = (1, 2, 3, 4)
+    c.tables.methods = ("PCA-99%", "PCA-220", "DL3DMM-220", "Neural3DMM", "S2D-Dec")
+    c.tables.ablation_protocol = "identity_fold4"  # the first three identities are test
+    c.tables.num_heatmaps = 4
+    c.tables.curve_max_mm = 3.0
+    c.tables.dl3dmm_max_examples = 2000
+
     c.checkpoint_every = 1000
     c.log_every = 50
     c.eval_batch_size = 64
