@@ -1,5 +1,6 @@
 """Training losses and evaluation distances."""
 
+from jaxface.losses.s2d import landmark_distance_weights, s2d_loss
 from jaxface.losses.wgan import (
     frechet_distance,
     frechet_distance_from_stats,
@@ -13,6 +14,8 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_stats",
     "gradient_penalty",
+    "landmark_distance_weights",
+    "s2d_loss",
     "tangent_l1",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",

@@ -10,6 +10,8 @@ from jaxface.models.motion3dgan import (
     rb_condition,
     resize_nearest,
 )
+from jaxface.models.neural3dmm import Neural3DMM, SpiralEncoder
+from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.models.sequence_lstm import (
     LSTMExpressionClassifier,
     LSTMLandmarkGenerator,
@@ -22,6 +24,10 @@ __all__ = [
     "LSTMLandmarkGenerator",
     "Motion3DGANCritic",
     "Motion3DGANGenerator",
+    "Neural3DMM",
+    "S2DDecoder",
+    "SpiralEncoder",
+    "SpiralTopology",
     "TrainModeBatchNorm",
     "expression_code",
     "official_conv_init",

@@ -142,8 +142,7 @@ official_conv_init = nn.initializers.truncated_normal(stddev=0.02)
 
 
 class TrainModeBatchNorm(nn.Module):
-    """Batch normalisation that always uses the current batch's statistics (the official critic's
-    BN).
+    """Batch normalisation that always uses the current batch's statistics (the official critic).
 
     No running averages are kept (the official critic never switches to inference mode), so no
     mutable collection is needed. Statistics are taken over every axis but the last.
@@ -253,7 +252,8 @@ class Motion3DGANCritic(nn.Module):
     """Conditional WGAN critic on tangent vectors.
 
     Attributes:
-        channels: channels of the three stride-2 5x5 convolutions (official ``(64, 32, 16)``).
+        channels: channels of the stride-2 5x5 convolutions, one stage each (official
+            ``(64, 32, 16)``).
         hidden: width of the dense layer (official 1024).
         norm: ``"layer"`` (default), ``"batch"`` (official; batch statistics, see
             :class:`TrainModeBatchNorm`) or ``"none"``.
@@ -263,10 +263,10 @@ class Motion3DGANCritic(nn.Module):
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> critic = Motion3DGANCritic(channels=(8, 4, 2), hidden=16)
+        >>> critic = Motion3DGANCritic()  # official size, traced only
         >>> v, cond = jnp.zeros((3, 30, 204)), one_hot_condition(jnp.array([0, 1, 2]))
-        >>> scores, _ = critic.init_with_output(jax.random.key(0), v, cond)
-        >>> scores.shape
+        >>> init = lambda key: critic.init_with_output(key, v, cond)[0]
+        >>> jax.eval_shape(init, jax.random.key(0)).shape
         (3,)
     """
 

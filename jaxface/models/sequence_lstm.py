@@ -80,10 +80,10 @@ class LSTMLandmarkGenerator(nn.Module):
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> gen = LSTMLandmarkGenerator(num_frames=10, hidden_size=16)
-        >>> neutral = jnp.zeros((2, 68, 3))
-        >>> motion, _ = gen.init_with_output(jax.random.key(0), jnp.array([1, 4]), neutral)
-        >>> motion.shape
+        >>> gen = LSTMLandmarkGenerator(num_frames=10)
+        >>> labels, neutral = jnp.array([1, 4]), jnp.zeros((2, 68, 3))
+        >>> init = lambda key: gen.init_with_output(key, labels, neutral)[0]
+        >>> jax.eval_shape(init, jax.random.key(0)).shape
         (2, 10, 68, 3)
     """
 
@@ -138,8 +138,9 @@ class LSTMExpressionClassifier(nn.Module):
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> clf = LSTMExpressionClassifier(hidden_size=16)
-        >>> (logits, feats), _ = clf.init_with_output(jax.random.key(0), jnp.zeros((2, 30, 68, 3)))
+        >>> clf = LSTMExpressionClassifier()
+        >>> init = lambda key: clf.init_with_output(key, jnp.zeros((2, 30, 68, 3)))[0]
+        >>> logits, feats = jax.eval_shape(init, jax.random.key(0))
         >>> logits.shape, feats.shape
         ((2, 12), (2, 512))
     """

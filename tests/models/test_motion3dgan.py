@@ -1,6 +1,9 @@
 """Motion3DGAN generator/critic: shapes, official dimensions, conditions, normalisation options,
 gradients."""
 
+import doctest
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -202,3 +205,9 @@ def test_gan_losses_have_finite_gradients(keys):
         leaves = jax.tree_util.tree_leaves(tree)
         assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves)
         assert any(float(jnp.max(jnp.abs(leaf))) > 0 for leaf in leaves)
+
+
+def test_docstring_examples():
+    module = importlib.import_module("jaxface.models.motion3dgan")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

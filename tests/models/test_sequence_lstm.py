@@ -1,6 +1,9 @@
 """LSTM baseline generator and expression classifier: shapes, conventions, and a few-step
 overfit."""
 
+import doctest
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,3 +109,9 @@ def test_classifier_shapes_lengths_and_overfit(rng):
 
     losses = _fit(loss_fn, params)
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_docstring_examples():
+    module = importlib.import_module("jaxface.models.sequence_lstm")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
