@@ -16,10 +16,30 @@ Implementations (``impl``):
   and sum, ``out[n] = sum_l y_l[indices[n, l]]``. The intermediate holds ``L*C_out`` values per
   vertex instead of ``L*C``, so it moves fewer bytes when ``C_out < C``.
 * ``"gather_matmul_inverse"`` / ``"matmul_gather_inverse"``: the same forward passes, with a
-  :func:`jax.custom_vjp` gather whose backward pass is a *gather* over precomputed inverse spiral
-  indices (:func:`inverse_spiral_indices`) instead of the scatter-add that autodiff produces. The
-  result is deterministic (no atomics on accelerators). These need concrete (numpy) indices.
+  :func:`jax.custom_vjp` gather whose backward pass w.r.t. ``x`` is a *gather* over precomputed
+  inverse spiral indices (:func:`inverse_spiral_indices`) instead of the scatter-add that
+  autodiff produces. The rare entries of unusually long inverse lists (hub vertices) are added
+  by a scatter with unique, sorted indices, so the backward pass needs no atomics and is
+  deterministic. These need concrete (numpy) indices; the plan is cached per topology. Being
+  custom VJPs they support reverse mode to any order (e.g. a gradient penalty) but not
+  forward mode (:func:`jax.jvp`, :func:`jax.jacfwd`): use the plain variants for that.
 * ``"auto"``: see :func:`select_spiral_impl`.
+
+All gathers carry the batch as an explicit gather batch dimension, so a batch sharded along
+``B`` stays sharded (only the weight gradient is all-reduced).
+
+Measured on a 2-core CPU (B=16, N=5023, L=9, fp32, jit, median of 20 interleaved calls, machine
+shared with other jobs, so absolute numbers are inflated; ms, forward / forward+backward):
+
+======================  ===========  ===========  ===========
+impl                    32->32       32->3        3->32
+======================  ===========  ===========  ===========
+x_pad[:, idx] @ W       152 / 328    118 / 205    4.8 / 85
+gather_matmul           168 / 308    104 / 199    16 / 111
+matmul_gather           133 / 617    11 / 81      102 / 680
+gather_matmul_inverse   162 / 290    100 / 220    8.3 / 110
+matmul_gather_inverse   128 / 337    7.1 / 24     113 / 330
+======================  ===========  ===========  ===========
 """
 
 from __future__ import annotations
@@ -308,9 +328,7 @@ def _inverse_plan_cached(key: bytes, shape: tuple[int, int], layout: str) -> _In
         # missing entries read row n, a zero row appended to the (small) cotangent.
         idx = safe * length + np.arange(length, dtype=np.int32)
         positions = inverse_spiral_indices(np.where(is_dummy, n * length, idx), n * length)
-        inverse, invalid, extra = _split_inverse(
-            positions, indices.size, lambda p: p // length, n
-        )
+        inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p // length, n)
     arrays = [idx.astype(np.int32), is_dummy, inverse, invalid]
     arrays += [a for pair in extra for a in pair]
     for a in arrays:
@@ -339,10 +357,12 @@ def select_spiral_impl(in_features: int, out_features: int, concrete: bool = Tru
     """The implementation that ``impl="auto"`` picks.
 
     Rule: project first (``"matmul_gather"``) when ``2 * out_features <= in_features``, since
-    its gathered intermediate holds ``L * out_features`` values per vertex against
-    ``L * in_features`` for gather-then-matmul; otherwise ``"gather_matmul"``. With concrete
-    indices the custom-VJP (``*_inverse``) variant is used, which was the faster backward pass on
-    CPU (see the module docs); traced indices fall back to the plain autodiff variant.
+    its intermediate holds ``L * out_features`` values per vertex against ``L * in_features``
+    for gather-then-matmul; otherwise ``"gather_matmul"``. On CPU at N=5023, L=9 this was 8x
+    faster for 32->3 and 1.5x for 32->16 (forward+backward), and gather-then-matmul won for
+    32->32 and 3->32 (see the module docs). With concrete indices the custom-VJP ``*_inverse``
+    variant is used: its backward pass was as fast or faster in every measured shape, and it is
+    deterministic. Traced indices fall back to the plain autodiff variant.
 
     Args:
       in_features: input channels ``C``.

@@ -324,3 +324,18 @@ def test_sharded_batch_equals_unsharded(rng):
         grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
         for g_sharded, g in zip(grad(xs, ps, kernel), grad(x, pad, kernel), strict=True):
             np.testing.assert_allclose(g_sharded, g, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_of_grad_matches_autodiff(problem):
+    """Reverse-over-reverse (a gradient penalty) through the custom VJPs."""
+    idx, x, kernel, _, padding = problem
+
+    def penalty(k, impl):
+        gx = jax.grad(
+            lambda x: jnp.sum(jnp.tanh(spiral_conv(x, idx, k, padding=padding, impl=impl)))
+        )(x)
+        return jnp.sum(gx**2)
+
+    want = jax.grad(penalty)(kernel, "gather_matmul")
+    for impl in ["gather_matmul_inverse", "matmul_gather_inverse"]:
+        np.testing.assert_allclose(jax.grad(penalty)(kernel, impl), want, rtol=1e-3, atol=1e-3)
