@@ -15,6 +15,9 @@ import sys
 COMMANDS: dict[str, str] = {
     "mesh-info": "mesh_info",
     "prepare": "prepare",
+    "animate": "s2d",
+    "transfer": "s2d",
+    "neutralize": "s2d",
 }
 
 
@@ -25,7 +28,7 @@ class UserError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxface", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS.values():
+    for module in dict.fromkeys(COMMANDS.values()):  # a module may register several commands
         importlib.import_module(f"jaxface.commands.{module}").register(sub)
     return parser
 
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as err:
+    except (UserError, OSError, ValueError) as err:  # bad input: one line, no traceback
         print(f"jaxface {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -61,6 +61,12 @@ class Faces4d(MeshSequenceBuilder):
             description="12 subjects x 12 expressions, 60-150 frames, 6990 vertices.",
             procedural=ProceduralConfig(),
         ),
+        Faces4dConfig(
+            name="coma_scale_lite",
+            description="12 subjects x 12 expressions, 60-150 frames, 1790 vertices (one "
+            "subdivision of the template: CPU-sized experiments).",
+            procedural=ProceduralConfig(template_subdivisions=1),
+        ),
     ]
     DEFAULT_CONFIG_NAME = "coma_scale"
 

@@ -237,7 +237,15 @@ def train_model(
 
 
 def train_s2d(config, workdir: str, data: ProtocolData):
-    """Trains S2D-Dec; returns ``(predict_fn(test_pairs) -> meshes [M, N, 3], info)``."""
+    """Trains S2D-Dec; returns ``(predict_fn(test_pairs) -> meshes [M, N, 3], info)``.
+
+    ``workdir`` receives ``config.json`` and ``template.npz`` beside the checkpoints, so the
+    run can be loaded for inference (:class:`jaxface.s2d.inference.S2DInference`).
+    """
+    from jaxface.s2d.inference import save_template
+
+    write_config(workdir, config.to_dict())
+    save_template(workdir, data.view.vertices, data.view.faces, data.view.landmarks)
     model = s2d_model(data.topology, config.model)
     params, info = train_model(
         config, workdir, model, (jnp.zeros((1, 204), jnp.float32),),
@@ -302,7 +310,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       ``{"protocol", "test": summary (mm), "steps", "train_time_s", "meshes_per_s", ...}``.
     """
     workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
     data = load_protocol(config)
     predict, info = train_s2d(config, workdir, data)
     errors = per_vertex_errors_mm(predict(data.test), data.test.targets)

@@ -19,7 +19,7 @@ from jaxface.train.files import write_json
 __all__ = ["CheckpointError", "Checkpoints", "write_config"]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(OSError):
     """A checkpoint could not be read (corrupt, truncated or from another model)."""
 
 
