@@ -69,9 +69,7 @@ def landmark_matrix(
     num_vertices = int(num_vertices)
     by_face = face_indices is not None or barycentric is not None or faces is not None
     if (vertex_indices is not None) == by_face:
-        raise ValueError(
-            "give either vertex_indices or all of face_indices, barycentric and faces"
-        )
+        raise ValueError("give either vertex_indices or all of face_indices, barycentric and faces")
     if vertex_indices is not None:
         cols = np.asarray(vertex_indices, dtype=np.int64).reshape(-1)
         rows = np.arange(cols.size, dtype=np.int64)

@@ -79,7 +79,7 @@ def _exact_pca(x: np.ndarray, mean: np.ndarray, block: int) -> tuple[np.ndarray,
     if m <= d:
         gram = np.zeros((m, m), dtype=np.float64)
         for j in range(0, d, block):
-            c = x[:, j : j + block].astype(np.float64) - mean[j : j + block]
+            c = (x[:, j : j + block] - mean[j : j + block]).astype(x.dtype)
             gram += c @ c.T
         evals, evecs = scipy.linalg.eigh(gram)
         evals, evecs = evals[::-1], evecs[:, ::-1]
@@ -89,7 +89,7 @@ def _exact_pca(x: np.ndarray, mean: np.ndarray, block: int) -> tuple[np.ndarray,
         return comps, pos
     cov = np.zeros((d, d), dtype=np.float64)
     for i in range(0, m, block):
-        c = x[i : i + block].astype(np.float64) - mean
+        c = (x[i : i + block] - mean).astype(x.dtype)
         cov += c.T @ c
     evals, evecs = scipy.linalg.eigh(cov)
     return evecs[:, ::-1].T.copy(), np.clip(evals[::-1], 0.0, None)
@@ -161,7 +161,7 @@ class PCA3DMM:
         method: str = "auto",
         oversampling: int = 20,
         power_iterations: int = 3,
-        initial_rank: int = 128,
+        initial_rank: int = 64,
         block_size: int = 1024,
         seed: int = 0,
     ) -> PCA3DMM:
@@ -175,7 +175,8 @@ class PCA3DMM:
           regularization: default relative ridge weight λ of :meth:`predict`.
           method: ``"exact"`` (eigendecomposition of the smaller Gram matrix),
             ``"randomized"`` (randomized SVD) or ``"auto"`` (exact when
-            ``min(M, 3N) <= 2000``).
+            ``min(M, 3N) <= 2000``, or when ``k`` is ``None`` and the randomized SVD would
+            need more than a quarter of ``min(M, 3N)`` components).
           oversampling: extra random directions of the randomized SVD.
           power_iterations: subspace iterations of the randomized SVD.
           initial_rank: first number of components tried by the randomized SVD when ``k``
@@ -226,8 +227,12 @@ class PCA3DMM:
                 num = max_rank
                 break
             initial_rank = min(2 * initial_rank, max_rank)
+            # Past a quarter of the full rank, the exact decomposition is cheaper.
+            exact = method == "auto" and 4 * initial_rank >= min(m, d)
         tol = sq[0] * max(m, d) * np.finfo(np.float64).eps * 10
         numerical_rank = int(np.sum(sq > tol))
+        if k is None:
+            num = min(num, numerical_rank)
         if num > numerical_rank:
             raise ValueError(
                 f"k={num} exceeds the numerical rank ({numerical_rank}) of the training "
@@ -289,8 +294,13 @@ class PCA3DMM:
         """
         lam = self.regularization if regularization is None else regularization
         return fit_to_landmarks(
-            self.mean, self.components, self.variances, neutral, target_landmarks,
-            landmark_matrix, lam,
+            self.mean,
+            self.components,
+            self.variances,
+            neutral,
+            target_landmarks,
+            landmark_matrix,
+            lam,
         )
 
     def save(self, path: str | os.PathLike) -> None:
