@@ -113,7 +113,8 @@ def _cell(
     Returns:
       ``(errors [M, N] mm, predictions of the test frames ``picks`` [P, N, 3])``.
     """
-    slug = name.replace(" ", "_").replace(":", "").replace(",", "").replace("%", "pct")
+    slug = (name.replace(" ", "_").replace(":", "").replace(",", "").replace("%", "pct")
+            .replace("/", "-"))
     folder = os.path.join(workdir, slug)
     path = os.path.join(folder, "errors_mm.npy")
     picked_path = os.path.join(folder, "picked_predictions.npy")
