@@ -1,0 +1,1 @@
+"""jaxface benchmark suite: ``python -m benchmarks.run`` (see ``benchmarks/README.md``)."""

@@ -1,0 +1,331 @@
+"""The S2D-Dec training step, jaxface against the official and SpiralNet++ formulations.
+
+Setup (:func:`benchmarks.fixtures.s2d_setup`): the official S2D-Dec (channels 128/64/32/32/16)
+on the 6990-vertex face hierarchy (1790 in quick runs), batch 16, paper-form loss, Adam with
+weight decay; a fixed batch already on the device (no loader), float32.
+
+Runners, interleaved round by round:
+
+* ``jax/auto``: the library as shipped (``make_train_step``; each spiral layer uses
+  ``select_spiral_impl``: custom-VJP gather backward, matmul-first where ``2 C_out <= C``);
+* ``jax/auto_autodiff``: the same layer choices with autodiff's scatter-add backward;
+* ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
+  formulation);
+* ``jax/auto/bf16``: ``S2DDecoder(dtype=bfloat16)`` (parameters and loss stay float32);
+* ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch` at the run's
+  PyTorch thread count, with the same initial weights.
+
+Then (full runs) the references again with one PyTorch thread, and ``jax/auto`` against
+``torch/spiralnet_pp`` in two fresh processes, one with glibc's default allocator and one with
+the tuned one (:data:`benchmarks.common.ALLOCATOR_ENV`), counting minor page faults per step (a
+process's allocator cannot be switched back once its heap has grown, hence the processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.analytic import s2d_step_cost
+from benchmarks.common import (
+    ALLOCATOR_ENV,
+    JaxStep,
+    Timing,
+    compile_counter,
+    device_label,
+    interleave,
+    jax_memory,
+    paired_ratio,
+    timing_fields,
+    torch_peak_memory,
+    torch_threads,
+)
+from benchmarks.fixtures import S2D_CHANNELS, s2d_setup
+
+NAME = "s2d_train"
+
+
+@contextlib.contextmanager
+def spiral_impl_rule(rule: str):
+    """Overrides how every spiral layer picks its implementation while a step is traced.
+
+    Args:
+      rule: ``"auto"`` (the library's choice), ``"auto_autodiff"`` (the same layer choices with
+        the autodiff backward) or an implementation name applied to every layer.
+    """
+    sc = importlib.import_module("jaxface.nn.spiral_conv")
+    original = sc.select_spiral_impl
+    if rule == "auto":
+        yield
+        return
+    if rule == "auto_autodiff":
+        def select(c_in, c_out, concrete=True):
+            return original(c_in, c_out, False)
+    else:
+        def select(c_in, c_out, concrete=True):
+            return rule
+    with mock.patch.object(sc, "select_spiral_impl", select):
+        yield
+
+
+def jax_runner(name: str, setup, counter) -> JaxStep:
+    """A :class:`JaxStep` threading a donated S2D-Dec state through ``setup.step``."""
+    holder = {"state": setup.state}
+
+    def call():
+        holder["state"], _ = setup.step(holder["state"], setup.batch, None)
+        return holder["state"]
+
+    step = JaxStep(name, call, setup.step, counter)
+    step.holder = holder
+    return step
+
+
+def build_jax(rule: str, mesh: str, batch: int, ctx, dtype=None, setup=None, counter=None):
+    """Builds the setup (unless given) and compiles its step under ``rule``.
+
+    Returns:
+      ``(setup, runner)``; the setup's initial state is donated by the first call.
+    """
+    if setup is None:
+        setup = s2d_setup(mesh, batch, dtype=dtype, cache_dir=ctx.cache_dir)
+    with spiral_impl_rule(rule):
+        runner = jax_runner(f"jax/{rule}", setup, counter or ctx.counter)
+    return setup, runner
+
+
+def torch_references(setup, params_np):
+    """The two reference decoders with the JAX initial weights, and their train steps."""
+    from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step
+    from benchmarks.reference_torch.official_s2d import OfficialS2DDecoder
+    from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
+
+    topo = setup.topology
+    out = {}
+    for name, cls in (("official", OfficialS2DDecoder), ("spiralnet_pp", SpiralNetPPDecoder)):
+        module = cls(topo.spirals, topo.up_indices, topo.up_weights, channels=S2D_CHANNELS)
+        load_s2d_params(module, params_np)
+        out[name] = (module, make_s2d_train_step(module, setup.weights))
+    return out
+
+
+def record_parity(ctx, setup, params_np, refs, shape) -> None:
+    """Forward output, loss and parameter-gradient agreement of the references with jaxface."""
+    import torch
+
+    from benchmarks.reference_torch import s2d_loss as torch_loss
+    from jaxface.losses.s2d import s2d_loss
+
+    d = setup.numpy_batch["landmark_displacement"]
+    y = setup.numpy_batch["displacement"]
+    params = jax.tree.map(jnp.asarray, params_np)
+    w = jnp.asarray(setup.weights)
+
+    def loss_fn(p):
+        pred = setup.model.apply({"params": p}, d)
+        return s2d_loss(pred, y, w, beta_dr=1.0, beta_pr=0.1, form="paper")[0], pred
+
+    (loss, pred), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+    pred = np.asarray(pred)
+    scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(grads))
+    for name, (module, _) in refs.items():
+        module.zero_grad(set_to_none=True)
+        out = module(torch.from_numpy(d))
+        t_loss = torch_loss(out, torch.from_numpy(y), torch.from_numpy(setup.weights))
+        t_loss.backward()
+        diffs = [np.abs(module.fc.weight.grad.numpy().T - np.asarray(grads["dense"]["kernel"]))]
+        for i, conv in enumerate(module.convs):
+            diffs.append(np.abs(conv.linear.weight.grad.numpy().T
+                                - np.asarray(grads[f"conv_{i}"]["kernel"])))
+        diffs.append(np.abs(module.conv_out.linear.weight.grad.numpy().T
+                            - np.asarray(grads["conv_out"]["kernel"])))
+        module.zero_grad(set_to_none=True)
+        ctx.recorder.add(
+            case=NAME, kind="parity", variant=f"torch/{name}", backend="torch",
+            against="jax/auto", device=device_label(), dtype="float32", **shape,
+            max_abs_diff_output=float(np.abs(out.detach().numpy() - pred).max()),
+            max_abs_output=float(np.abs(pred).max()),
+            loss_diff=abs(t_loss.item() - float(loss)),
+            max_abs_diff_grad_kernels=float(max(x.max() for x in diffs)),
+            max_abs_grad=scale,
+        )
+        ctx.log(f"    parity {name}: output {np.abs(out.detach().numpy() - pred).max():.2e}, "
+                f"kernel grads {max(x.max() for x in diffs):.2e} (max |grad| {scale:.2e})")
+
+
+def run(ctx) -> None:
+    """Runs the comparison; stores ``ctx.shared["s2d_meshes_per_s"]``."""
+    mesh, batch = ("face1" if ctx.quick else "face2"), 16
+    rounds = ctx.rounds(7, 2)
+    base = s2d_setup(mesh, batch, cache_dir=ctx.cache_dir)
+    params_np = jax.tree.map(lambda a: np.array(a, np.float32), base.state.params)
+    base, auto = build_jax("auto", mesh, batch, ctx, setup=base)
+    topo = base.topology
+    num_params = int(sum(x.size for x in jax.tree.leaves(base.state.params)))
+    shape = {"mesh": mesh, "vertices": topo.level_sizes[0], "batch": batch,
+             "level_sizes": list(topo.level_sizes), "spiral_lengths": list(topo.spiral_lengths),
+             "num_params": num_params}
+    ctx.log(f"  S2D-Dec on {topo.level_sizes}, L={topo.spiral_lengths}, {num_params} params")
+
+    runners = {"jax/auto": auto}
+    variants = [("jax/auto_autodiff", "auto_autodiff", None),
+                ("jax/gather_matmul_autodiff", "gather_matmul", None),
+                ("jax/auto/bf16", "auto", jnp.bfloat16)]
+    if ctx.quick:
+        variants = []
+    for name, rule, dtype in variants:
+        runners[name] = build_jax(rule, mesh, batch, ctx, dtype)[1]
+
+    refs = {}
+    if ctx.torch:
+        import torch
+
+        refs = torch_references(base, params_np)
+        record_parity(ctx, base, params_np, refs, shape)
+        dt = torch.from_numpy(base.numpy_batch["landmark_displacement"])
+        yt = torch.from_numpy(base.numpy_batch["displacement"])
+        for name, (_, step) in refs.items():
+            runners[f"torch/{name}"] = lambda step=step: step(dt, yt)
+
+    def measure(runner_set, tag: str, threads: int | None, allocator: str):
+        timings = interleave(runner_set, rounds=rounds, warmup=1, counter=ctx.counter)
+        torch_names = [n for n in timings if n.startswith("torch/")]
+        results = {}
+        for name, t in timings.items():
+            runner = runner_set[name]
+            bf16 = name.endswith("/bf16")
+            rule = name.split("/")[1]
+            impls = None
+            if rule == "gather_matmul_autodiff":
+                impls = ["gather_matmul"] * 5
+            cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
+                                 num_params=num_params, impls=impls,
+                                 itemsize=2 if bf16 else 4)
+            fields = {}
+            if isinstance(runner, JaxStep):
+                fields.update(runner.fields())
+                mem = jax_memory(runner.jitted, runner.holder["state"], base.batch, None)
+                if mem:
+                    fields.update(peak_memory_bytes=mem["peak_bytes"],
+                                  temp_memory_bytes=mem["temp_bytes"])
+                fields["speedup_vs"] = {n: paired_ratio(timings[n], t) for n in torch_names}
+            elif tag == "main" and not ctx.quick:
+                peak = torch_peak_memory(runner)
+                if peak is not None:
+                    fields["temp_memory_bytes"] = peak
+            if name.startswith("torch/"):
+                fields["torch_threads"] = threads
+            rec = ctx.recorder.add(
+                case=NAME, kind="timing", variant=name, setting=tag, allocator=allocator,
+                backend=name.split("/")[0], device=device_label(),
+                dtype="bfloat16" if bf16 else "float32", **shape,
+                bytes_materialised=cost["bytes_materialised"],
+                **timing_fields(t, batch=batch, flops=cost["flops"],
+                                bytes_moved=cost["bytes_min"], peaks=ctx.peaks),
+                **fields,
+            )
+            results[name] = rec
+        line = ", ".join(f"{n} {1e3 * timings[n].median_s:.0f} ms" for n in timings)
+        ctx.log(f"    [{tag}] {line}")
+        for n in torch_names:
+            ratio = paired_ratio(timings[n], timings["jax/auto"])
+            ctx.log(f"      jax/auto speedup vs {n}: {ratio:.2f}x")
+        return results
+
+    main = measure(runners, "main", ctx.torch_threads, ctx.allocator)
+    ctx.shared["s2d_meshes_per_s"] = main["jax/auto"]["meshes_per_s"]
+    ctx.shared["s2d_step_s"] = main["jax/auto"]["median_s"]
+    if ctx.quick:
+        return
+    best_jax = {"jax/auto": runners["jax/auto"]}
+    if refs:
+        with torch_threads(1):
+            measure({**best_jax, **{n: r for n, r in runners.items() if n.startswith("torch/")}},
+                    "torch_1_thread", 1, ctx.allocator)
+    if refs:
+        for allocator in ("default", "tuned"):
+            _allocator_comparison(ctx, allocator, mesh, batch, rounds, shape)
+
+
+def _allocator_comparison(ctx, allocator: str, mesh: str, batch: int, rounds: int, shape) -> None:
+    """Runs :func:`allocator_child` in a fresh process with ``allocator``; records its timings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "JAXFACE_BENCH_ALLOCATOR"}
+    if allocator == "tuned":
+        env.update(ALLOCATOR_ENV)
+    config = {"mesh": mesh, "batch": batch, "rounds": rounds, "cache_dir": ctx.cache_dir,
+              "torch_threads": ctx.torch_threads}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cases.s2d_train", json.dumps(config)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"allocator child ({allocator}) failed: {proc.stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    timings = {n: Timing(r["times_s"]) for n, r in result.items()}
+    for name, res in result.items():
+        fields = {"minor_page_faults_per_step": res["faults_per_step"]}
+        if name == "jax/auto":
+            fields["speedup_vs"] = {"torch/spiralnet_pp": paired_ratio(
+                timings["torch/spiralnet_pp"], timings["jax/auto"])}
+        else:
+            fields["torch_threads"] = ctx.torch_threads
+        ctx.recorder.add(
+            case=NAME, kind="timing", variant=name, setting=f"own_process_{allocator}_allocator",
+            allocator=allocator, backend=name.split("/")[0], device=device_label(),
+            dtype="float32", **shape, **timing_fields(timings[name], batch=batch), **fields)
+    ctx.log(f"    [own process, {allocator} allocator] " + ", ".join(
+        f"{n} {1e3 * timings[n].median_s:.0f} ms "
+        f"({result[n]['faults_per_step']:.0f} page faults/step)"
+        for n in timings))
+
+
+def allocator_child(config: dict) -> dict:
+    """``jax/auto`` and ``torch/spiralnet_pp`` S2D-Dec steps, interleaved, in this process.
+
+    Returns:
+      name -> ``{"times_s": [...], "faults_per_step": median minor page faults per step}``.
+    """
+    import torch
+
+    torch.set_num_threads(config["torch_threads"])
+    counter = compile_counter()
+    setup = s2d_setup(config["mesh"], config["batch"], cache_dir=config["cache_dir"])
+    params_np = jax.tree.map(lambda a: np.array(a, np.float32), setup.state.params)
+    _, runner = build_jax("auto", config["mesh"], config["batch"], None, setup=setup,
+                          counter=counter)
+    module, step = torch_references(setup, params_np)["spiralnet_pp"]
+    dt = torch.from_numpy(setup.numpy_batch["landmark_displacement"])
+    yt = torch.from_numpy(setup.numpy_batch["displacement"])
+    runners = {"jax/auto": runner, "torch/spiralnet_pp": lambda: step(dt, yt)}
+    faults = {n: [] for n in runners}
+
+    def counted(name):
+        def run():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            out = runners[name]()
+            jax.block_until_ready(out)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            return out
+        return run
+
+    timings = interleave({n: counted(n) for n in runners}, rounds=config["rounds"], warmup=2,
+                         counter=counter)
+    return {n: {"times_s": t.times_s,
+                "faults_per_step": float(np.median(faults[n][-config["rounds"]:]))}
+            for n, t in timings.items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(allocator_child(json.loads(sys.argv[1]))))

@@ -1,0 +1,211 @@
+"""Spiral convolution layer: forward and forward+backward, every implementation, side by side.
+
+Shapes: the five spiral layers of S2D-Dec on the 6990-vertex face hierarchy at batch 16 (level
+sizes 6990/1748/437/110, their spiral lengths, channels 128->64, 64->32, 32->32, 32->16, 16->3);
+quick runs take the two full-resolution layers of the 1790-vertex hierarchy.
+For each shape and pass, the jaxface implementations (:data:`jaxface.nn.SPIRAL_IMPLS`, float32,
+and the ``"auto"`` choice in bfloat16) and the two PyTorch references run interleaved:
+
+* ``torch/official``: the Neural3DMM-style layer (advanced-index gather with a per-call repeated
+  index on ``[B, N + 1, C]`` features with a dummy row, ``Linear``, dummy-row mask);
+* ``torch/spiralnet_pp``: ``index_select`` on the same padded features, then ``Linear``.
+
+The backward pass takes the gradient of ``sum(y * g)`` for a fixed random ``g`` with respect to
+the input, the kernel and the bias. The references are checked first to compute the same
+function on the same weights and indices (``kind="parity"`` records).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.analytic import spiral_conv_cost
+from benchmarks.common import JaxStep, device_label, interleave, paired_ratio, timing_fields
+from benchmarks.fixtures import S2D_CHANNELS, topology_for
+
+NAME = "spiral_conv"
+
+
+def layer_shapes(topology, quick: bool) -> list[tuple[int, int, int, int, int]]:
+    """``(level, N, L, C, C_out)`` of S2D-Dec's spiral layers, finest (most expensive) first."""
+    levels = topology.num_levels
+    shapes = []
+    for step, level in enumerate(range(levels - 2, -1, -1)):
+        shapes.append((level, S2D_CHANNELS[step], S2D_CHANNELS[step + 1]))
+    shapes.append((0, S2D_CHANNELS[-1], 3))
+    shapes = sorted(shapes, key=lambda s: s[0])
+    out = [(lvl, topology.level_sizes[lvl], topology.spiral_lengths[lvl], c, o)
+           for lvl, c, o in shapes]
+    return out[:2] if quick else out
+
+
+def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: int):
+    import torch
+
+    from benchmarks.reference_torch.official_s2d import DummyRowSpiralConv, spirals_with_dummy
+    from benchmarks.reference_torch.spiralnet_pp import IndexSelectSpiralConv
+
+    n, length = idx.shape
+    c_out = kernel.shape[1]
+    official = DummyRowSpiralConv(c_in, c_out, length, activation="identity")
+    spiralnet = IndexSelectSpiralConv(c_in, c_out, idx)
+    for layer in (official, spiralnet):
+        with torch.no_grad():
+            layer.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+            layer.linear.bias.copy_(torch.from_numpy(bias.copy()))
+    spirals = torch.from_numpy(spirals_with_dummy(idx))
+    return official, spiralnet, spirals
+
+
+def run(ctx) -> None:
+    """Times every implementation per shape and pass; records parity and ratios."""
+    sc = importlib.import_module("jaxface.nn.spiral_conv")
+    topology = topology_for("face1" if ctx.quick else "face2", ctx.cache_dir)
+    batch = 16
+    rounds = ctx.rounds(5, 3)
+    impls = list(sc.SPIRAL_IMPLS)
+    rng = np.random.default_rng(0)
+    for level, n, length, c_in, c_out in layer_shapes(topology, ctx.quick):
+        idx = np.asarray(topology.spirals[level], np.int32)
+        auto = sc.select_spiral_impl(c_in, c_out)
+        chosen = impls if not ctx.quick else [auto, auto.removesuffix("_inverse")]
+        x_np = rng.standard_normal((batch, n, c_in), dtype=np.float32)
+        k_np = (rng.standard_normal((length * c_in, c_out), dtype=np.float32)
+                / np.sqrt(length * c_in)).astype(np.float32)
+        b_np = (0.1 * rng.standard_normal(c_out)).astype(np.float32)
+        g_np = rng.standard_normal((batch, n, c_out), dtype=np.float32)
+        x, k, b, g = (jnp.asarray(a) for a in (x_np, k_np, b_np, g_np))
+        shape = {"level": level, "vertices": n, "spiral_length": length, "c_in": c_in,
+                 "c_out": c_out, "batch": batch}
+        label = f"level{level} {c_in}->{c_out} (N={n}, L={length})"
+        ctx.log(f"  {label}")
+
+        def fwd(impl, dtype=jnp.float32):
+            def f(x, k, b):
+                return sc.spiral_conv(x.astype(dtype), idx, k.astype(dtype), b.astype(dtype),
+                                      impl=impl)
+            return f
+
+        def fwd_bwd(impl, dtype=jnp.float32):
+            def f(x, k, b, g):
+                def loss(x, k, b):
+                    y = sc.spiral_conv(x.astype(dtype), idx, k.astype(dtype), b.astype(dtype),
+                                       impl=impl)
+                    return jnp.sum(y.astype(jnp.float32) * g)
+                return jax.grad(loss, argnums=(0, 1, 2))(x, k, b)
+            return f
+
+        torch_ready = ctx.torch
+        if torch_ready:
+            import torch
+
+            official, spiralnet, spirals_t = _torch_layers(idx, k_np, b_np, c_in)
+            x_pad = np.concatenate([x_np, np.zeros((batch, 1, c_in), np.float32)], axis=1)
+            xt = torch.from_numpy(x_pad).requires_grad_(True)
+            gt_off = torch.from_numpy(np.concatenate(
+                [g_np, np.zeros((batch, 1, c_out), np.float32)], axis=1))
+            gt = torch.from_numpy(g_np)
+            # Parity on shared weights.
+            y_ref = np.asarray(jax.jit(fwd(auto))(x, k, b))
+            grads_ref = jax.jit(fwd_bwd(auto))(x, k, b, g)
+            with torch.no_grad():
+                y_off = official(xt, spirals_t)[:, :n].numpy()
+                y_pp = spiralnet(xt).numpy()
+            for ref_name, layer, y_t, cot in (("official", official, y_off, gt_off),
+                                              ("spiralnet_pp", spiralnet, y_pp, gt)):
+                out = layer(xt, spirals_t) if ref_name == "official" else layer(xt)
+                d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
+                ctx.recorder.add(
+                    case=NAME, kind="parity", variant=f"torch/{ref_name}", backend="torch",
+                    against=f"jax/{auto}", device=device_label(), dtype="float32", **shape,
+                    max_abs_diff_output=float(np.abs(y_t - y_ref).max()),
+                    max_abs_output=float(np.abs(y_ref).max()),
+                    max_abs_diff_grad_input=float(
+                        np.abs(d_x.numpy()[:, :n] - np.asarray(grads_ref[0])).max()),
+                    max_abs_diff_grad_kernel=float(
+                        np.abs(d_w.numpy().T - np.asarray(grads_ref[1])).max()),
+                    max_abs_grad_kernel=float(np.abs(np.asarray(grads_ref[1])).max()),
+                )
+
+        for mode in ("forward", "forward_backward"):
+            runners = {}
+            for impl in chosen:
+                f = jax.jit(fwd(impl) if mode == "forward" else fwd_bwd(impl))
+                args = (x, k, b) if mode == "forward" else (x, k, b, g)
+                runners[f"jax/{impl}"] = JaxStep(impl, lambda f=f, a=args: f(*a), f, ctx.counter)
+            fb = jax.jit(fwd(auto, jnp.bfloat16) if mode == "forward"
+                         else fwd_bwd(auto, jnp.bfloat16))
+            args = (x, k, b) if mode == "forward" else (x, k, b, g)
+            runners[f"jax/{auto}/bf16"] = JaxStep("bf16", lambda f=fb, a=args: f(*a), fb,
+                                                  ctx.counter)
+            if torch_ready:
+                if mode == "forward":
+                    def t_off():
+                        with torch.no_grad():
+                            return official(xt, spirals_t)
+
+                    def t_pp():
+                        with torch.no_grad():
+                            return spiralnet(xt)
+                else:
+                    def t_off():
+                        out = official(xt, spirals_t)
+                        return torch.autograd.grad(
+                            out, (xt, official.linear.weight, official.linear.bias), gt_off)
+
+                    def t_pp():
+                        out = spiralnet(xt)
+                        return torch.autograd.grad(
+                            out, (xt, spiralnet.linear.weight, spiralnet.linear.bias), gt)
+                runners["torch/official"] = t_off
+                runners["torch/spiralnet_pp"] = t_pp
+            timings = interleave(runners, rounds=rounds, warmup=1, counter=ctx.counter,
+                                 min_round_s=0.05)
+            torch_names = [nm for nm in timings if nm.startswith("torch/")]
+            best_torch = (min(torch_names, key=lambda nm: timings[nm].median_s)
+                          if torch_names else None)
+            for name, t in timings.items():
+                impl_name = name.split("/")[1]
+                bf16 = name.endswith("/bf16")
+                cost = spiral_conv_cost(
+                    batch, n, length, c_in, c_out, backward=mode != "forward",
+                    impl=impl_name if name.startswith("jax/") else "gather_matmul",
+                    itemsize=2 if bf16 else 4)
+                fields = {}
+                runner = runners[name]
+                if isinstance(runner, JaxStep):
+                    fields.update(runner.fields(strict=True))
+                    mem = _memory(runner.jitted, (x, k, b) if mode == "forward" else (x, k, b, g))
+                    fields.update(mem)
+                    if best_torch is not None:
+                        fields["speedup_vs"] = {
+                            nm: paired_ratio(timings[nm], t) for nm in torch_names}
+                        fields["speedup_vs_best_torch"] = paired_ratio(timings[best_torch], t)
+                        fields["best_torch"] = best_torch
+                    fields["auto"] = impl_name == auto
+                ctx.recorder.add(
+                    case=NAME, kind="timing", variant=name, mode=mode,
+                    backend=name.split("/")[0], device=device_label(),
+                    dtype="bfloat16" if bf16 else "float32", **shape,
+                    bytes_materialised=cost["bytes_materialised"],
+                    **timing_fields(t, batch=batch, flops=cost["flops"],
+                                    bytes_moved=cost["bytes_min"], peaks=ctx.peaks),
+                    **fields,
+                )
+            if best_torch is not None:
+                auto_t = timings[f"jax/{auto}"]
+                ctx.log(f"    {mode}: jax/{auto} {1e3 * auto_t.median_s:.1f} ms, "
+                        f"{best_torch} {1e3 * timings[best_torch].median_s:.1f} ms, "
+                        f"speedup {paired_ratio(timings[best_torch], auto_t):.2f}x")
+
+
+def _memory(jitted, args) -> dict:
+    from benchmarks.common import jax_memory
+
+    mem = jax_memory(jitted, *args)
+    return {"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]} \
+        if mem else {}

@@ -1,0 +1,245 @@
+"""Markdown summary of a benchmark run (from its records or its JSONL file).
+
+    python -m benchmarks.report benchmarks/results/<name>.jsonl   # rewrites <name>.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["TARGETS", "load_records", "summarize", "target_rows"]
+
+#: The performance targets: (name, threshold, description).
+TARGETS = {
+    "s2d_vs_official": (3.0, "S2D-Dec train step, jax/auto vs torch/official"),
+    "s2d_vs_spiralnet_pp": (1.5, "S2D-Dec train step, jax/auto vs torch/spiralnet_pp"),
+    "spiral_conv_fwd_bwd": (1.3, "spiral conv forward+backward, jax/auto vs fastest PyTorch"),
+    "pipeline_vs_s2d": (10.0, "data pipeline rate / S2D-Dec step consumption"),
+}
+
+
+def load_records(path: str) -> list[dict[str, Any]]:
+    """Reads a JSONL file of records."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None:
+        return "–"
+    if kind == "ms":
+        return f"{1e3 * value:.1f}"
+    if kind == "x":
+        return f"{value:.2f}×"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "mib":
+        return f"{value / 2**20:.0f}"
+    if kind == "e":
+        return f"{value:.1e}"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 1:
+            return f"{value:.2f}"
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "/".join(str(v) for v in value)
+    return str(value)
+
+
+def _table(rows: Sequence[dict], columns: Sequence[tuple[str, str, Any]]) -> list[str]:
+    """Markdown table; each column is ``(header, key or callable, format kind)``."""
+    if not rows:
+        return ["(no records)", ""]
+    out = ["| " + " | ".join(c[0] for c in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = []
+        for _, key, kind in columns:
+            value = key(row) if callable(key) else row.get(key)
+            cells.append(_fmt(value, kind))
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def _speedup(name: str) -> Callable[[dict], Any]:
+    return lambda r: (r.get("speedup_vs") or {}).get(name)
+
+
+def target_rows(records: Sequence[dict]) -> list[dict[str, Any]]:
+    """One row per target and setting: measured ratio, threshold, met or not."""
+    rows = []
+    for rec in records:
+        if rec.get("case") == "s2d_train" and rec.get("variant") == "jax/auto" \
+                and rec.get("kind") == "timing":
+            setting = rec.get("setting", "main")
+            for ref, key in (("torch/official", "s2d_vs_official"),
+                             ("torch/spiralnet_pp", "s2d_vs_spiralnet_pp")):
+                ratio = (rec.get("speedup_vs") or {}).get(ref)
+                if ratio is not None:
+                    threshold, desc = TARGETS[key]
+                    rows.append({"target": desc, "setting": setting, "ratio": ratio,
+                                 "threshold": threshold, "met": ratio >= threshold})
+        if rec.get("case") == "spiral_conv" and rec.get("kind") == "timing" \
+                and rec.get("mode") == "forward_backward" and rec.get("auto") \
+                and rec.get("dtype") == "float32" and rec.get("speedup_vs_best_torch"):
+            threshold, desc = TARGETS["spiral_conv_fwd_bwd"]
+            ratio = rec["speedup_vs_best_torch"]
+            rows.append({"target": desc, "setting":
+                         f"level{rec['level']} {rec['c_in']}->{rec['c_out']} "
+                         f"({rec.get('variant')} vs {rec.get('best_torch')})",
+                         "ratio": ratio, "threshold": threshold, "met": ratio >= threshold})
+        if rec.get("case") == "data_pipeline" and rec.get("times_s2d_consumption") is not None \
+                and not rec.get("variant", "").endswith("/load"):
+            threshold, desc = TARGETS["pipeline_vs_s2d"]
+            ratio = rec["times_s2d_consumption"]
+            rows.append({"target": desc, "setting": rec["variant"], "ratio": ratio,
+                         "threshold": threshold, "met": ratio >= threshold})
+    return rows
+
+
+def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
+    """Renders the Markdown summary of a run."""
+    lines: list[str] = []
+    machine = next((r for r in records if r.get("kind") == "machine"), {})
+    info = machine.get("machine", {})
+    lines += [f"# jaxface benchmarks: run {machine.get('run_id', '?')}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [
+        f"- Date (UTC): {machine.get('started')} – {machine.get('finished', '?')}",
+        f"- Machine: {info.get('cpu')}, {info.get('cores')} cores, {info.get('memory_gib')} GiB; "
+        f"load average at start {info.get('load_average')}, at end "
+        f"{machine.get('load_average_end')}",
+        f"- Software: Python {info.get('python')}, jax {info.get('jax')} "
+        f"({info.get('jax_backend')}), numpy {info.get('numpy')}, torch "
+        f"{info.get('torch', 'not installed')}",
+        f"- Settings: mode {'quick' if machine.get('quick') else 'full'}, allocator "
+        f"{machine.get('allocator')}, PyTorch threads {machine.get('torch_threads')}",
+        "- Times are medians over interleaved rounds; ratios are medians of per-round ratios.",
+        "",
+    ]
+    peaks = [r for r in records if r.get("kind") == "peak"]
+    if peaks:
+        lines += ["## Machine peaks", ""]
+        lines += _table(peaks, [
+            ("measurement", "variant", ""), ("median ms", "median_s", "ms"),
+            ("GFLOP/s", "gflops_per_s", ""), ("GB/s", "gb_per_s", "")])
+    targets = target_rows(records)
+    if targets:
+        lines += ["## Targets", ""]
+        lines += _table(targets, [
+            ("target", "target", ""), ("setting", "setting", ""), ("measured", "ratio", "x"),
+            ("required", "threshold", "x"), ("met", lambda r: "yes" if r["met"] else "no", "")])
+    parity = [r for r in records if r.get("kind") == "parity"]
+    if parity:
+        lines += ["## Parity of the PyTorch references (same weights, same indices)", ""]
+        lines += _table(parity, [
+            ("case", "case", ""), ("reference", "variant", ""), ("against", "against", ""),
+            ("shape", lambda r: r.get("mesh") or f"L{r.get('level')} {r.get('c_in')}->"
+             f"{r.get('c_out')}", ""),
+            ("max |Δ output|", "max_abs_diff_output", "e"),
+            ("max |output|", "max_abs_output", "e"),
+            ("max |Δ kernel grad|", lambda r: r.get("max_abs_diff_grad_kernels",
+                                                  r.get("max_abs_diff_grad_kernel")), "e"),
+            ("max |kernel grad|", lambda r: r.get("max_abs_grad",
+                                                r.get("max_abs_grad_kernel")), "e"),
+            ("max |Δ input grad|", "max_abs_diff_grad_input", "e")])
+    s2d = [r for r in records if r.get("case") == "s2d_train" and r.get("kind") == "timing"]
+    if s2d:
+        lines += [f"## S2D-Dec train step (batch {s2d[0].get('batch')}, "
+                  f"{s2d[0].get('vertices')} vertices, levels {_fmt(s2d[0].get('level_sizes'))})",
+                  ""]
+        lines += _table(s2d, [
+            ("setting", "setting", ""), ("variant", "variant", ""), ("ms/step", "median_s", "ms"),
+            ("meshes/s", "meshes_per_s", ""),
+            ("vs official", _speedup("torch/official"), "x"),
+            ("vs SpiralNet++", _speedup("torch/spiralnet_pp"), "x"),
+            ("GFLOP/s", "gflops_per_s", ""), ("% peak FLOP/s", "flops_fraction", "pct"),
+            ("% roofline", "roofline_fraction", "pct"),
+            ("temp MiB", "temp_memory_bytes", "mib"), ("compile s", "compile_s", "")])
+    conv = [r for r in records if r.get("case") == "spiral_conv" and r.get("kind") == "timing"]
+    if conv:
+        lines += ["## Spiral convolution layer (batch 16, S2D-Dec layer shapes)", ""]
+        lines += _table(conv, [
+            ("shape", lambda r: f"L{r['level']} N={r['vertices']} L={r['spiral_length']} "
+             f"{r['c_in']}->{r['c_out']}", ""),
+            ("pass", "mode", ""), ("variant", "variant", ""), ("ms", "median_s", "ms"),
+            ("vs best torch", "speedup_vs_best_torch", "x"), ("GFLOP/s", "gflops_per_s", ""),
+            ("% roofline", "roofline_fraction", "pct"), ("temp MiB", "temp_memory_bytes", "mib")])
+    gan = [r for r in records if r.get("case") == "motion3dgan_train" and r.get("kind") == "timing"]
+    if gan:
+        lines += ["## Motion3DGAN train step", ""]
+        lines += _table(gan, [
+            ("variant", "variant", ""), ("batch", "batch", ""),
+            ("G base channels", "gen_base_channels", ""), ("ms/step", "median_s", "ms"),
+            ("sequences/s", "meshes_per_s", ""), ("GFLOP/s", "gflops_per_s", ""),
+            ("% peak FLOP/s", "flops_fraction", "pct"), ("temp MiB", "temp_memory_bytes", "mib"),
+            ("compile s", "compile_s", "")])
+    data = [r for r in records if r.get("case") == "data_pipeline" and r.get("kind") == "timing"]
+    if data:
+        lines += ["## Data pipeline (batch 16)", ""]
+        lines += _table(data, [
+            ("dataset", "dataset", ""), ("variant", "variant", ""),
+            ("examples/s", "examples_per_s", ""),
+            ("× S2D-Dec consumption", "times_s2d_consumption", "x"),
+            ("MB/s", lambda r: r["examples_per_s"] * r["bytes_per_example"] / 1e6, "")])
+    topo = [r for r in records if r.get("case") == "topology" and r.get("kind") == "timing"]
+    if topo:
+        lines += ["## Hierarchy and spiral build", ""]
+        lines += _table(topo, [
+            ("mesh", "mesh", ""), ("vertices", "vertices", ""), ("variant", "variant", ""),
+            ("seconds", "median_s", ""), ("levels", "level_sizes", "")])
+    scaling = [r for r in records if r.get("case") == "scaling" and r.get("kind") == "timing"]
+    if scaling:
+        lines += ["## Scaling", ""]
+        step = [r for r in scaling if r.get("sweep") in ("vertices", "batch")]
+        lines += _table(step, [
+            ("sweep", "sweep", ""), ("mesh", "mesh", ""), ("vertices", "vertices", ""),
+            ("batch", "batch", ""), ("ms/step", "median_s", "ms"),
+            ("ns/vertex/mesh", "ns_per_vertex_mesh", ""), ("GFLOP/s", "gflops_per_s", ""),
+            ("% roofline", "roofline_fraction", "pct"), ("temp MiB", "temp_memory_bytes", "mib"),
+            ("peak MiB", "peak_memory_bytes", "mib")])
+        length = [r for r in scaling if r.get("sweep") == "spiral_length"]
+        lines += _table(length, [
+            ("channels", lambda r: f"{r['c_in']}->{r['c_out']}", ""),
+            ("spiral length", "spiral_length", ""), ("variant", "variant", ""),
+            ("ms (fwd+bwd)", "median_s", "ms"), ("GFLOP/s", "gflops_per_s", ""),
+            ("temp MiB", "temp_memory_bytes", "mib")])
+    recompiled = [r for r in records if r.get("one_compile_per_shape") is False]
+    if recompiled:
+        lines += ["## Compile checks", ""]
+        lines += [f"- {r['case']} {r['variant']}: compiled {r['compiled_shapes']} times for one "
+                  "input shape (the timed rounds themselves compiled nothing)"
+                  for r in recompiled] + [""]
+    errors = [r for r in records if r.get("kind") == "error"]
+    if errors:
+        lines += ["## Errors", ""]
+        lines += [f"- {r['case']}: {r['error']}" for r in errors] + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrites the Markdown summary next to each JSONL file given on the command line."""
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print(__doc__.strip())
+        return 2
+    for path in paths:
+        records = load_records(path)
+        command = next((r.get("command") for r in records if r.get("kind") == "machine"), None)
+        out = os.path.splitext(path)[0] + ".md"
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(summarize(records, command=command))
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

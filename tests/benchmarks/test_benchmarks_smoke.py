@@ -1,0 +1,217 @@
+"""Smoke tests of the benchmark harness and, when PyTorch is installed, of the references' parity.
+
+The harness parts run everywhere (CI installs only ``.[test]``); everything that needs torch is
+skipped cleanly without it.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+# The benchmark suite lives next to the package, not inside it: import it from the checkout.
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from benchmarks import analytic, common, report  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Harness
+# ---------------------------------------------------------------------------------------------
+
+
+def test_interleave_times_every_runner_and_rotates():
+    calls = []
+
+    def runner(name):
+        def run():
+            calls.append(name)
+            return jnp.ones(3) * len(calls)
+
+        return run
+
+    timings = common.interleave({"a": runner("a"), "b": runner("b")}, rounds=4, warmup=1)
+    assert set(timings) == {"a", "b"}
+    assert all(len(t.times_s) == 4 and t.median_s > 0 for t in timings.values())
+    timed = calls[2:]  # after one warm-up call each
+    assert timed[:2] == ["a", "b"] and timed[2:4] == ["b", "a"]
+    ratio = common.paired_ratio(common.Timing([2.0, 4.0, 6.0]), common.Timing([1.0, 1.0, 2.0]))
+    assert ratio == pytest.approx(3.0)
+
+
+def test_jax_step_counts_one_compile_and_flags_recompiles():
+    counter = common.compile_counter()
+    f = jax.jit(lambda x: jnp.sin(x) * 2.0)
+    x = jnp.arange(8.0)
+    step = common.JaxStep("sin", lambda: f(x), f, counter)
+    assert step.compile_stats["compiles"] >= 1
+    timings = common.interleave({"sin": step}, rounds=3, counter=counter)
+    assert len(timings["sin"].times_s) == 3
+    fields = step.fields(strict=True)
+    assert fields["compiled_shapes"] == 1 and fields["one_compile_per_shape"]
+
+    # A step whose state comes back strongly typed after a weakly typed start recompiles once.
+    g = jax.jit(lambda s: s + 1)
+    holder = {"s": 0}
+
+    def call():
+        holder["s"] = g(holder["s"])
+        return holder["s"]
+
+    retracing = common.JaxStep("retrace", call, g, counter)
+    common.interleave({"retrace": retracing}, rounds=2, warmup=2, counter=counter)
+    assert retracing.fields()["one_compile_per_shape"] is False
+    with pytest.raises(AssertionError):
+        retracing.fields(strict=True)
+
+
+def test_interleave_asserts_no_compile_while_timing():
+    counter = common.compile_counter()
+    shapes = iter(range(1, 100))
+    f = jax.jit(lambda x: x + 1)
+
+    def run():  # a new shape every call: compiles inside the timed rounds
+        return f(jnp.zeros(next(shapes)))
+
+    with pytest.raises(AssertionError, match="compilation"):
+        common.interleave({"f": run}, rounds=2, warmup=1, counter=counter)
+
+
+def test_timing_fields_and_recorder(tmp_path):
+    t = common.Timing([0.5, 1.0, 1.5])
+    fields = common.timing_fields(t, batch=4, flops=2e9, bytes_moved=1e9,
+                                  peaks={"gflops": 10.0, "gbps": 4.0})
+    assert fields["median_s"] == 1.0 and fields["meshes_per_s"] == 4.0
+    assert fields["gflops_per_s"] == pytest.approx(2.0)
+    assert fields["roofline_s"] == pytest.approx(0.25)  # memory-bound: 1 GB at 4 GB/s
+    assert fields["roofline_fraction"] == pytest.approx(0.25)
+    path = str(tmp_path / "out.jsonl")
+    rec = common.Recorder(path, "run")
+    rec.add(case="c", kind="timing", value=np.float32(1.5), bad=float("nan"))
+    line = json.loads(open(path, encoding="utf-8").read().strip())
+    assert line == {"run_id": "run", "case": "c", "kind": "timing", "value": 1.5, "bad": None}
+
+
+def test_report_marks_targets():
+    records = [
+        {"case": "s2d_train", "kind": "timing", "variant": "jax/auto", "setting": "main",
+         "speedup_vs": {"torch/official": 3.5, "torch/spiralnet_pp": 1.2}},
+        {"case": "data_pipeline", "kind": "timing", "variant": "sharded_batches",
+         "times_s2d_consumption": 12.0, "examples_per_s": 120.0, "bytes_per_example": 100},
+    ]
+    rows = {(r["target"], r["setting"]): r["met"] for r in report.target_rows(records)}
+    assert rows[(report.TARGETS["s2d_vs_official"][1], "main")] is True
+    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "main")] is False  # 1.2x < 1.5x
+    assert rows[(report.TARGETS["pipeline_vs_s2d"][1], "sharded_batches")] is True
+    text = report.summarize(records)
+    assert "## Targets" in text and "| no |" in text
+
+
+def test_analytic_counts():
+    cost = analytic.spiral_conv_cost(2, 10, 3, 4, 5, backward=False)
+    assert cost["flops"] == 2 * 2 * 10 * 3 * 4 * 5
+    assert analytic.spiral_conv_cost(2, 10, 3, 4, 5, backward=True)["flops"] == 3 * cost["flops"]
+    a, b = jnp.ones((3, 4)), jnp.ones((4, 5))
+    assert analytic.matmul_flops(lambda a, b: a @ b, a, b) == 2 * 3 * 4 * 5
+
+    def scanned(a, b):
+        return jax.lax.scan(lambda c, _: (c @ b[:, :4], None), a, None, length=7)[0]
+
+    assert analytic.matmul_flops(scanned, a, jnp.ones((4, 4))) == 7 * 2 * 3 * 4 * 4
+
+
+def test_run_machine_case_writes_outputs(tmp_path):
+    from benchmarks import run
+
+    status = run.main(["--cases", "machine", "--quick", "--out", str(tmp_path), "--name", "smoke",
+                       "--allocator", "default", "--no-torch"], reexec=False)
+    assert status == 0
+    lines = [json.loads(x) for x in open(tmp_path / "smoke.jsonl", encoding="utf-8")]
+    assert lines[0]["kind"] == "machine" and "finished" in lines[0]
+    peaks = [x for x in lines if x["kind"] == "peak"]
+    assert {p["backend"] for p in peaks} >= {"jax", "numpy"}
+    assert all(p["median_s"] > 0 for p in peaks)
+    assert os.path.getsize(tmp_path / "smoke.md") > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch references (skipped without torch)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_topology():
+    from jaxface.data.template import load_face_template
+    from jaxface.mesh import build_hierarchy, spirals_for
+    from jaxface.models.s2d import SpiralTopology
+
+    t = load_face_template(0)
+    hierarchy = build_hierarchy(t.vertices, t.faces, (4, 4))
+    spirals = spirals_for(hierarchy, rings=(2, 1, 1))
+    return SpiralTopology.from_hierarchy(hierarchy, spirals)
+
+
+def test_reference_decoders_match_jaxface(small_topology):
+    torch = pytest.importorskip("torch")
+    from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step, s2d_loss
+    from benchmarks.reference_torch.official_s2d import OfficialS2DDecoder
+    from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
+    from jaxface.losses.s2d import s2d_loss as jax_loss
+    from jaxface.models.s2d import S2DDecoder
+
+    topo = small_topology
+    assert (topo.spirals[0] == topo.level_sizes[0]).any()  # padded spirals are exercised
+    channels = (8, 8, 4)
+    model = S2DDecoder(topo, channels=channels)
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 204)))["params"]
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(3, 204)).astype(np.float32)
+    y = (0.1 * rng.normal(size=(3, topo.level_sizes[0], 3))).astype(np.float32)
+    w = rng.random(topo.level_sizes[0]).astype(np.float32)
+
+    def loss_fn(p):
+        return jax_loss(model.apply({"params": p}, d), y, w, form="paper")[0]
+
+    pred = np.asarray(jax.jit(model.apply)({"params": params}, d))
+    grads = jax.jit(jax.grad(loss_fn))(params)
+    for cls in (OfficialS2DDecoder, SpiralNetPPDecoder):
+        module = cls(topo.spirals, topo.up_indices, topo.up_weights, channels=channels)
+        load_s2d_params(module, params)
+        out = module(torch.from_numpy(d))
+        np.testing.assert_allclose(out.detach().numpy(), pred, rtol=1e-4, atol=1e-5)
+        s2d_loss(out, torch.from_numpy(y), torch.from_numpy(w)).backward()
+        np.testing.assert_allclose(module.conv_out.linear.weight.grad.numpy().T,
+                                   grads["conv_out"]["kernel"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(module.fc.weight.grad.numpy().T, grads["dense"]["kernel"],
+                                   rtol=1e-4, atol=1e-6)
+        step = make_s2d_train_step(module, w)
+        first = step(torch.from_numpy(d), torch.from_numpy(y))
+        assert np.isfinite(first)
+        assert step(torch.from_numpy(d), torch.from_numpy(y)) < first  # Adam makes progress
+
+
+def test_reference_layers_match_spiral_conv(small_topology):
+    torch = pytest.importorskip("torch")
+    from benchmarks.cases.spiral_conv import _torch_layers
+    from jaxface.nn import spiral_conv
+
+    idx = np.asarray(small_topology.spirals[0])
+    n, length = idx.shape
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, n, 4)).astype(np.float32)
+    k = rng.normal(size=(length * 4, 5)).astype(np.float32)
+    b = rng.normal(size=5).astype(np.float32)
+    expected = np.asarray(spiral_conv(x, idx, k, b))
+    official, spiralnet, spirals = _torch_layers(idx, k, b, 4)
+    x_pad = torch.from_numpy(np.concatenate([x, np.zeros((2, 1, 4), np.float32)], axis=1))
+    with torch.no_grad():
+        np.testing.assert_allclose(official(x_pad, spirals)[:, :n].numpy(), expected,
+                                   rtol=1e-5, atol=1e-5)
+        assert float(official(x_pad, spirals)[:, n].abs().max()) == 0.0  # masked dummy row
+        np.testing.assert_allclose(spiralnet(x_pad).numpy(), expected, rtol=1e-5, atol=1e-5)
