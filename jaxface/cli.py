@@ -13,6 +13,7 @@ import sys
 
 # Sub-command name -> module under jaxface.commands.
 COMMANDS: dict[str, str] = {
+    "generate": "generate",
     "mesh-info": "mesh_info",
     "prepare": "prepare",
     "animate": "s2d",

@@ -1,0 +1,142 @@
+"""Motion3DGAN and its Table 3 evaluation on the CoMA-scale procedural set.
+
+Paper settings (default, the official architecture)::
+
+    python -m experiments.motion3dgan.main --config=experiments/motion3dgan/configs/default.py \
+        --workdir=workdirs/motion3dgan
+
+* generator: dense 128+12 -> 51*7*1024, then nearest-resize + 3x3 conv stages with 512/256/128
+  channels and a 3x3 conv to one channel, tanh; its output (projected to the tangent space) is a
+  tangent vector at the reference point;
+* critic: three 5x5 stride-2 convolutions (64/32/16 channels) with normalisation (layer norm;
+  ``model.critic_norm="batch"`` is the official batch norm), dense 1024, dense 1;
+* one-hot condition (paper; ``model.condition="rb"`` is the official random-magnitude code);
+* WGAN-GP, lambda 10, alpha1 = 1, alpha2 = 10; 4 critic updates per generator update;
+  Adam(0.5, 0.9), lr 1e-4, batch 128, 8000 epochs; reference point = Karcher mean of the
+  training SRVFs (``sphere.reference="sample"`` is the official single sample).
+
+``:cpu`` mode, sized for a 2-core CPU (about 20 minutes for all of Table 3, see
+``experiments/motion3dgan/README.md``)::
+
+    python -m experiments.motion3dgan.table3 \
+        --config=experiments/motion3dgan/configs/default.py:cpu --workdir=workdirs/m3d_table3
+
+It keeps the data, the losses and their weights, but shrinks the networks and the schedule:
+
+* generator base channels 1024 -> 64 (dense 51*7*64, convolutions 32/16/8), with a fan-in scaled
+  (LeCun) initialisation and the output scaled by 0.25 (with the official std-0.02
+  initialisation a generator this narrow starts with a near-zero, label-independent output and
+  does not learn in a few hundred steps; see ``jaxface.motion3dgan.train.create_models``);
+* critic channels 64/32/16 -> 8/8/8, dense 1024 -> 64;
+* 2 critic updates per generator update (official 4), batch 16, learning rate 1e-3 for both
+  networks (paper 1e-4), 34 epochs = 306 steps (paper 8000 epochs);
+* LSTM baseline and classifier: 128 hidden units, 40 epochs;
+* S2D-Dec for the Det-LM rows: channels 32/16/16/16/8, every third training frame, 2 epochs.
+"""
+
+import ml_collections
+
+from experiments.s2d.configs import default as s2d_default
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The paper configuration, or with ``arg == "cpu"`` the CPU-sized one."""
+    if arg not in (None, "", "cpu"):
+        raise ValueError(f"unknown mode {arg!r}; use '' or 'cpu'")
+    c = ml_collections.ConfigDict()
+    c.dataset = "faces4d"
+    c.dataset_config = "coma_scale"
+    c.data_dir = "~/.cache/jaxface/datasets"
+    c.split_rule = "first_sample"  # first sample of each (subject, expression) is test
+    c.num_frames = 30
+    c.min_frames = 10
+    c.num_landmarks = 68
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.gen_base_channels = 1024
+    c.model.noise_dim = 128
+    c.model.project_to_tangent = True
+    c.model.gen_init = "official"  # official (normal 0.02) | lecun (for narrow generators)
+    c.model.output_scale = 1.0  # factor on the generator output (official: none)
+    c.model.critic_channels = (64, 32, 16)
+    c.model.critic_hidden = 1024
+    c.model.critic_norm = "layer"  # layer | batch (official) | none
+    c.model.condition = "one_hot"  # one_hot (paper) | rb (official)
+    c.model.rb_dim = 3
+
+    c.sphere = ml_collections.ConfigDict()
+    c.sphere.reference = "mean"  # mean (paper: Karcher mean) | sample (official)
+    c.sphere.reference_index = 0
+    c.sphere.cos_clip = ml_collections.FieldReference(None, field_type=float)  # official: 0.98
+    c.sphere.inverse_spacing = "forward"  # forward | linspace (official)
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.alpha_adv = 1.0
+    c.loss.alpha_rec = 10.0
+    c.loss.geodesic_weight = 0.0  # official: alpha_rec
+    c.loss.gp_weight = 10.0
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.learning_rate = 1e-4
+    c.optim.critic_learning_rate = ml_collections.FieldReference(None, field_type=float)  # None: same
+    c.optim.b1 = 0.5
+    c.optim.b2 = 0.9
+    c.optim.batch_size = 128
+    c.optim.num_epochs = 8000
+    c.optim.n_critic = 4
+
+    c.intensity_statistic = "median"  # per-label SRVF length given to generated motions
+    c.samples_per_label = 10
+    c.checkpoint_every = 1000
+    c.log_every = 50
+    c.progress = True
+
+    # The deterministic LSTM landmark generator (Table 3 baseline).
+    c.baseline = ml_collections.ConfigDict()
+    c.baseline.hidden_size = 256
+    c.baseline.latent_size = 64
+    c.baseline.learning_rate = 1e-3
+    c.baseline.batch_size = 16
+    c.baseline.num_epochs = 300
+    c.baseline.temporal_weight = 1.0
+
+    # The LSTM expression classifier (accuracy and 512-d FID features).
+    c.classifier = ml_collections.ConfigDict()
+    c.classifier.hidden_size = 256
+    c.classifier.feature_size = 512
+    c.classifier.learning_rate = 1e-3
+    c.classifier.batch_size = 16
+    c.classifier.num_epochs = 100
+
+    # S2D-Dec for the Det-LM rows (the S2D experiment's configuration).
+    c.s2d = s2d_default.get_config()
+    c.s2d.progress = True
+
+    c.table3 = ml_collections.ConfigDict()
+    c.table3.s2d_workdir = ""  # reuse a trained S2D-Dec run folder; "" trains one in <workdir>/s2d
+    c.table3.s2d_frame_stride = 1
+    c.table3.sample_seed = 0
+
+    if arg == "cpu":
+        c.model.gen_base_channels = 64
+        c.model.gen_init = "lecun"
+        c.model.output_scale = 0.25
+        c.model.critic_channels = (8, 8, 8)
+        c.model.critic_hidden = 64
+        c.optim.learning_rate = 1e-3
+        c.optim.batch_size = 16
+        c.optim.num_epochs = 34
+        c.optim.n_critic = 2
+        c.checkpoint_every = 100
+        c.log_every = 10
+        c.baseline.hidden_size = 128
+        c.baseline.num_epochs = 40
+        c.classifier.hidden_size = 128
+        c.classifier.num_epochs = 40
+        c.s2d.model.channels = (32, 16, 16, 16, 8)
+        c.s2d.optim.num_epochs = 2
+        c.s2d.checkpoint_every = 200
+        c.s2d.log_every = 20
+        c.table3.s2d_frame_stride = 3
+    return c

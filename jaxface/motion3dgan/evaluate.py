@@ -1,0 +1,466 @@
+"""Table 3 of the paper: expression classification accuracy and FID of generated 4D expressions.
+
+Protocol (paper §4.3):
+
+* An expression classifier, one LSTM layer followed by a fully connected layer with 512 outputs
+  (the FID features) and a linear head (:class:`jaxface.models.LSTMExpressionClassifier`), is
+  trained on the Motion3DGAN training sub-sequences (landmark sequences).
+* The test set holds the first sample of every (subject, expression)
+  (:func:`jaxface.motion3dgan.data.split_motions`).
+* Three landmark generators are compared: the ground-truth test sequences ("GT lands"),
+  Motion3DGAN and the deterministic LSTM baseline. Each generator makes one sequence per test
+  sample, with the test sample's label and normalised neutral landmarks (so every label gets as
+  many sequences as it has test samples). A Motion3DGAN SRVF is turned into landmarks with the
+  median SRVF length of its label's training motions
+  (:func:`jaxface.motion3dgan.data.label_intensities`).
+* Gen-LM rows classify the generated landmark sequences; Det-LM rows classify landmarks re-read
+  from meshes: each frame's landmark displacement goes through a trained S2D-Dec, is added to the
+  test subject's neutral mesh, and the 68 landmarks are extracted and normalised again.
+* Accuracy is the percentage of sequences classified as their label. FID is the Fréchet distance
+  between the 512-d features of a generator's sequences and those of the ground truth of the
+  same row (Gen-LM: the GT test landmarks; Det-LM: the landmarks re-read from the S2D-Dec meshes
+  of the GT test landmarks).
+
+S2D-Dec for the Det-LM rows is trained with :func:`jaxface.s2d.experiment.train_s2d` on the
+frames that the Motion3DGAN training sub-sequences cover (each paired with its sequence's first
+frame), so it never sees the test sub-sequences' frames; a previous run's S2D-Dec is reused by
+pointing ``table3.s2d_workdir`` at its work directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from jaxface.data import pipeline
+from jaxface.data.landmarks import (
+    extract_landmarks,
+    landmark_displacement,
+    normalize_landmarks,
+)
+from jaxface.losses import frechet_distance
+from jaxface.models import LSTMExpressionClassifier
+from jaxface.motion3dgan.applications import motion_to_landmarks
+from jaxface.motion3dgan.baseline import generate_lstm_landmarks, train_lstm_generator
+from jaxface.motion3dgan.data import (
+    MotionSet,
+    label_intensities,
+    load_motion_splits,
+    open_motion_dataset,
+)
+from jaxface.motion3dgan.train import fit, make_sample_fn, map_in_batches, train_gan
+from jaxface.s2d.pairs import make_pairs
+from jaxface.train import batch_sharding, data_mesh, global_norm, replicated, write_config, write_json
+
+__all__ = [
+    "METHODS",
+    "ROWS",
+    "accuracy",
+    "classify",
+    "create_classifier",
+    "detected_landmarks",
+    "make_classifier_train_step",
+    "run_table3",
+    "s2d_decoder",
+    "s2d_training_data",
+    "table3_markdown",
+    "train_classifier",
+]
+
+#: Table 3 columns (landmark generators) and rows (where the landmarks are read).
+METHODS = ("GT", "Motion3DGAN", "LSTM")
+ROWS = ("Gen-LM", "Det-LM")
+
+
+# ----------------------------------------------------------------------------- classifier
+
+
+def create_classifier(config, num_classes: int) -> LSTMExpressionClassifier:
+    """The classifier of a config's ``classifier`` block (``hidden_size``, ``feature_size``)."""
+    return LSTMExpressionClassifier(
+        num_classes=num_classes,
+        hidden_size=config.classifier.hidden_size,
+        feature_size=config.classifier.feature_size,
+    )
+
+
+def make_classifier_train_step(model: LSTMExpressionClassifier, *, mesh=None) -> Callable:
+    """Returns the jitted ``train_step(state, batch, rng) -> (state, metrics)``.
+
+    The batch holds ``landmarks`` float32 ``[B, T, K, 3]`` and ``label`` int32 ``[B]``; the loss
+    is the softmax cross-entropy; metrics are ``loss``, ``accuracy`` (fraction) and
+    ``grad_norm``. With ``mesh`` the state is replicated and the batch sharded along ``"data"``.
+    """
+
+    def train_step(state: train_state.TrainState, batch, rng):
+        del rng
+
+        def loss_fn(params):
+            logits, _ = model.apply({"params": params}, batch["landmarks"])
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+            return loss, logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        state = state.apply_gradients(grads=grads)
+        acc = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
+        return state, {"loss": loss, "accuracy": acc, "grad_norm": global_norm(grads)}
+
+    kwargs: dict[str, Any] = {"donate_argnums": 0}
+    if mesh is not None:
+        rep = replicated(mesh)
+        kwargs.update(in_shardings=(rep, batch_sharding(mesh), rep), out_shardings=(rep, rep))
+    return jax.jit(train_step, **kwargs)
+
+
+def train_classifier(
+    config, workdir: str, train: MotionSet
+) -> tuple[LSTMExpressionClassifier, Any, dict[str, Any]]:
+    """Trains (or resumes) the expression classifier on the training landmark sequences.
+
+    Args:
+      config: experiment config; uses ``seed``, ``checkpoint_every``, ``log_every``,
+        ``progress`` and the ``classifier`` block (``hidden_size``, ``feature_size``,
+        ``learning_rate``, ``batch_size``, ``num_epochs``).
+      workdir: run folder.
+      train: training motions (their ``landmarks`` and ``labels``).
+
+    Returns:
+      ``(model, params on the host, info)``.
+    """
+    c = config.classifier
+    mesh = data_mesh()
+    model = create_classifier(config, train.num_classes)
+    tx = optax.adam(c.learning_rate)
+    params = model.init(jax.random.key(config.seed), jnp.asarray(train.landmarks[:1]))["params"]
+    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    step = make_classifier_train_step(model, mesh=mesh)
+    steps_per_epoch = len(train) // c.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train)} training motions are fewer than one batch of {c.batch_size}")
+
+    def batches(epoch: int):
+        return train.epoch(
+            c.batch_size, np.random.default_rng([config.seed, 11, epoch]), ("landmarks", "label")
+        )
+
+    t0 = time.perf_counter()
+    state, history = fit(
+        state, step, batches, mesh=mesh, num_epochs=c.num_epochs,
+        steps_per_epoch=steps_per_epoch, batch_size=c.batch_size,
+        workdir=os.path.abspath(workdir), checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every, seed=config.seed, progress=config.progress,
+        desc="classifier",
+    )
+    info = {
+        "steps": int(state.step),
+        "train_time_s": time.perf_counter() - t0,
+        "final_loss": history[-1]["loss"] if history else None,
+        "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+    }
+    return model, jax.device_get(state.params), info
+
+
+def classify(
+    model: LSTMExpressionClassifier, params: Any, sequences: np.ndarray, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and FID features of landmark sequences.
+
+    Args:
+      model: the classifier.
+      params: its parameters.
+      sequences: float ``[M, T, K, 3]`` normalised landmark sequences.
+      batch_size: sequences per call.
+
+    Returns:
+      ``(logits [M, num_classes], features [M, feature_size])`` float32.
+    """
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+    return map_in_batches(
+        lambda x: apply(params, x), (np.asarray(sequences, np.float32),), batch_size
+    )
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Classification accuracy in percent.
+
+    Args:
+      logits: float ``[M, C]``.
+      labels: int ``[M]``.
+    """
+    return float(100.0 * np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
+
+
+# ----------------------------------------------------------------------------- S2D-Dec
+
+
+def s2d_training_data(view, train: MotionSet, topology_config, frame_stride: int = 1):
+    """S2D-Dec training pairs from the frames the training motions cover.
+
+    For every source sequence of ``train``, the frames spanned by its training sub-sequences are
+    paired with the sequence's first frame (its neutral face) and read as S2D pairs
+    (:func:`jaxface.s2d.pairs.make_pairs`).
+
+    Args:
+      view: :class:`jaxface.s2d.experiment.DatasetView` of the dataset.
+      train: training motions.
+      topology_config: the S2D config's ``topology`` block.
+      frame_stride: keep every ``frame_stride``-th covered frame.
+
+    Returns:
+      A :class:`jaxface.s2d.experiment.ProtocolData` whose ``train`` holds the pairs (its
+      ``test`` holds the first sequence's pairs, as a placeholder the trainer does not use).
+    """
+    from jaxface.s2d.experiment import ProtocolData, build_topology
+
+    covered: dict[int, set[int]] = {}
+    for seq, a, b in zip(train.sequence.tolist(), train.start.tolist(), train.stop.tolist()):
+        covered.setdefault(seq, set()).update(range(min(a, b), max(a, b) + 1))
+    frames, subjects, expressions = [], [], []
+    for seq in sorted(covered):
+        info = view.sequences[seq]
+        keep = sorted(covered[seq] - {0})
+        idx = np.asarray([info.start] + [info.start + t for t in keep], np.int64)
+        frames.append(pipeline.load_split_arrays(view.source, idx, features=("vertices",))["vertices"])
+        subjects.append(info.subject)
+        expressions.append(info.expression)
+    pairs = make_pairs(
+        frames, view.landmarks, view.faces, subjects=subjects, expressions=expressions,
+        frame_stride=frame_stride,
+    )
+    first = make_pairs(frames[:1], view.landmarks, view.faces, frame_stride=max(1, frame_stride))
+    return ProtocolData(
+        view=view, protocol="motion3dgan_train", train=pairs, test=first,
+        topology=build_topology(view.vertices, view.faces, topology_config),
+    )
+
+
+def s2d_decoder(workdir: str, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
+    """A trained S2D-Dec run as a decoder ``[M, 204] -> [M, N, 3]`` (compiled once).
+
+    Args:
+      workdir: an S2D-Dec run folder (:func:`jaxface.s2d.experiment.train_s2d`'s ``workdir``).
+      batch_size: displacements per decoder call.
+
+    Returns:
+      ``decode(landmark_displacement [M, 204]) -> dense displacement float32 [M, N, 3]``.
+    """
+    from jaxface.s2d.inference import S2DInference
+
+    inference = S2DInference.load(workdir)
+    apply = jax.jit(lambda d: inference.model.apply({"params": inference.params}, d))
+
+    def decode(disp: np.ndarray) -> np.ndarray:
+        d = np.asarray(disp, np.float32).reshape(-1, 204)
+        return map_in_batches(apply, (d,), batch_size)
+
+    return decode
+
+
+def detected_landmarks(
+    decode: Callable[[np.ndarray], np.ndarray],
+    sequences: np.ndarray,
+    neutral_landmarks: np.ndarray,
+    neutral_meshes: np.ndarray,
+    definition,
+    faces: np.ndarray,
+) -> np.ndarray:
+    """Det-LM: landmarks re-read from the S2D-Dec meshes of landmark sequences.
+
+    Args:
+      decode: S2D-Dec, ``[M, 204] -> [M, N, 3]`` dense displacements.
+      sequences: float ``[S, T, K, 3]`` normalised landmark sequences.
+      neutral_landmarks: float ``[S, K, 3]`` the neutral configurations they start from.
+      neutral_meshes: float ``[S, N, 3]`` the neutral faces to deform.
+      definition: the dataset's :class:`jaxface.data.LandmarkDefinition`.
+      faces: int ``[F, 3]`` template faces.
+
+    Returns:
+      float32 ``[S, T, K, 3]`` normalised landmarks of the decoded meshes.
+    """
+    seqs = np.asarray(sequences, np.float32)
+    s, t = seqs.shape[:2]
+    disp = np.asarray(
+        landmark_displacement(seqs, np.asarray(neutral_landmarks, np.float32)[:, None]), np.float32
+    )
+    out = np.empty_like(seqs)
+    per_call = max(1, 256 // t)
+    for lo in range(0, s, per_call):
+        hi = min(s, lo + per_call)
+        dense = decode(disp[lo:hi].reshape(-1, disp.shape[-1])).reshape(hi - lo, t, -1, 3)
+        meshes = np.asarray(neutral_meshes[lo:hi], np.float32)[:, None] + dense
+        lms = extract_landmarks(meshes, definition, faces)
+        out[lo:hi] = np.asarray(normalize_landmarks(lms), np.float32)
+    return out
+
+
+# ----------------------------------------------------------------------------- Table 3
+
+
+def table3_markdown(results: dict[str, Any]) -> str:
+    """The Markdown table of :func:`run_table3`'s results (paper Table 3 layout)."""
+    acc, fid = results["accuracy"], results["fid"]
+    lines = [
+        "| Method | Acc. GT lands (%) ↑ | Acc. Motion3DGAN (%) ↑ | Acc. LSTM (%) ↑ "
+        "| FID Motion3DGAN ↓ | FID LSTM ↓ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in ROWS:
+        lines.append(
+            f"| {row} | {acc[row]['GT']:.2f} | {acc[row]['Motion3DGAN']:.2f} | "
+            f"{acc[row]['LSTM']:.2f} | {fid[row]['Motion3DGAN']:.2f} | {fid[row]['LSTM']:.2f} |"
+        )
+    n = results["num_test"]
+    lines += [
+        "",
+        f"{n} test sequences ({results['num_test_per_label']} per label), "
+        f"{results['num_train']} training sequences; one generated sequence per test sample and "
+        "method. FID: 512-d classifier features against the ground truth of the same row.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _neutral_meshes(view, test: MotionSet) -> np.ndarray:
+    idx = np.asarray(
+        [view.sequences[s].start + a for s, a in zip(test.sequence.tolist(), test.start.tolist())],
+        np.int64,
+    )
+    return pipeline.load_split_arrays(view.source, idx, features=("vertices",))["vertices"]
+
+
+def run_table3(config, workdir: str) -> dict[str, Any]:
+    """Trains everything Table 3 needs and writes ``table3.md`` and ``table3.json``.
+
+    Work directory layout: ``config.json``; ``s2d/``, ``gan/``, ``lstm/``, ``classifier/`` (each
+    a resumable run with ``checkpoints/`` and ``metrics.jsonl``); ``generated.npz`` (the
+    generated and re-detected landmark sequences); ``table3.md``, ``table3.json``. Running again
+    with the same work directory resumes or reuses every finished stage.
+
+    Args:
+      config: experiment config (``experiments/motion3dgan/configs/default.py``).
+      workdir: work directory.
+
+    Returns:
+      The results dict written to ``table3.json``: ``accuracy[row][method]`` (%),
+      ``fid[row][method]``, sizes, per-stage training info and wall times.
+    """
+    from jaxface.s2d.experiment import DatasetView, train_s2d
+
+    t_start = time.perf_counter()
+    workdir = os.path.abspath(workdir)
+    write_config(workdir, config.to_dict())
+    timings: dict[str, float] = {}
+
+    def stage(name: str, t0: float) -> None:
+        timings[name] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    path = open_motion_dataset(config)
+    view = DatasetView(path)
+    train, test = load_motion_splits(
+        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames
+    )
+    if len(test) == 0:
+        raise ValueError(f"split rule {config.split_rule!r} leaves no test motions")
+    neutral_meshes = _neutral_meshes(view, test)
+    stage("data", t0)
+
+    t0 = time.perf_counter()
+    t3 = config.table3
+    s2d_dir = t3.s2d_workdir or os.path.join(workdir, "s2d")
+    s2d_data = s2d_training_data(view, train, config.s2d.topology, t3.s2d_frame_stride)
+    _, s2d_info = train_s2d(config.s2d, s2d_dir, s2d_data)
+    decode = s2d_decoder(s2d_dir)
+    s2d_info["train_frames"] = len(s2d_data.train)
+    stage("s2d", t0)
+
+    t0 = time.perf_counter()
+    models, gan_state, gan_info = train_gan(config, os.path.join(workdir, "gan"), train)
+    stage("gan", t0)
+    t0 = time.perf_counter()
+    lstm, lstm_params, lstm_info = train_lstm_generator(config, os.path.join(workdir, "lstm"), train)
+    stage("lstm", t0)
+    t0 = time.perf_counter()
+    clf, clf_params, clf_info = train_classifier(config, os.path.join(workdir, "classifier"), train)
+    stage("classifier", t0)
+
+    t0 = time.perf_counter()
+    intensity = label_intensities(train, config.intensity_statistic)
+    sample = make_sample_fn(models)
+    q = np.asarray(
+        sample(gan_state.gen_params, jnp.asarray(gan_state.reference),
+               jnp.asarray(test.labels), jax.random.key(t3.sample_seed)),
+        np.float32,
+    )
+    generated = {
+        "GT": test.landmarks,
+        "Motion3DGAN": motion_to_landmarks(
+            q, test.neutral, intensity[test.labels], spacing=config.sphere.inverse_spacing
+        ),
+        "LSTM": generate_lstm_landmarks(lstm, lstm_params, test.labels, test.neutral),
+    }
+    stage("generate", t0)
+    t0 = time.perf_counter()
+    detected = {
+        m: detected_landmarks(decode, seqs, test.neutral, neutral_meshes, view.landmarks,
+                              view.faces)
+        for m, seqs in generated.items()
+    }
+    stage("det_lm", t0)
+    np.savez_compressed(
+        os.path.join(workdir, "generated.npz"),
+        labels=test.labels, motion3dgan_q=q,
+        **{f"gen_{m}": v for m, v in generated.items()},
+        **{f"det_{m}": v for m, v in detected.items()},
+    )
+
+    t0 = time.perf_counter()
+    acc: dict[str, dict[str, float]] = {}
+    fid: dict[str, dict[str, float]] = {}
+    for row, sets in (("Gen-LM", generated), ("Det-LM", detected)):
+        outputs = {m: classify(clf, clf_params, seqs) for m, seqs in sets.items()}
+        acc[row] = {m: accuracy(logits, test.labels) for m, (logits, _) in outputs.items()}
+        fid[row] = {
+            m: frechet_distance(outputs["GT"][1], feats)
+            for m, (_, feats) in outputs.items() if m != "GT"
+        }
+    train_logits, train_feats = classify(clf, clf_params, train.landmarks)
+    test_feats = classify(clf, clf_params, test.landmarks)[1]
+    stage("metrics", t0)
+
+    counts = np.bincount(test.labels, minlength=test.num_classes)
+    per_label = (
+        str(int(counts[0])) if np.all(counts == counts[0]) else f"{counts.min()}-{counts.max()}"
+    )
+    results = {
+        "dataset": path,
+        "split_rule": config.split_rule,
+        "num_train": len(train),
+        "num_test": len(test),
+        "num_test_per_label": per_label,
+        "label_names": list(test.label_names),
+        "accuracy": acc,
+        "fid": fid,
+        "fid_gt_train_vs_test": frechet_distance(train_feats, test_feats),
+        "classifier_train_accuracy": accuracy(train_logits, train.labels),
+        "label_intensity": intensity.tolist(),
+        "s2d": s2d_info,
+        "gan": gan_info,
+        "lstm": lstm_info,
+        "classifier": clf_info,
+        "stage_wall_s": timings,
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "devices": [str(d) for d in jax.devices()],
+    }
+    write_json(os.path.join(workdir, "table3.json"), results)
+    with open(os.path.join(workdir, "table3.md"), "w") as f:
+        f.write(table3_markdown(results))
+    return json.loads(json.dumps(results, default=float))

@@ -1,0 +1,102 @@
+"""``jaxface generate`` end to end on the tiny procedural set with tiny models."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jaxface.cli import main
+from jaxface.generate import RECIPE_ENV, bundle_name, load_generator
+from jaxface.mesh import primitives
+from jaxface.mesh.io import read_mesh, write_mesh
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """One first run (no cached models: trains the tiny recipe), shared by the tests."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("out") / "mouth_open"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JAXFACE_CACHE_DIR", str(cache))
+        mp.setenv(RECIPE_ENV, "tiny")
+        status = main(["generate", "--expression", "mouth_open", "--out", str(out),
+                       "--samples", "2", "--seed", "3"])
+    return status, cache, out
+
+
+def _env(monkeypatch, cache):
+    monkeypatch.setenv("JAXFACE_CACHE_DIR", str(cache))
+    monkeypatch.setenv(RECIPE_ENV, "tiny")
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("jaxface generate: error: ")
+    return err[0]
+
+
+def test_first_run_trains_caches_and_writes_sequences(first_run):
+    status, cache, out = first_run
+    assert status == 0
+    bundle = cache / "models" / bundle_name("tiny")
+    assert (bundle / "manifest.json").is_file()
+    assert not [p for p in os.listdir(cache / "models") if p.startswith(".tmp-")]
+    for s in range(2):
+        frames = sorted(os.listdir(out / f"sample_{s:02d}"))
+        assert frames == [f"frame_{t:06d}.ply" for t in range(30)]
+    vertices, faces = read_mesh(out / "sample_01" / "frame_000029.ply")
+    assert vertices.shape == (468, 3) and np.isfinite(vertices).all()
+    assert (out / "preview.png").stat().st_size > 0 and (out / "preview.gif").stat().st_size > 0
+    meta = json.loads((out / "generation.json").read_text())
+    assert meta["expression"] == "mouth_open" and meta["label"] == 9
+    assert meta["files"] == 60 and meta["num_frames"] == 30
+    generator = load_generator(bundle)
+    assert generator.expressions[9] == "mouth_open"
+    assert load_generator(bundle) is generator  # kept in memory
+
+
+def test_cached_models_with_a_given_neutral_obj_output_and_determinism(
+    first_run, monkeypatch, tmp_path
+):
+    _, cache, out = first_run
+    _env(monkeypatch, cache)
+    neutral = str(out / "neutral.ply")
+    args = ["generate", "--neutral", neutral, "--expression", "eyebrow", "--format", "obj",
+            "--no-gif", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--models",
+                        str(cache / "models" / bundle_name("tiny"))]) == 0
+    a, _ = read_mesh(tmp_path / "a" / "sample_00" / "frame_000020.obj")
+    b, _ = read_mesh(tmp_path / "b" / "sample_00" / "frame_000020.obj")
+    np.testing.assert_array_equal(a, b)
+    assert not (tmp_path / "a" / "preview.gif").exists()
+    first, _ = read_mesh(tmp_path / "a" / "sample_00" / "frame_000000.obj")
+    neutral_vertices, _ = read_mesh(neutral)
+    assert np.abs(a - neutral_vertices).max() > np.abs(first - neutral_vertices).max()
+
+
+def test_wrong_topology_and_unknown_expression_are_one_line_errors(
+    first_run, monkeypatch, tmp_path, capsys
+):
+    _, cache, out = first_run
+    _env(monkeypatch, cache)
+    vertices, faces = primitives.spherical_cap(3, 0.0)
+    other = tmp_path / "face.ply"
+    write_mesh(other, vertices, faces)
+    capsys.readouterr()
+    assert main(["generate", "--neutral", str(other), "--expression", "mouth_open",
+                 "--out", str(tmp_path / "x")]) == 2
+    line = _one_line_error(capsys)
+    assert line.endswith(f"{other}: has {len(vertices)} vertices, the model's template has 468 "
+                         "(the neutral face must have the template's topology)")
+    neutral, template_faces = read_mesh(out / "neutral.ply")
+    flipped = tmp_path / "flipped.ply"
+    write_mesh(flipped, neutral, template_faces[:, ::-1])
+    assert main(["generate", "--neutral", str(flipped), "--expression", "mouth_open",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "its faces are not the model's template's" in _one_line_error(capsys)
+    assert main(["generate", "--expression", "grin", "--out", str(tmp_path / "z")]) == 2
+    assert "unknown expression 'grin'; choose from bareteeth" in _one_line_error(capsys)
+    assert not (tmp_path / "x").exists()
