@@ -62,7 +62,10 @@ def create_optimizer(
 def create_train_state(model, rng: jax.Array, example_inputs: tuple, tx) -> TrainState:
     """Initialises parameters from example inputs (shapes only matter)."""
     params = model.init(rng, *example_inputs)["params"]
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    # An array step counter: the jitted step then sees the same input types on every call
+    # (a Python int would force a second trace after the first update).
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def make_train_step(
