@@ -26,6 +26,7 @@ from datasets_tfds.common import (
     manual_root,
     scan_frames,
 )
+from jaxface.data.procedural import EXPRESSIONS  # the 12 CoMA expressions, sorted
 from jaxface.data.splits import Split, coma_protocols
 
 __all__ = ["EXPRESSIONS", "EXPECTED_LAYOUT", "SUBJECT_PATTERN", "Coma"]
