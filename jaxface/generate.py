@@ -10,21 +10,24 @@ performing the expression.
 Models live in a *bundle* folder: ``manifest.json`` (recipe, configs, expression names, per-label
 amplitudes, training times), ``motion3dgan.msgpack`` (generator parameters and reference point),
 ``neutral.npz`` (the default neutral face) and ``s2d/``, a trained S2D-Dec run
-(:class:`jaxface.s2d.inference.S2DInference`: config, template, checkpoint). :func:`ensure_models` returns the
-bundle of a training *recipe* from the model cache (``$JAXFACE_CACHE_DIR/models`` or
-``~/.cache/jaxface/models``), training it first when it is missing: the recipe's procedural
-dataset is prepared (``faces4d``), then a CPU-sized Motion3DGAN and S2D-Dec are trained on all of
-its sub-sequences and frames. Training happens in a temporary folder next to the final one, which
-is renamed into place when complete, so concurrent first runs never see a half-written bundle
-(the loser of the race discards its copy) and an interrupted run leaves nothing behind but a
-``.tmp-*`` folder.
+(:class:`jaxface.s2d.inference.S2DInference`: config, template, checkpoint).
+:func:`ensure_models` returns the bundle of a training *recipe* from the model cache
+(``$JAXFACE_CACHE_DIR/models`` or ``~/.cache/jaxface/models``), training it first when it is
+missing: the recipe's procedural dataset is prepared (``faces4d``), then a CPU-sized
+Motion3DGAN and S2D-Dec are trained on all of its sub-sequences and frames. Training happens
+in a temporary folder next to the final one, which is renamed into place when complete, so
+concurrent first runs never see a half-written bundle (the loser of the race discards its copy)
+and an interrupted run leaves nothing behind but a ``.tmp-*`` folder.
 
 Recipes:
 
 * ``"default"``: the ``faces4d/coma_scale_lite`` procedural set (12 subjects x 12 expressions,
-  60-150 frames, on the 1790-vertex level-1 template), Motion3DGAN with generator base channels
-  32 and a 16/16/8-channel critic, S2D-Dec with channels 64/32/16/16 on a 3-step hierarchy. A few
-  minutes on a 2-core CPU.
+  60-150 frames, on the 1790-vertex level-1 template). Motion3DGAN as the ``:cpu`` mode of
+  ``experiments/motion3dgan/configs/default.py`` (generator base channels 64 with LeCun
+  initialisation and output scale 0.25, an 8/8/8-channel critic, 2 critic updates per step,
+  batch 16, learning rate 1e-3) for 20 epochs of all 288 motions; S2D-Dec with channels
+  64/32/16/16 on a 3-step hierarchy, every second frame, 3 epochs. A few minutes on a 2-core
+  CPU.
 * ``"tiny"``: the ``faces4d/tiny`` set (468 vertices) with tiny networks and a few steps; for
   tests (selected with the environment variable ``JAXFACE_GENERATE_RECIPE=tiny``).
 """
@@ -38,7 +41,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -115,7 +117,7 @@ def recipe_config(name: str = "default") -> ml_collections.ConfigDict:
     ))
     g.optim = ml_collections.ConfigDict(dict(
         learning_rate=1e-4 if tiny else 1e-3, b1=0.5, b2=0.9, batch_size=8 if tiny else 16,
-        num_epochs=1 if tiny else 30, n_critic=2 if tiny else 1,
+        num_epochs=1 if tiny else 20, n_critic=2,
     ))
     g.intensity_statistic = "median"
     g.checkpoint_every = 1000

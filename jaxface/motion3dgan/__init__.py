@@ -70,5 +70,6 @@ __all__ = [
     "train_and_evaluate",
     "train_classifier",
     "train_gan",
+    "train_lstm_generator",
     "transfer_motion",
 ]

@@ -97,10 +97,13 @@ def train_lstm_generator(
         jax.random.key(config.seed), jnp.zeros((1,), jnp.int32), jnp.asarray(train.neutral[:1])
     )["params"]
     state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    state = state.replace(step=jnp.zeros((), jnp.int32))  # same input types on every call
     step = make_lstm_train_step(model, temporal_weight=b.temporal_weight, mesh=mesh)
     steps_per_epoch = len(train) // b.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train)} training motions are fewer than one batch of {b.batch_size}")
+        raise ValueError(
+            f"{len(train)} training motions are fewer than one batch of {b.batch_size}"
+        )
 
     def batches(epoch: int):
         return train.epoch(

@@ -8,9 +8,10 @@ From a prepared mesh-sequence dataset with 68 landmarks per frame (``jaxface.dat
    reverse) neutral -> apex sub-sequences, each arc-length resampled to 30 frames
    (:func:`jaxface.data.subsequences.extract_subsequences`);
 3. each sub-sequence becomes its SRVF ``q`` ``[30, 204]`` (:func:`jaxface.manifold.srvf`), a point
-   of the unit sphere, and its length ``L`` (the "intensity" that :func:`jaxface.manifold.srvf_inverse`
-   needs to restore the amplitude). The normalised neutral landmarks (frame 0) are kept too, so
-   ``srvf_inverse(q, neutral, L)`` reconstructs the landmark sequence.
+   of the unit sphere, and its length ``L`` (the "intensity" that
+   :func:`jaxface.manifold.srvf_inverse` needs to restore the amplitude). The normalised
+   neutral landmarks (frame 0) are kept too, so ``srvf_inverse(q, neutral, L)`` reconstructs
+   the landmark sequence.
 
 Splits (:func:`split_motions`):
 
@@ -246,7 +247,8 @@ def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[Motio
         return motions, motions.subset(np.zeros(0, np.int64))
     seen: set[tuple[str, str]] = set()
     test = []
-    for i, key in enumerate(zip(motions.subjects.tolist(), motions.expressions.tolist())):
+    keys = zip(motions.subjects.tolist(), motions.expressions.tolist(), strict=True)
+    for i, key in enumerate(keys):
         if key not in seen:
             seen.add(key)
             test.append(i)

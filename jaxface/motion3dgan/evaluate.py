@@ -59,7 +59,14 @@ from jaxface.motion3dgan.data import (
 )
 from jaxface.motion3dgan.train import fit, make_sample_fn, map_in_batches, train_gan
 from jaxface.s2d.pairs import make_pairs
-from jaxface.train import batch_sharding, data_mesh, global_norm, replicated, write_config, write_json
+from jaxface.train import (
+    batch_sharding,
+    data_mesh,
+    global_norm,
+    replicated,
+    write_config,
+    write_json,
+)
 
 __all__ = [
     "METHODS",
@@ -142,10 +149,13 @@ def train_classifier(
     tx = optax.adam(c.learning_rate)
     params = model.init(jax.random.key(config.seed), jnp.asarray(train.landmarks[:1]))["params"]
     state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    state = state.replace(step=jnp.zeros((), jnp.int32))  # same input types on every call
     step = make_classifier_train_step(model, mesh=mesh)
     steps_per_epoch = len(train) // c.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train)} training motions are fewer than one batch of {c.batch_size}")
+        raise ValueError(
+            f"{len(train)} training motions are fewer than one batch of {c.batch_size}"
+        )
 
     def batches(epoch: int):
         return train.epoch(
@@ -222,14 +232,17 @@ def s2d_training_data(view, train: MotionSet, topology_config, frame_stride: int
     from jaxface.s2d.experiment import ProtocolData, build_topology
 
     covered: dict[int, set[int]] = {}
-    for seq, a, b in zip(train.sequence.tolist(), train.start.tolist(), train.stop.tolist()):
+    for seq, a, b in zip(
+        train.sequence.tolist(), train.start.tolist(), train.stop.tolist(), strict=True
+    ):
         covered.setdefault(seq, set()).update(range(min(a, b), max(a, b) + 1))
     frames, subjects, expressions = [], [], []
     for seq in sorted(covered):
         info = view.sequences[seq]
         keep = sorted(covered[seq] - {0})
         idx = np.asarray([info.start] + [info.start + t for t in keep], np.int64)
-        frames.append(pipeline.load_split_arrays(view.source, idx, features=("vertices",))["vertices"])
+        arrays = pipeline.load_split_arrays(view.source, idx, features=("vertices",))
+        frames.append(arrays["vertices"])
         subjects.append(info.subject)
         expressions.append(info.expression)
     pairs = make_pairs(
@@ -329,10 +342,8 @@ def table3_markdown(results: dict[str, Any]) -> str:
 
 
 def _neutral_meshes(view, test: MotionSet) -> np.ndarray:
-    idx = np.asarray(
-        [view.sequences[s].start + a for s, a in zip(test.sequence.tolist(), test.start.tolist())],
-        np.int64,
-    )
+    pairs = zip(test.sequence.tolist(), test.start.tolist(), strict=True)
+    idx = np.asarray([view.sequences[s].start + a for s, a in pairs], np.int64)
     return pipeline.load_split_arrays(view.source, idx, features=("vertices",))["vertices"]
 
 
@@ -386,7 +397,9 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     models, gan_state, gan_info = train_gan(config, os.path.join(workdir, "gan"), train)
     stage("gan", t0)
     t0 = time.perf_counter()
-    lstm, lstm_params, lstm_info = train_lstm_generator(config, os.path.join(workdir, "lstm"), train)
+    lstm, lstm_params, lstm_info = train_lstm_generator(
+        config, os.path.join(workdir, "lstm"), train
+    )
     stage("lstm", t0)
     t0 = time.perf_counter()
     clf, clf_params, clf_info = train_classifier(config, os.path.join(workdir, "classifier"), train)

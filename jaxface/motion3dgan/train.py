@@ -390,12 +390,14 @@ def make_train_step(
     return jax.jit(train_step, **kwargs)
 
 
-def make_sample_fn(models: GANModels) -> Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]:
+def make_sample_fn(
+    models: GANModels,
+) -> Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]:
     """Returns the jitted ``sample(gen_params, reference, labels, key) -> q``.
 
-    ``q = exp_p(output_scale * G(z, c))`` float32 ``[B, T, D]``: generated SRVFs on the sphere (the generator
-    output projected to the tangent space, the default, keeps them on it), one per label of
-    ``labels`` int32 ``[B]``; ``reference`` is ``[T, D]``.
+    ``q = exp_p(output_scale * G(z, c))`` float32 ``[B, T, D]``: generated SRVFs on the sphere
+    (the generator output projected to the tangent space, the default, keeps them on it), one
+    per label of ``labels`` int32 ``[B]``; ``reference`` is ``[T, D]``.
     """
 
     def sample(gen_params, reference, labels, key):
@@ -522,7 +524,9 @@ def _steps(num_examples: int, batch_size: int, num_devices: int) -> int:
         )
     steps = num_examples // batch_size
     if steps == 0:
-        raise ValueError(f"{num_examples} training motions are fewer than one batch of {batch_size}")
+        raise ValueError(
+            f"{num_examples} training motions are fewer than one batch of {batch_size}"
+        )
     return steps
 
 
@@ -535,9 +539,9 @@ def train_gan(
       config: experiment config (see ``experiments/motion3dgan/configs/default.py``).
       workdir: run folder (``checkpoints/``, ``metrics.jsonl``).
       train: training motions.
-      reference: float32 ``[T, D]`` reference point; default :func:`jaxface.manifold.reference_point`
-        of the training SRVFs under ``config.sphere`` (ignored when resuming: the checkpoint's
-        reference is restored).
+      reference: float32 ``[T, D]`` reference point; default
+        :func:`jaxface.manifold.reference_point` of the training SRVFs under ``config.sphere``
+        (ignored when resuming: the checkpoint's reference is restored).
 
     Returns:
       ``(models, state on the host, info)``; ``info`` has ``steps``, ``train_time_s``,
@@ -563,7 +567,8 @@ def train_gan(
     )
 
     def batches(epoch: int):
-        return train.epoch(o.batch_size, np.random.default_rng([config.seed, epoch]), ("q", "label"))
+        rng = np.random.default_rng([config.seed, epoch])
+        return train.epoch(o.batch_size, rng, ("q", "label"))
 
     t0 = time.perf_counter()
     state, history = fit(

@@ -31,7 +31,7 @@ def test_motions_are_unit_srvfs_that_reconstruct_their_landmarks(tiny_motions):
 
 def test_first_sample_split_holds_one_forward_motion_per_subject_and_expression(tiny_motions):
     _, motions, train, test = tiny_motions
-    keys = list(zip(test.subjects.tolist(), test.expressions.tolist()))
+    keys = list(zip(test.subjects.tolist(), test.expressions.tolist(), strict=True))
     assert len(keys) == len(set(keys)) == 3 * 12
     assert not test.reversed.any() and (test.start == 0).all()
     assert len(train) + len(test) == len(motions)

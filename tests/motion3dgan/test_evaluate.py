@@ -38,7 +38,7 @@ def test_s2d_training_data_covers_only_the_training_frames(tiny_motions):
 
     data = s2d_training_data(view, train, test_config.get_config().s2d.topology)
     expected = 0
-    for seq, a, b in zip(train.sequence, train.start, train.stop):
+    for a, b in zip(train.start, train.stop, strict=True):
         expected += abs(int(a) - int(b)) + 1 - (min(a, b) == 0)
     assert len(data.train) == expected
     first = view.sequences[int(train.sequence[0])]

@@ -34,7 +34,8 @@ def _step(models, config, **kwargs):
 
 
 def _leaves_differ(a, b):
-    return any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return any(not np.allclose(x, y) for x, y in pairs)
 
 
 @pytest.mark.multidevice

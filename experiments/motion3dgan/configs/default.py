@@ -15,8 +15,8 @@ Paper settings (default, the official architecture)::
   Adam(0.5, 0.9), lr 1e-4, batch 128, 8000 epochs; reference point = Karcher mean of the
   training SRVFs (``sphere.reference="sample"`` is the official single sample).
 
-``:cpu`` mode, sized for a 2-core CPU (about 20 minutes for all of Table 3, see
-``experiments/motion3dgan/README.md``)::
+``:cpu`` mode, sized for a 2-core CPU (15-25 minutes for all of Table 3 depending on the load,
+see ``experiments/motion3dgan/README.md``)::
 
     python -m experiments.motion3dgan.table3 \
         --config=experiments/motion3dgan/configs/default.py:cpu --workdir=workdirs/m3d_table3
@@ -29,9 +29,9 @@ It keeps the data, the losses and their weights, but shrinks the networks and th
   does not learn in a few hundred steps; see ``jaxface.motion3dgan.train.create_models``);
 * critic channels 64/32/16 -> 8/8/8, dense 1024 -> 64;
 * 2 critic updates per generator update (official 4), batch 16, learning rate 1e-3 for both
-  networks (paper 1e-4), 34 epochs = 306 steps (paper 8000 epochs);
-* LSTM baseline and classifier: 128 hidden units, 40 epochs;
-* S2D-Dec for the Det-LM rows: channels 32/16/16/16/8, every third training frame, 2 epochs.
+  networks (paper 1e-4), 100 epochs = 900 steps (paper 8000 epochs of batch 128);
+* LSTM baseline: 128 hidden units, 40 epochs; classifier: 128 hidden units, 150 epochs;
+* S2D-Dec for the Det-LM rows: channels 32/16/16/16/8, every second training frame, 3 epochs.
 """
 
 import ml_collections
@@ -79,7 +79,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.optim = ml_collections.ConfigDict()
     c.optim.learning_rate = 1e-4
-    c.optim.critic_learning_rate = ml_collections.FieldReference(None, field_type=float)  # None: same
+    # None: the generator's learning rate.
+    c.optim.critic_learning_rate = ml_collections.FieldReference(None, field_type=float)
     c.optim.b1 = 0.5
     c.optim.b2 = 0.9
     c.optim.batch_size = 128
@@ -126,17 +127,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.critic_hidden = 64
         c.optim.learning_rate = 1e-3
         c.optim.batch_size = 16
-        c.optim.num_epochs = 34
+        c.optim.num_epochs = 100
         c.optim.n_critic = 2
         c.checkpoint_every = 100
         c.log_every = 10
         c.baseline.hidden_size = 128
         c.baseline.num_epochs = 40
         c.classifier.hidden_size = 128
-        c.classifier.num_epochs = 40
+        c.classifier.num_epochs = 150
         c.s2d.model.channels = (32, 16, 16, 16, 8)
-        c.s2d.optim.num_epochs = 2
+        c.s2d.optim.num_epochs = 3
         c.s2d.checkpoint_every = 200
         c.s2d.log_every = 20
-        c.table3.s2d_frame_stride = 3
+        c.table3.s2d_frame_stride = 2
     return c
