@@ -14,7 +14,8 @@ must have the models' template topology; without ``--neutral`` the models' defau
 mouth_middle, mouth_open, mouth_side, mouth_up).
 
 Output: ``OUT/sample_<k>/frame_<t>.<ply|obj>`` (30 frames per sample), ``OUT/neutral.<fmt>``,
-a contact sheet ``OUT/preview.png``, an animation ``OUT/preview.gif`` and ``OUT/generation.json``.
+a contact sheet ``OUT/preview.png`` (samples x frames; skin that moved is tinted red), an
+animation ``OUT/preview.gif`` and ``OUT/generation.json``.
 
 The first run without ``--models`` trains small models on the embedded procedural face set
 (a few minutes on a CPU) and caches them in ``$JAXFACE_CACHE_DIR/models`` (default
@@ -30,7 +31,7 @@ import time
 
 import numpy as np
 
-__all__ = ["PREVIEW_FRAMES", "register", "render_preview", "run"]
+__all__ = ["PREVIEW_FRAMES", "motion_colors", "register", "render_preview", "run"]
 
 #: Frames shown in the contact sheet.
 PREVIEW_FRAMES = (0, 6, 12, 18, 24, 29)
@@ -66,15 +67,37 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+_SKIN = np.array([0.80, 0.80, 0.82])
+_MOTION = np.array([0.85, 0.25, 0.15])
+
+
+def motion_colors(meshes: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Per-vertex colours that tint the skin towards red where it moved from the neutral face.
+
+    Args:
+      meshes: float ``[..., N, 3]`` frames.
+      neutral: float ``[N, 3]`` the neutral face.
+
+    Returns:
+      float ``[..., N, 3]`` RGB in ``[0, 1]``: grey where a vertex is at its neutral position, red
+      where it moved most (the scale is the largest displacement over all of ``meshes``).
+    """
+    dist = np.linalg.norm(np.asarray(meshes) - np.asarray(neutral), axis=-1)
+    a = np.clip(dist / max(float(dist.max()), 1e-12), 0.0, 1.0)[..., None]
+    return (1.0 - a) * _SKIN + a * _MOTION
+
+
 def render_preview(
-    meshes: np.ndarray, faces: np.ndarray, *, frames=PREVIEW_FRAMES, size: int = 192,
-    title: str = "",
+    meshes: np.ndarray, faces: np.ndarray, *, neutral: np.ndarray | None = None,
+    frames=PREVIEW_FRAMES, size: int = 192, title: str = "",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """A contact sheet (samples x chosen frames) and the frames of an animation.
 
     Args:
       meshes: float ``[S, T, N, 3]`` mesh sequences.
       faces: int ``[F, 3]``.
+      neutral: float ``[N, 3]``; when given, moving skin is tinted red
+        (:func:`motion_colors`), which makes small motions (a brow raise) visible from the front.
       frames: frame indices shown on the sheet.
       size: tile size in pixels.
       title: caption prefix of the tiles.
@@ -87,16 +110,21 @@ def render_preview(
     meshes = np.asarray(meshes)
     num_samples, num_frames = meshes.shape[:2]
     camera = fit_camera(meshes, size)
+    colors = None if neutral is None else motion_colors(meshes, neutral)
+
+    def tile(s: int, t: int) -> np.ndarray:
+        return render_mesh(meshes[s, t], faces, camera=camera,
+                           colors=None if colors is None else colors[s, t])
+
     frames = [t for t in frames if t < num_frames]
     tiles, labels = [], []
     for s in range(num_samples):
         for t in frames:
-            tiles.append(render_mesh(meshes[s, t], faces, camera=camera))
+            tiles.append(tile(s, t))
             labels.append(f"{title} s{s} t{t}".strip())
     sheet = contact_sheet(tiles, cols=len(frames), labels=labels)
     animation = [
-        np.concatenate([render_mesh(meshes[s, t], faces, camera=camera)
-                        for s in range(num_samples)], axis=1)
+        np.concatenate([tile(s, t) for s in range(num_samples)], axis=1)
         for t in range(num_frames)
     ]
     return sheet, animation
@@ -143,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         written += write_sequence(os.path.join(out, f"sample_{s:02d}"), meshes, generator.faces,
                                   fmt=args.format)
     write_mesh(os.path.join(out, f"neutral.{args.format}"), result.neutral, generator.faces)
-    sheet, animation = render_preview(result.meshes, generator.faces, title=args.expression)
+    sheet, animation = render_preview(result.meshes, generator.faces, neutral=result.neutral,
+                                      title=args.expression)
     save_png(os.path.join(out, "preview.png"), sheet)
     if not args.no_gif:
         _save_gif(os.path.join(out, "preview.gif"), animation)
