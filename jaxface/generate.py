@@ -25,9 +25,9 @@ Recipes:
   60-150 frames, on the 1790-vertex level-1 template). Motion3DGAN as the ``:cpu`` mode of
   ``experiments/motion3dgan/configs/default.py`` (generator base channels 64 with LeCun
   initialisation and output scale 0.25, an 8/8/8-channel critic, 2 critic updates per step,
-  batch 16, learning rate 1e-3) for 20 epochs of all 288 motions; S2D-Dec with channels
-  64/32/16/16 on a 3-step hierarchy, every second frame, 3 epochs. A few minutes on a 2-core
-  CPU.
+  batch 16, learning rate 1e-3) for 30 epochs of all 288 motions; S2D-Dec with channels
+  64/32/16/16 on a 3-step hierarchy, every third frame, 6 epochs. About 6 minutes on a 2-core
+  CPU (more when the machine is shared).
 * ``"tiny"``: the ``faces4d/tiny`` set (468 vertices) with tiny networks and a few steps; for
   tests (selected with the environment variable ``JAXFACE_GENERATE_RECIPE=tiny``).
 """
@@ -96,7 +96,7 @@ def recipe_config(name: str = "default") -> ml_collections.ConfigDict:
     c.dataset = "faces4d"
     c.dataset_config = "tiny" if tiny else "coma_scale_lite"
     c.min_frames = 5 if tiny else 10
-    c.s2d_frame_stride = 2
+    c.s2d_frame_stride = 2 if tiny else 3
 
     g = c.gan = ml_collections.ConfigDict()
     g.num_frames = 30
@@ -117,7 +117,7 @@ def recipe_config(name: str = "default") -> ml_collections.ConfigDict:
     ))
     g.optim = ml_collections.ConfigDict(dict(
         learning_rate=1e-4 if tiny else 1e-3, b1=0.5, b2=0.9, batch_size=8 if tiny else 16,
-        num_epochs=1 if tiny else 20, n_critic=2,
+        num_epochs=1 if tiny else 30, n_critic=2,
     ))
     g.intensity_statistic = "median"
     g.checkpoint_every = 1000
@@ -141,7 +141,7 @@ def recipe_config(name: str = "default") -> ml_collections.ConfigDict:
     ))
     s.optim = ml_collections.ConfigDict(dict(
         learning_rate=1e-3, weight_decay=5e-5, decay_rate=0.99, batch_size=16 if not tiny else 8,
-        num_epochs=1 if tiny else 3,
+        num_epochs=1 if tiny else 6,
     ))
     s.checkpoint_every = 1000
     s.log_every = 5 if tiny else 50
@@ -281,7 +281,7 @@ class FaceGenerator:
 
     def decode(self, displacement: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """S2D-Dec: landmark displacements ``[M, 3K]`` -> dense displacements ``[M, N, 3]``."""
-        from jaxface.motion3dgan.train import map_in_batches
+        from jaxface.train import map_in_batches
 
         return map_in_batches(self._decode_fn, (np.asarray(displacement, np.float32),),
                               batch_size)

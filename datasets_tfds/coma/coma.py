@@ -31,20 +31,6 @@ from jaxface.data.splits import Split, coma_protocols
 
 __all__ = ["EXPRESSIONS", "EXPECTED_LAYOUT", "SUBJECT_PATTERN", "Coma"]
 
-EXPRESSIONS = (
-    "bareteeth",
-    "cheeks_in",
-    "eyebrow",
-    "high_smile",
-    "lips_back",
-    "lips_up",
-    "mouth_down",
-    "mouth_extreme",
-    "mouth_middle",
-    "mouth_open",
-    "mouth_side",
-    "mouth_up",
-)
 SUBJECT_PATTERN = re.compile(r"FaceTalk_\d{6}_\d{5}_TA")
 EXPECTED_LAYOUT = "<FaceTalk_XXXXXX_XXXXX_TA>/<expression>/<expression>.NNNNNN.ply"
 

@@ -2,11 +2,11 @@
 
     python -m experiments.motion3dgan.table3 \
         --config=experiments/motion3dgan/configs/default.py:cpu --workdir=workdirs/m3d_table3 \
-        [--results=experiments/motion3dgan/results]
+        [--results=experiments/motion3dgan/results] [--name=table3]
 
 Trains S2D-Dec, Motion3DGAN, the LSTM baseline and the expression classifier (each resumable
 inside the work directory), then writes ``table3.md`` and ``table3.json`` there and, with
-``--results``, copies both to that folder.
+``--results``, copies both to that folder as ``<name>.md`` and ``<name>.json``.
 """
 
 import json
@@ -23,6 +23,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment configuration file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Work directory (per-model runs, generated sequences).")
 flags.DEFINE_string("results", None, "Folder to copy table3.md and table3.json into.")
+flags.DEFINE_string("name", "table3", "File name (without suffix) of the copies in --results.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,8 +35,9 @@ def main(argv):
     results = run_table3(FLAGS.config, FLAGS.workdir)
     if FLAGS.results:
         os.makedirs(FLAGS.results, exist_ok=True)
-        for name in ("table3.md", "table3.json"):
-            shutil.copyfile(os.path.join(FLAGS.workdir, name), os.path.join(FLAGS.results, name))
+        for suffix in (".md", ".json"):
+            shutil.copyfile(os.path.join(FLAGS.workdir, "table3" + suffix),
+                            os.path.join(FLAGS.results, FLAGS.name + suffix))
     print(json.dumps({"wall_s": results["wall_s"], "stage_wall_s": results["stage_wall_s"]}))
     with open(os.path.join(FLAGS.workdir, "table3.md")) as f:
         print(f.read())

@@ -101,7 +101,9 @@ def _animate(args) -> int:
     if args.landmarks:
         lms = _read_npy(args.landmarks)
         if lms.shape[-2:] != (68, 3) or lms.ndim not in (2, 3):
-            raise UserError(f"{args.landmarks}: expected landmarks [T, 68, 3], got {list(lms.shape)}")
+            raise UserError(
+                f"{args.landmarks}: expected landmarks [T, 68, 3], got {list(lms.shape)}"
+            )
         frames = model.animate_to_landmarks(neutral, lms)
     else:
         d = _read_npy(args.displacements)

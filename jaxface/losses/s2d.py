@@ -40,7 +40,8 @@ def landmark_distance_weights(
     """
     vertices = np.asarray(vertices, np.float64)
     landmarks = np.asarray(landmarks, np.float64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or landmarks.ndim != 2 or landmarks.shape[1] != 3:
+    if (vertices.ndim != 2 or vertices.shape[1] != 3
+            or landmarks.ndim != 2 or landmarks.shape[1] != 3):
         raise ValueError(
             f"expected vertices [N,3] and landmarks [K,3], got {vertices.shape} and "
             f"{landmarks.shape}"

@@ -47,7 +47,8 @@ class SpiralEncoder(nn.Module):
             )
         act = ACTIVATIONS[self.activation]
         for level, feats in enumerate(self.channels):
-            x = act(SpiralConv(feats, topo.spirals[level], dtype=self.dtype, name=f"conv_{level}")(x))
+            conv = SpiralConv(feats, topo.spirals[level], dtype=self.dtype, name=f"conv_{level}")
+            x = act(conv(x))
             x = downsample(x, topo.down_indices[level])
         x = x.reshape(x.shape[0], -1)
         return nn.Dense(self.latent, dtype=self.dtype, name="latent")(x)

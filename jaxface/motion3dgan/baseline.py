@@ -7,7 +7,7 @@ Potamias et al. (ECCV 2020) and "trained on the same data used for Motion3DGAN":
 neutral landmarks, and outputs the landmark sequence. It is trained here on the resampled,
 normalised training sub-sequences with :func:`jaxface.models.sequence_l1_loss` (L1 plus the L1 of
 frame differences), Adam, in a jitted data-parallel step with the resumable loop of
-:func:`jaxface.motion3dgan.train.fit`.
+:func:`jaxface.train.fit`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ from flax.training import train_state
 
 from jaxface.models import LSTMLandmarkGenerator, sequence_l1_loss
 from jaxface.motion3dgan.data import MotionSet
-from jaxface.motion3dgan.train import fit, map_in_batches
-from jaxface.train import batch_sharding, data_mesh, global_norm, replicated
+from jaxface.train import (
+    batch_sharding,
+    data_mesh,
+    fit,
+    global_norm,
+    map_in_batches,
+    replicated,
+)
 
 __all__ = [
     "create_lstm_generator",

@@ -57,12 +57,14 @@ from jaxface.motion3dgan.data import (
     load_motion_splits,
     open_motion_dataset,
 )
-from jaxface.motion3dgan.train import fit, make_sample_fn, map_in_batches, train_gan
+from jaxface.motion3dgan.train import make_sample_fn, train_gan
 from jaxface.s2d.pairs import make_pairs
 from jaxface.train import (
     batch_sharding,
     data_mesh,
+    fit,
     global_norm,
+    map_in_batches,
     replicated,
     write_config,
     write_json,

@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -42,7 +42,6 @@ import numpy as np
 import optax
 from flax import struct
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from jaxface.losses import (
     gradient_penalty,
@@ -66,16 +65,11 @@ from jaxface.models import (
 )
 from jaxface.motion3dgan.data import MotionSet, load_motion_splits, open_motion_dataset
 from jaxface.train import (
-    Checkpoints,
-    MetricsWriter,
-    Throughput,
     batch_sharding,
-    check_finite,
     data_mesh,
+    fit,
     global_norm,
-    replicate,
     replicated,
-    shard_batch,
     write_config,
     write_json,
 )
@@ -86,11 +80,9 @@ __all__ = [
     "GANState",
     "create_gan_state",
     "create_models",
-    "fit",
     "make_condition",
     "make_sample_fn",
     "make_train_step",
-    "map_in_batches",
     "sphere_config",
     "train_and_evaluate",
     "train_gan",
@@ -409,113 +401,6 @@ def make_sample_fn(
     return jax.jit(sample)
 
 
-def map_in_batches(
-    fn: Callable[..., Any], inputs: tuple[np.ndarray, ...], batch_size: int = 64
-) -> Any:
-    """Applies a jitted ``fn(*chunk)`` to arrays in fixed-size chunks; returns numpy.
-
-    The last chunk is padded by repeating its final row, so ``fn`` compiles once. ``fn`` may
-    return an array or a tuple of arrays (each with the chunk as leading axis).
-
-    Args:
-      fn: maps ``[batch_size, ...]`` inputs to outputs with a leading ``batch_size`` axis.
-      inputs: arrays with a common leading dimension ``M``.
-      batch_size: rows per call.
-
-    Returns:
-      ``fn``'s outputs concatenated over the ``M`` rows (same tuple structure).
-    """
-    n = inputs[0].shape[0]
-    if n == 0:
-        raise ValueError("map_in_batches needs at least one row")
-    outs = []
-    for start in range(0, n, batch_size):
-        chunk = [np.asarray(x[start : start + batch_size]) for x in inputs]
-        m = chunk[0].shape[0]
-        if m < batch_size:
-            chunk = [np.concatenate([c, np.repeat(c[-1:], batch_size - m, 0)]) for c in chunk]
-        outs.append(jax.tree.map(lambda y, m=m: np.asarray(y)[:m], fn(*chunk)))
-    return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)
-
-
-def fit(
-    state: Any,
-    train_step: Callable,
-    batches: Callable[[int], Iterator[dict[str, np.ndarray]]],
-    *,
-    mesh: Mesh,
-    num_epochs: int,
-    steps_per_epoch: int,
-    batch_size: int,
-    workdir: str,
-    checkpoint_every: int,
-    log_every: int = 50,
-    seed: int = 0,
-    progress: bool = True,
-    desc: str = "train",
-    loss_key: str = "loss",
-) -> tuple[Any, list[dict[str, float]]]:
-    """Runs (or resumes) a training loop; returns the final state and the logged metrics.
-
-    ``train_step(state, batch, rng)`` is called with a fixed base key (steps fold in their own
-    step number); ``batches(epoch)`` yields the host-local numpy batches of one epoch. The loop
-    resumes from the latest checkpoint in ``<workdir>/checkpoints`` (raising
-    :class:`jaxface.train.CheckpointError` if it cannot be read) and skips the batches already
-    consumed, so an interrupted run continues exactly where its last checkpoint left off. Metrics
-    go to ``<workdir>/metrics.jsonl`` every ``log_every`` steps (with ``sequences_per_s``), and a
-    progress bar shows ``loss_key``.
-
-    Args:
-      state: initial state (a pytree with an int ``step``); replicated over ``mesh`` here.
-      train_step: the jitted step.
-      batches: epoch -> iterator of numpy batches of ``batch_size`` rows.
-      mesh: the 1-D ``("data",)`` mesh.
-      num_epochs: epochs to train in total (a resumed run trains the rest).
-      steps_per_epoch: batches per epoch.
-      batch_size: rows per batch (for the throughput).
-      workdir: run folder.
-      checkpoint_every: steps between checkpoints (the last step is always saved).
-      log_every: steps between metric records.
-      seed: base PRNG seed.
-      progress: show a progress bar.
-      desc: progress-bar label.
-      loss_key: the metric shown in the progress bar.
-    """
-    ckpt = Checkpoints(workdir, save_every=checkpoint_every)
-    state, start = ckpt.restore_or(replicate(state, mesh))
-    writer = MetricsWriter(workdir)
-    total = num_epochs * steps_per_epoch
-    rng = jax.random.key(seed)
-    meter = Throughput()
-    history: list[dict[str, float]] = []
-    bar = tqdm(total=total, initial=min(start, total), disable=not progress, desc=desc,
-               unit="step", leave=False)
-    step = start
-    try:
-        for epoch in range(start // steps_per_epoch, num_epochs):
-            skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
-            for i, host_batch in enumerate(batches(epoch)):
-                if i < skip:
-                    continue
-                state, metrics = train_step(state, shard_batch(host_batch, mesh), rng)
-                step += 1
-                meter.add(batch_size)
-                bar.update(1)
-                if step % log_every == 0 or step == total:
-                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    check_finite(host, step)
-                    host.update(sequences_per_s=meter.rate(), epoch=epoch, time=time.time())
-                    writer.write(step, host)
-                    history.append({"step": step, **host})
-                    bar.set_postfix({loss_key: f"{host[loss_key]:.3g}"})
-                ckpt.save(step, state)
-        ckpt.save(step, state, force=True)
-    finally:
-        bar.close()
-        ckpt.close()
-    return state, history
-
-
 def _steps(num_examples: int, batch_size: int, num_devices: int) -> int:
     if batch_size % num_devices:
         raise ValueError(
@@ -576,6 +461,7 @@ def train_gan(
         steps_per_epoch=steps_per_epoch, batch_size=o.batch_size, workdir=workdir,
         checkpoint_every=config.checkpoint_every, log_every=config.log_every, seed=config.seed,
         progress=config.progress, desc="Motion3DGAN", loss_key="wasserstein",
+        rate_key="sequences_per_s",
     )
     state = jax.device_get(state)
     info = {

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -26,14 +27,8 @@ from jaxface.mesh.cache import load_or_build_topology
 from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.s2d.pairs import S2DPairs, make_pairs
-from jaxface.s2d.train import (
-    create_optimizer,
-    create_train_state,
-    fit,
-    make_train_step,
-    predict_in_batches,
-)
-from jaxface.train import data_mesh, write_config, write_json
+from jaxface.s2d.train import create_optimizer, create_train_state, make_train_step
+from jaxface.train import data_mesh, fit, map_in_batches, write_config, write_json
 
 __all__ = [
     "INNER_LANDMARKS",
@@ -126,7 +121,8 @@ def build_topology(vertices: np.ndarray, faces: np.ndarray, cfg) -> SpiralTopolo
         spiral_lengths=None if cfg.lengths is None else tuple(cfg.lengths),
         rings=tuple(cfg.rings),
         dilations=tuple(cfg.dilations),
-        reference_vertices=None if cfg.reference_vertices is None else tuple(cfg.reference_vertices),
+        reference_vertices=(None if cfg.reference_vertices is None
+                            else tuple(cfg.reference_vertices)),
     )
     log.info("topology %s from %s", hierarchy.sizes, path)
     return SpiralTopology.from_hierarchy(hierarchy, spirals)
@@ -224,7 +220,7 @@ def train_model(
         state, train_step, batches, mesh=mesh, num_epochs=config.optim.num_epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, workdir=workdir,
         checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-        seed=config.seed, progress=config.progress,
+        seed=config.seed, progress=config.progress, desc="S2D", rate_key="meshes_per_s",
     )
     info = {
         "steps": int(state.step),
@@ -257,8 +253,8 @@ def train_s2d(config, workdir: str, data: ProtocolData):
     apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
 
     def predict(pairs: S2DPairs) -> np.ndarray:
-        disp = predict_in_batches(apply, params, (pairs.landmark_displacement,),
-                                  config.eval_batch_size)
+        disp = map_in_batches(functools.partial(apply, params), (pairs.landmark_displacement,),
+                              config.eval_batch_size)
         return pairs.neutrals[pairs.sequence] + disp
 
     return predict, info
@@ -293,8 +289,8 @@ def train_neural3dmm(config, workdir: str, data: ProtocolData):
 
     def predict(pairs: S2DPairs) -> np.ndarray:
         neutral = pairs.neutrals[pairs.sequence]
-        return predict_in_batches(apply, params, (neutral, pairs.landmark_displacement),
-                                  config.eval_batch_size)
+        return map_in_batches(functools.partial(apply, params),
+                              (neutral, pairs.landmark_displacement), config.eval_batch_size)
 
     return predict, info
 

@@ -124,7 +124,9 @@ def make_pairs(
     if not kept:
         raise ValueError(f"no frame left with frame_stride={frame_stride}")
     subjects = [str(i) for i in range(len(sequences))] if subjects is None else list(subjects)
-    expressions = [str(i) for i in range(len(sequences))] if expressions is None else list(expressions)
+    expressions = (
+        [str(i) for i in range(len(sequences))] if expressions is None else list(expressions)
+    )
     return S2DPairs(
         neutrals=np.stack(neutrals),
         targets=np.concatenate(targets),

@@ -1,4 +1,4 @@
-"""Training S2D-Dec: optimizer, jitted data-parallel train step, training loop with resume.
+"""Training S2D-Dec: optimizer, train state and the jitted data-parallel train step.
 
 The step is a pure function ``(state, batch, rng) -> (state, metrics)`` compiled once with
 ``jax.jit``; the state is replicated and the batch sharded along the ``data`` mesh axis.
@@ -6,8 +6,7 @@ The step is a pure function ``(state, batch, rng) -> (state, metrics)`` compiled
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -15,26 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
-from tqdm.auto import tqdm
 
 from jaxface.losses.s2d import s2d_loss
-from jaxface.train import (
-    Checkpoints,
-    MetricsWriter,
-    Throughput,
-    check_finite,
-    global_norm,
-    replicate,
-    shard_batch,
-)
+from jaxface.train import global_norm
 
 __all__ = [
     "TrainState",
     "create_optimizer",
     "create_train_state",
-    "fit",
     "make_train_step",
-    "predict_in_batches",
 ]
 
 
@@ -104,73 +92,3 @@ def make_train_step(
         return state, metrics
 
     return jax.jit(train_step, donate_argnums=0)
-
-
-def fit(
-    state: TrainState,
-    train_step: Callable,
-    batches: Callable[[int], Iterator[dict[str, np.ndarray]]],
-    *,
-    mesh,
-    num_epochs: int,
-    steps_per_epoch: int,
-    batch_size: int,
-    workdir: str,
-    checkpoint_every: int,
-    log_every: int = 50,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[TrainState, list[dict[str, float]]]:
-    """Runs (or resumes) training; returns the final state and the logged metrics.
-
-    ``batches(epoch)`` yields the host-local numpy batches of one epoch; the loop resumes from
-    the latest checkpoint in ``workdir`` and skips the batches already consumed, so a run
-    killed at any point continues exactly where its last checkpoint left off.
-    """
-    ckpt = Checkpoints(workdir, save_every=checkpoint_every)
-    state, start = ckpt.restore_or(replicate(state, mesh))
-    writer = MetricsWriter(workdir)
-    total = num_epochs * steps_per_epoch
-    rng = jax.random.key(seed)
-    meter = Throughput()
-    history: list[dict[str, float]] = []
-    bar = tqdm(total=total, initial=start, disable=not progress, desc="train", unit="step")
-    step = start
-    try:
-        for epoch in range(start // steps_per_epoch, num_epochs):
-            skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
-            for i, host_batch in enumerate(batches(epoch)):
-                if i < skip:
-                    continue
-                batch = shard_batch(host_batch, mesh)
-                state, metrics = train_step(state, batch, jax.random.fold_in(rng, step))
-                step += 1
-                meter.add(batch_size)
-                bar.update(1)
-                if step % log_every == 0 or step == total:
-                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    check_finite(host, step)
-                    host.update(meshes_per_s=meter.rate(), epoch=epoch, time=time.time())
-                    writer.write(step, host)
-                    history.append({"step": step, **host})
-                    bar.set_postfix(loss=f"{host['loss']:.3g}", mps=f"{host['meshes_per_s']:.0f}")
-                ckpt.save(step, state)
-        ckpt.save(step, state, force=True)
-    finally:
-        bar.close()
-        ckpt.close()
-    return state, history
-
-
-def predict_in_batches(fn, params, inputs: tuple[np.ndarray, ...], batch_size: int = 64):
-    """Runs the jitted ``fn(params, *inputs)`` over arrays in fixed-size batches (the last one
-    padded, so ``fn`` compiles once); returns numpy."""
-    n = inputs[0].shape[0]
-    outs = []
-    for start in range(0, n, batch_size):
-        chunk = [x[start : start + batch_size] for x in inputs]
-        m = chunk[0].shape[0]
-        if m < batch_size:
-            chunk = [np.concatenate([c, np.repeat(c[-1:], batch_size - m, 0)]) for c in chunk]
-        outs.append(np.asarray(fn(params, *chunk))[:m])
-    return np.concatenate(outs)

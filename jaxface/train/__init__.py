@@ -1,7 +1,8 @@
-"""Training utilities: device mesh and sharding, checkpoints, metrics."""
+"""Training utilities: device mesh and sharding, checkpoints, metrics, the training loop."""
 
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
 from jaxface.train.files import write_json
+from jaxface.train.loop import fit, map_in_batches
 from jaxface.train.metrics import (
     MetricsWriter,
     NonFiniteError,
@@ -30,7 +31,9 @@ __all__ = [
     "check_finite",
     "data_mesh",
     "global_norm",
+    "fit",
     "initialize_distributed",
+    "map_in_batches",
     "replicate",
     "replicated",
     "shard_batch",

@@ -42,6 +42,20 @@ def test_first_sample_split_holds_one_forward_motion_per_subject_and_expression(
         split_motions(motions, "random")
 
 
+
+def test_held_out_subjects_split_keeps_test_identities_unseen(tiny_motions):
+    _, motions, _, _ = tiny_motions
+    train, test = split_motions(motions, "held_out_subjects")
+    names = sorted(set(motions.subjects.tolist()))
+    assert len(names) == 3
+    assert set(test.subjects.tolist()) == {names[-1]}
+    assert set(train.subjects.tolist()) == set(names[:-1])
+    assert len(train) + len(test) == len(motions)
+    assert set(test.labels.tolist()) == set(range(12))
+    one = motions.subset(np.flatnonzero(motions.subjects == names[0]))
+    with pytest.raises(ValueError, match="at least 2 subjects"):
+        split_motions(one, "held_out_subjects")
+
 def test_label_intensities_are_per_label_medians(tiny_motions):
     _, _, train, _ = tiny_motions
     out = label_intensities(train)
