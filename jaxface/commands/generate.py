@@ -18,8 +18,8 @@ a contact sheet ``OUT/preview.png`` (samples x frames; skin that moved is tinted
 animation ``OUT/preview.gif`` and ``OUT/generation.json``.
 
 The first run without ``--models`` trains small models on the embedded procedural face set
-(a few minutes on a CPU) and caches them in ``$JAXFACE_CACHE_DIR/models`` (default
-``~/.cache/jaxface/models``). ``--models`` takes a model folder, or a cache folder to look in
+(a few minutes on a CPU; ``--recipe quality`` trains longer, about half an hour) and caches them
+in ``$JAXFACE_CACHE_DIR/models`` (default ``~/.cache/jaxface/models``). ``--models`` takes a model folder, or a cache folder to look in
 (and train into).
 """
 
@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--models", default=None,
         help="model folder, or a cache folder holding (or to train) one; default "
         "$JAXFACE_CACHE_DIR/models or ~/.cache/jaxface/models",
+    )
+    parser.add_argument(
+        "--recipe", default=None,
+        help="training recipe of the models to look up or train: default (minutes on a CPU), "
+        "quality (about half an hour) or tiny (tests); default $JAXFACE_GENERATE_RECIPE or "
+        "'default'",
     )
     parser.add_argument("--no-gif", action="store_true", help="skip the animated preview")
     parser.add_argument("--quiet", action="store_true", help="print only the output folder")
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         neutral, faces_in = read_mesh(args.neutral)
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
-    path = ensure_models(args.models, verbose=not args.quiet)
+    path = ensure_models(args.models, args.recipe, verbose=not args.quiet)
     generator = load_generator(path)
     if args.expression not in generator.expressions:
         raise UserError(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxface.cli import main
-from jaxface.generate import RECIPE_ENV, bundle_name, load_generator
+from jaxface.generate import RECIPE_ENV, bundle_name, load_generator, recipe_config
 from jaxface.mesh import primitives
 from jaxface.mesh.io import read_mesh, write_mesh
 
@@ -100,3 +100,28 @@ def test_wrong_topology_and_unknown_expression_are_one_line_errors(
     assert main(["generate", "--expression", "grin", "--out", str(tmp_path / "z")]) == 2
     assert "unknown expression 'grin'; choose from bareteeth" in _one_line_error(capsys)
     assert not (tmp_path / "x").exists()
+
+
+def test_recipe_flag_selects_the_bundle_and_rejects_unknown_recipes(
+    first_run, monkeypatch, tmp_path, capsys
+):
+    _, cache, _ = first_run
+    monkeypatch.setenv("JAXFACE_CACHE_DIR", str(cache))
+    monkeypatch.setenv(RECIPE_ENV, "default")  # the flag wins over the environment
+    assert main(["generate", "--recipe", "tiny", "--expression", "lips_up", "--no-gif",
+                 "--quiet", "--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert meta["models"].endswith(bundle_name("tiny"))
+    capsys.readouterr()
+    assert main(["generate", "--recipe", "huge", "--expression", "lips_up",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "unknown generation recipe 'huge'" in _one_line_error(capsys)
+    assert not (tmp_path / "b").exists()
+
+
+def test_quality_recipe_trains_the_same_networks_longer():
+    default, quality = recipe_config("default"), recipe_config("quality")
+    assert quality.gan.model == default.gan.model and quality.s2d.model == default.s2d.model
+    assert quality.gan.optim.num_epochs > default.gan.optim.num_epochs
+    assert quality.s2d.optim.num_epochs > default.s2d.optim.num_epochs
+    assert quality.s2d_frame_stride < default.s2d_frame_stride
