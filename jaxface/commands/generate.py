@@ -19,8 +19,8 @@ animation ``OUT/preview.gif`` and ``OUT/generation.json``.
 
 The first run without ``--models`` trains small models on the embedded procedural face set
 (a few minutes on a CPU; ``--recipe quality`` trains longer, about half an hour) and caches them
-in ``$JAXFACE_CACHE_DIR/models`` (default ``~/.cache/jaxface/models``). ``--models`` takes a model folder, or a cache folder to look in
-(and train into).
+in ``$JAXFACE_CACHE_DIR/models`` (default ``~/.cache/jaxface/models``). ``--models`` takes a
+model folder, or a cache folder to look in (and train into).
 """
 
 from __future__ import annotations

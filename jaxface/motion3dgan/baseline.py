@@ -6,38 +6,27 @@ Potamias et al. (ECCV 2020) and "trained on the same data used for Motion3DGAN":
 (:func:`jaxface.models.expression_code`, one-hot label times a 0 -> 1 ramp) and the normalised
 neutral landmarks, and outputs the landmark sequence. It is trained here on the resampled,
 normalised training sub-sequences with :func:`jaxface.models.sequence_l1_loss` (L1 plus the L1 of
-frame differences), Adam, in a jitted data-parallel step with the resumable loop of
-:func:`jaxface.train.fit`.
+frame differences) and Adam (:func:`jaxface.motion3dgan.supervised.train_on_motions`).
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax.training import train_state
 
 from jaxface.models import LSTMLandmarkGenerator, sequence_l1_loss
 from jaxface.motion3dgan.data import MotionSet
-from jaxface.train import (
-    batch_sharding,
-    data_mesh,
-    fit,
-    global_norm,
-    map_in_batches,
-    replicated,
-)
+from jaxface.motion3dgan.supervised import train_on_motions
+from jaxface.train import map_in_batches
 
 __all__ = [
     "create_lstm_generator",
     "generate_lstm_landmarks",
-    "make_lstm_train_step",
+    "lstm_loss",
     "train_lstm_generator",
 ]
 
@@ -52,32 +41,19 @@ def create_lstm_generator(config, num_classes: int) -> LSTMLandmarkGenerator:
     )
 
 
-def make_lstm_train_step(
-    model: LSTMLandmarkGenerator, *, temporal_weight: float, mesh=None
-) -> Callable:
-    """Returns the jitted ``train_step(state, batch, rng) -> (state, metrics)``.
+def lstm_loss(model: LSTMLandmarkGenerator, temporal_weight: float) -> Callable:
+    """The baseline's training loss ``(params, batch) -> (loss, {})``.
 
     The batch holds ``label`` int32 ``[B]``, ``neutral`` float32 ``[B, K, 3]`` and ``landmarks``
-    float32 ``[B, T, K, 3]`` (the target); metrics are ``loss`` and ``grad_norm``. With ``mesh``
-    the state is replicated and the batch sharded along ``"data"``.
+    float32 ``[B, T, K, 3]`` (the target); the loss is
+    :func:`jaxface.models.sequence_l1_loss` of the generated sequence.
     """
 
-    def train_step(state: train_state.TrainState, batch, rng):
-        del rng  # deterministic model
+    def loss_fn(params, batch):
+        pred = model.apply({"params": params}, batch["label"], batch["neutral"])
+        return sequence_l1_loss(pred, batch["landmarks"], temporal_weight), {}
 
-        def loss_fn(params):
-            pred = model.apply({"params": params}, batch["label"], batch["neutral"])
-            return sequence_l1_loss(pred, batch["landmarks"], temporal_weight)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        state = state.apply_gradients(grads=grads)
-        return state, {"loss": loss, "grad_norm": global_norm(grads)}
-
-    kwargs: dict[str, Any] = {"donate_argnums": 0}
-    if mesh is not None:
-        rep = replicated(mesh)
-        kwargs.update(in_shardings=(rep, batch_sharding(mesh), rep), out_shardings=(rep, rep))
-    return jax.jit(train_step, **kwargs)
+    return loss_fn
 
 
 def train_lstm_generator(
@@ -96,42 +72,14 @@ def train_lstm_generator(
       ``(model, params on the host, info)``.
     """
     b = config.baseline
-    mesh = data_mesh()
     model = create_lstm_generator(config, train.num_classes)
-    tx = optax.adam(b.learning_rate)
-    params = model.init(
-        jax.random.key(config.seed), jnp.zeros((1,), jnp.int32), jnp.asarray(train.neutral[:1])
-    )["params"]
-    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-    state = state.replace(step=jnp.zeros((), jnp.int32))  # same input types on every call
-    step = make_lstm_train_step(model, temporal_weight=b.temporal_weight, mesh=mesh)
-    steps_per_epoch = len(train) // b.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{len(train)} training motions are fewer than one batch of {b.batch_size}"
-        )
-
-    def batches(epoch: int):
-        return train.epoch(
-            b.batch_size, np.random.default_rng([config.seed, 7, epoch]),
-            ("label", "neutral", "landmarks"),
-        )
-
-    t0 = time.perf_counter()
-    state, history = fit(
-        state, step, batches, mesh=mesh, num_epochs=b.num_epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=b.batch_size,
-        workdir=os.path.abspath(workdir), checkpoint_every=config.checkpoint_every,
-        log_every=config.log_every, seed=config.seed, progress=config.progress,
-        desc="LSTM generator",
+    params, info = train_on_motions(
+        config, b, workdir, train, model,
+        (jnp.zeros((1,), jnp.int32), jnp.asarray(train.neutral[:1])),
+        lstm_loss(model, b.temporal_weight), ("label", "neutral", "landmarks"),
+        stream=7, desc="LSTM generator",
     )
-    info = {
-        "steps": int(state.step),
-        "train_time_s": time.perf_counter() - t0,
-        "final_loss": history[-1]["loss"] if history else None,
-        "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
-    }
-    return model, jax.device_get(state.params), info
+    return model, params, info
 
 
 def generate_lstm_landmarks(

@@ -39,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax.training import train_state
 
 from jaxface.data import pipeline
 from jaxface.data.landmarks import (
@@ -57,27 +56,19 @@ from jaxface.motion3dgan.data import (
     load_motion_splits,
     open_motion_dataset,
 )
+from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
 from jaxface.s2d.pairs import make_pairs
-from jaxface.train import (
-    batch_sharding,
-    data_mesh,
-    fit,
-    global_norm,
-    map_in_batches,
-    replicated,
-    write_config,
-    write_json,
-)
+from jaxface.train import map_in_batches, write_config, write_json
 
 __all__ = [
     "METHODS",
     "ROWS",
     "accuracy",
+    "classifier_loss",
     "classify",
     "create_classifier",
     "detected_landmarks",
-    "make_classifier_train_step",
     "run_table3",
     "s2d_decoder",
     "s2d_training_data",
@@ -102,32 +93,20 @@ def create_classifier(config, num_classes: int) -> LSTMExpressionClassifier:
     )
 
 
-def make_classifier_train_step(model: LSTMExpressionClassifier, *, mesh=None) -> Callable:
-    """Returns the jitted ``train_step(state, batch, rng) -> (state, metrics)``.
+def classifier_loss(model: LSTMExpressionClassifier) -> Callable:
+    """The classifier's training loss ``(params, batch) -> (loss, {"accuracy"})``.
 
     The batch holds ``landmarks`` float32 ``[B, T, K, 3]`` and ``label`` int32 ``[B]``; the loss
-    is the softmax cross-entropy; metrics are ``loss``, ``accuracy`` (fraction) and
-    ``grad_norm``. With ``mesh`` the state is replicated and the batch sharded along ``"data"``.
+    is the softmax cross-entropy, ``accuracy`` the batch's fraction of correct labels.
     """
 
-    def train_step(state: train_state.TrainState, batch, rng):
-        del rng
-
-        def loss_fn(params):
-            logits, _ = model.apply({"params": params}, batch["landmarks"])
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-            return loss, logits
-
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        state = state.apply_gradients(grads=grads)
+    def loss_fn(params, batch):
+        logits, _ = model.apply({"params": params}, batch["landmarks"])
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
         acc = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
-        return state, {"loss": loss, "accuracy": acc, "grad_norm": global_norm(grads)}
+        return loss, {"accuracy": acc}
 
-    kwargs: dict[str, Any] = {"donate_argnums": 0}
-    if mesh is not None:
-        rep = replicated(mesh)
-        kwargs.update(in_shardings=(rep, batch_sharding(mesh), rep), out_shardings=(rep, rep))
-    return jax.jit(train_step, **kwargs)
+    return loss_fn
 
 
 def train_classifier(
@@ -145,40 +124,12 @@ def train_classifier(
     Returns:
       ``(model, params on the host, info)``.
     """
-    c = config.classifier
-    mesh = data_mesh()
     model = create_classifier(config, train.num_classes)
-    tx = optax.adam(c.learning_rate)
-    params = model.init(jax.random.key(config.seed), jnp.asarray(train.landmarks[:1]))["params"]
-    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-    state = state.replace(step=jnp.zeros((), jnp.int32))  # same input types on every call
-    step = make_classifier_train_step(model, mesh=mesh)
-    steps_per_epoch = len(train) // c.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{len(train)} training motions are fewer than one batch of {c.batch_size}"
-        )
-
-    def batches(epoch: int):
-        return train.epoch(
-            c.batch_size, np.random.default_rng([config.seed, 11, epoch]), ("landmarks", "label")
-        )
-
-    t0 = time.perf_counter()
-    state, history = fit(
-        state, step, batches, mesh=mesh, num_epochs=c.num_epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=c.batch_size,
-        workdir=os.path.abspath(workdir), checkpoint_every=config.checkpoint_every,
-        log_every=config.log_every, seed=config.seed, progress=config.progress,
-        desc="classifier",
+    params, info = train_on_motions(
+        config, config.classifier, workdir, train, model, (jnp.asarray(train.landmarks[:1]),),
+        classifier_loss(model), ("landmarks", "label"), stream=11, desc="classifier",
     )
-    info = {
-        "steps": int(state.step),
-        "train_time_s": time.perf_counter() - t0,
-        "final_loss": history[-1]["loss"] if history else None,
-        "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
-    }
-    return model, jax.device_get(state.params), info
+    return model, params, info
 
 
 def classify(

@@ -65,11 +65,11 @@ from jaxface.models import (
 )
 from jaxface.motion3dgan.data import MotionSet, load_motion_splits, open_motion_dataset
 from jaxface.train import (
-    batch_sharding,
     data_mesh,
     fit,
     global_norm,
-    replicated,
+    jit_train_step,
+    steps_per_epoch,
     write_config,
     write_json,
 )
@@ -375,11 +375,7 @@ def make_train_step(
         )
         return new_state, metrics
 
-    kwargs: dict[str, Any] = {"donate_argnums": 0} if donate else {}
-    if mesh is not None:
-        rep = replicated(mesh)
-        kwargs.update(in_shardings=(rep, batch_sharding(mesh), rep), out_shardings=(rep, rep))
-    return jax.jit(train_step, **kwargs)
+    return jit_train_step(train_step, mesh=mesh, donate=donate)
 
 
 def make_sample_fn(
@@ -399,20 +395,6 @@ def make_sample_fn(
         return exp_map(reference, models.tangent(gen_params, z, cond, reference))
 
     return jax.jit(sample)
-
-
-def _steps(num_examples: int, batch_size: int, num_devices: int) -> int:
-    if batch_size % num_devices:
-        raise ValueError(
-            f"batch size {batch_size} is not divisible by the {num_devices} devices of the data "
-            "mesh"
-        )
-    steps = num_examples // batch_size
-    if steps == 0:
-        raise ValueError(
-            f"{num_examples} training motions are fewer than one batch of {batch_size}"
-        )
-    return steps
 
 
 def train_gan(
@@ -436,7 +418,8 @@ def train_gan(
     mesh = data_mesh()
     models = create_models(config, train.num_classes)
     o = config.optim
-    steps_per_epoch = _steps(len(train), o.batch_size, mesh.devices.size)
+    num_steps = steps_per_epoch(len(train), o.batch_size, mesh.devices.size,
+                                what="training motions")
     if reference is None:
         reference = np.asarray(reference_point(train.q, sphere_config(config)))
     state = create_gan_state(models, reference, jax.random.key(config.seed))
@@ -458,7 +441,7 @@ def train_gan(
     t0 = time.perf_counter()
     state, history = fit(
         state, train_step, batches, mesh=mesh, num_epochs=o.num_epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=o.batch_size, workdir=workdir,
+        steps_per_epoch=num_steps, batch_size=o.batch_size, workdir=workdir,
         checkpoint_every=config.checkpoint_every, log_every=config.log_every, seed=config.seed,
         progress=config.progress, desc="Motion3DGAN", loss_key="wasserstein",
         rate_key="sequences_per_s",

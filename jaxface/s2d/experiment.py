@@ -27,8 +27,16 @@ from jaxface.mesh.cache import load_or_build_topology
 from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.s2d.pairs import S2DPairs, make_pairs
-from jaxface.s2d.train import create_optimizer, create_train_state, make_train_step
-from jaxface.train import data_mesh, fit, map_in_batches, write_config, write_json
+from jaxface.s2d.train import create_optimizer, make_train_step
+from jaxface.train import (
+    create_train_state,
+    data_mesh,
+    fit,
+    map_in_batches,
+    steps_per_epoch,
+    write_config,
+    write_json,
+)
 
 __all__ = [
     "INNER_LANDMARKS",
@@ -198,14 +206,11 @@ def train_model(
     """
     mesh = data_mesh()
     batch_size = config.optim.batch_size
-    steps_per_epoch = len(pairs) // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{len(pairs)} training frames are fewer than one batch of {batch_size}"
-        )
+    num_steps = steps_per_epoch(len(pairs), batch_size, mesh.devices.size,
+                                what="training frames")
     tx = create_optimizer(
         config.optim.learning_rate, weight_decay=config.optim.weight_decay,
-        decay_rate=config.optim.decay_rate, steps_per_epoch=steps_per_epoch,
+        decay_rate=config.optim.decay_rate, steps_per_epoch=num_steps,
     )
     state = create_train_state(model, jax.random.key(config.seed), example_inputs, tx)
     train_step = make_train_step(
@@ -218,7 +223,7 @@ def train_model(
     t0 = time.perf_counter()
     state, history = fit(
         state, train_step, batches, mesh=mesh, num_epochs=config.optim.num_epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=batch_size, workdir=workdir,
+        steps_per_epoch=num_steps, batch_size=batch_size, workdir=workdir,
         checkpoint_every=config.checkpoint_every, log_every=config.log_every,
         seed=config.seed, progress=config.progress, desc="S2D", rate_key="meshes_per_s",
     )

@@ -164,7 +164,8 @@ class S2DInference:
 
 def _state_structure(config, model):
     """An abstract train state with the structure the run saved."""
-    from jaxface.s2d.train import create_optimizer, create_train_state
+    from jaxface.s2d.train import create_optimizer
+    from jaxface.train import create_train_state
 
     tx = create_optimizer(config.optim.learning_rate, weight_decay=config.optim.weight_decay,
                           decay_rate=config.optim.decay_rate, steps_per_epoch=1)

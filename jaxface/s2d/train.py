@@ -1,4 +1,4 @@
-"""Training S2D-Dec: optimizer, train state and the jitted data-parallel train step.
+"""Training S2D-Dec: the optimizer and the jitted data-parallel train step.
 
 The step is a pure function ``(state, batch, rng) -> (state, metrics)`` compiled once with
 ``jax.jit``; the state is replicated and the batch sharded along the ``data`` mesh axis.
@@ -13,21 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax.training import train_state
 
 from jaxface.losses.s2d import s2d_loss
-from jaxface.train import global_norm
+from jaxface.train import make_supervised_step
 
-__all__ = [
-    "TrainState",
-    "create_optimizer",
-    "create_train_state",
-    "make_train_step",
-]
-
-
-class TrainState(train_state.TrainState):
-    """Flax's train state (step, params, optimizer state, apply_fn)."""
+__all__ = ["create_optimizer", "make_train_step"]
 
 
 def create_optimizer(
@@ -45,15 +35,6 @@ def create_optimizer(
         optax.scale_by_adam(),
         optax.scale_by_learning_rate(schedule),
     )
-
-
-def create_train_state(model, rng: jax.Array, example_inputs: tuple, tx) -> TrainState:
-    """Initialises parameters from example inputs (shapes only matter)."""
-    params = model.init(rng, *example_inputs)["params"]
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-    # An array step counter: the jitted step then sees the same input types on every call
-    # (a Python int would force a second trace after the first update).
-    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def make_train_step(
@@ -76,19 +57,8 @@ def make_train_step(
     """
     w = None if weights is None else jnp.asarray(weights, jnp.float32)
 
-    def train_step(state: TrainState, batch, rng):
-        del rng  # the decoder is deterministic
+    def loss_fn(params, batch):
+        return s2d_loss(predict(params, batch), target(batch), w, beta_dr=beta_dr,
+                        beta_pr=beta_pr, form=form)
 
-        def loss_fn(params):
-            loss, parts = s2d_loss(
-                predict(params, batch), target(batch), w, beta_dr=beta_dr, beta_pr=beta_pr,
-                form=form,
-            )
-            return loss, parts
-
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        state = state.apply_gradients(grads=grads)
-        metrics = {"loss": loss, "grad_norm": global_norm(grads), **parts}
-        return state, metrics
-
-    return jax.jit(train_step, donate_argnums=0)
+    return make_supervised_step(loss_fn)

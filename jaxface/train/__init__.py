@@ -19,6 +19,13 @@ from jaxface.train.sharding import (
     replicated,
     shard_batch,
 )
+from jaxface.train.supervised import (
+    TrainState,
+    create_train_state,
+    jit_train_step,
+    make_supervised_step,
+    steps_per_epoch,
+)
 
 __all__ = [
     "DATA_AXIS",
@@ -27,16 +34,21 @@ __all__ = [
     "MetricsWriter",
     "NonFiniteError",
     "Throughput",
+    "TrainState",
     "batch_sharding",
     "check_finite",
+    "create_train_state",
     "data_mesh",
     "global_norm",
     "fit",
     "initialize_distributed",
+    "jit_train_step",
+    "make_supervised_step",
     "map_in_batches",
     "replicate",
     "replicated",
     "shard_batch",
+    "steps_per_epoch",
     "write_config",
     "write_json",
 ]
