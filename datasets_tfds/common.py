@@ -115,6 +115,30 @@ def list_dir(path: Path) -> tuple[list[str], list[str]]:
     return dirs, files
 
 
+def subject_folders(root: Path, expected: str) -> list[str]:
+    """Sorted names of the subject folders directly under ``root``.
+
+    Raises:
+      LayoutError: ``root`` holds no folders (``expected`` says what it should hold).
+    """
+    subjects, _ = list_dir(root)
+    if not subjects:
+        raise LayoutError(f"{root} holds no subject folders; expected {expected}")
+    return subjects
+
+
+def flame_builder_configs() -> list[tfds.core.BuilderConfig]:
+    """The configs of the FLAME-topology releases: ``default`` (vertices and ids) and
+    ``landmarks`` (also 68 landmarks from FLAME's landmark embedding)."""
+    return [
+        tfds.core.BuilderConfig(name="default", description="Vertices and ids."),
+        tfds.core.BuilderConfig(
+            name=LANDMARKS_CONFIG,
+            description="Also 68 landmarks from FLAME's landmark embedding (frontal contour).",
+        ),
+    ]
+
+
 def scan_frames(
     directory: Path, pattern: re.Pattern, expected: str
 ) -> tuple[tuple[int, ...], tuple[Path, ...]]:

@@ -16,15 +16,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds.common import (
-    LANDMARKS_CONFIG,
     LayoutError,
     MeshSequenceBuilder,
     SequenceSource,
     check_vertex_counts,
+    flame_builder_configs,
     frame_pattern,
     list_dir,
     manual_root,
     scan_frames,
+    subject_folders,
 )
 from jaxface.data.procedural import EXPRESSIONS  # the 12 CoMA expressions, sorted
 from jaxface.data.splits import Split, coma_protocols
@@ -43,13 +44,7 @@ class Coma(MeshSequenceBuilder):
         "1.0.0": "One example per mesh (split 'frames'); CoMA and S2D protocols, per-vertex "
         "statistics, sequence index and source checksums stored with the data.",
     }
-    BUILDER_CONFIGS = [
-        tfds.core.BuilderConfig(name="default", description="Vertices and ids."),
-        tfds.core.BuilderConfig(
-            name=LANDMARKS_CONFIG,
-            description="Also 68 landmarks from FLAME's landmark embedding (frontal contour).",
-        ),
-    ]
+    BUILDER_CONFIGS = flame_builder_configs()
     DEFAULT_CONFIG_NAME = "default"
     HOMEPAGE = "https://coma.is.tue.mpg.de/"
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -68,9 +63,7 @@ class Coma(MeshSequenceBuilder):
         expected = f"CoMA subject folders laid out as {EXPECTED_LAYOUT}"
         root = manual_root(dl_manager, expected)
         self._source_root = root
-        subjects, _ = list_dir(root)
-        if not subjects:
-            raise LayoutError(f"{root} holds no subject folders; expected {expected}")
+        subjects = subject_folders(root, expected)
         for name in subjects:
             if not SUBJECT_PATTERN.fullmatch(name):
                 raise LayoutError(

@@ -25,15 +25,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds.common import (
-    LANDMARKS_CONFIG,
     LayoutError,
     MeshSequenceBuilder,
     SequenceSource,
     check_vertex_counts,
+    flame_builder_configs,
     frame_pattern,
     list_dir,
     manual_root,
     scan_frames,
+    subject_folders,
 )
 from jaxface.data.splits import Split, interpolation_split, leading_names_split
 
@@ -61,13 +62,7 @@ class D3dfacs(MeshSequenceBuilder):
         "1.0.0": "One example per mesh (split 'frames'); interpolation and S2D D3DFACS "
         "protocols, per-vertex statistics, sequence index and source checksums.",
     }
-    BUILDER_CONFIGS = [
-        tfds.core.BuilderConfig(name="default", description="Vertices and ids."),
-        tfds.core.BuilderConfig(
-            name=LANDMARKS_CONFIG,
-            description="Also 68 landmarks from FLAME's landmark embedding (frontal contour).",
-        ),
-    ]
+    BUILDER_CONFIGS = flame_builder_configs()
     DEFAULT_CONFIG_NAME = "default"
     HOMEPAGE = "https://flame.is.tue.mpg.de/"
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -84,9 +79,7 @@ class D3dfacs(MeshSequenceBuilder):
         expected = f"D3DFACS registrations laid out as {EXPECTED_LAYOUT}"
         root = manual_root(dl_manager, expected, subfolder=RELEASE_FOLDER)
         self._source_root = root
-        subjects, _ = list_dir(root)
-        if not subjects:
-            raise LayoutError(f"{root} holds no subject folders; expected {expected}")
+        subjects = subject_folders(root, expected)
         sequences = []
         for subject in subjects:
             if not _SUBJECT.fullmatch(subject):

@@ -23,16 +23,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds.common import (
-    LANDMARKS_CONFIG,
     LayoutError,
     MeshSequenceBuilder,
     SequenceSource,
     check_vertex_counts,
+    flame_builder_configs,
     frame_pattern,
     list_dir,
     manual_root,
     require_dir,
     scan_frames,
+    subject_folders,
 )
 from jaxface.data.splits import Split, interpolation_split, named_split
 
@@ -74,13 +75,7 @@ class Vocaset(MeshSequenceBuilder):
         "1.0.0": "One example per mesh (split 'frames'); VOCA's official split and the "
         "interpolation split, per-vertex statistics, sequence index and source checksums.",
     }
-    BUILDER_CONFIGS = [
-        tfds.core.BuilderConfig(name="default", description="Vertices and ids."),
-        tfds.core.BuilderConfig(
-            name=LANDMARKS_CONFIG,
-            description="Also 68 landmarks from FLAME's landmark embedding (frontal contour).",
-        ),
-    ]
+    BUILDER_CONFIGS = flame_builder_configs()
     DEFAULT_CONFIG_NAME = "default"
     HOMEPAGE = "https://voca.is.tue.mpg.de/"
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -97,9 +92,7 @@ class Vocaset(MeshSequenceBuilder):
         expected = f"the VOCASET mesh sequences laid out as <manual_dir>/{EXPECTED_LAYOUT}"
         root = require_dir(manual_root(dl_manager, expected) / RELEASE_FOLDER, expected)
         self._source_root = root
-        subjects, _ = list_dir(root)
-        if not subjects:
-            raise LayoutError(f"{root} holds no subject folders; expected {expected}")
+        subjects = subject_folders(root, expected)
         sequences = []
         for subject in subjects:
             if subject not in SUBJECTS:

@@ -28,12 +28,12 @@ subsample of the training set (``max_examples``); everything is seeded and deter
 from __future__ import annotations
 
 import dataclasses
-import os
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
 
-from jaxface.baselines.linear import DEFAULT_REGULARIZATION, fit_to_landmarks
+from jaxface.baselines.linear import DEFAULT_REGULARIZATION, LinearDisplacementModel
 
 __all__ = ["DL3DMM", "sparse_code"]
 
@@ -111,7 +111,7 @@ def _replace_atoms(
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DL3DMM:
+class DL3DMM(LinearDisplacementModel):
     """Dictionary-learning model of expression displacements with a landmark ``predict``.
 
     Attributes:
@@ -127,6 +127,10 @@ class DL3DMM:
         the learning subsample after each sparse-coding step.
       regularization: default relative ridge weight λ of :meth:`predict`.
     """
+
+    format_tag: ClassVar[str] = _FORMAT
+    basis_field: ClassVar[str] = "atoms"
+    prior_field: ClassVar[str] = "code_variance"
 
     mean: np.ndarray
     atoms: np.ndarray
@@ -295,69 +299,3 @@ class DL3DMM:
         flat = codes @ self.atoms.reshape(self.num_atoms, -1).astype(np.float64)
         flat = flat + self.mean.reshape(1, -1)
         return flat.reshape(codes.shape[0], *self.mean.shape).astype(self.atoms.dtype)
-
-    def predict(
-        self,
-        neutral: np.ndarray,
-        target_landmarks: np.ndarray,
-        landmark_matrix,
-        *,
-        regularization: float | None = None,
-    ) -> np.ndarray:
-        """Deforms neutral meshes so that their landmarks match the targets.
-
-        Solves ``min_a ||L(neutral + mean + D a) - target||^2 + λ_eff sum_j a_j^2/ψ_j``
-        (ψ = :attr:`code_variance`; λ_eff as in
-        :func:`jaxface.baselines.linear.fit_coefficients`) and returns
-        ``neutral + mean + D a``.
-
-        Args:
-          neutral: float ``[B, N, 3]`` (or ``[N, 3]``) neutral meshes.
-          target_landmarks: float ``[B, K, 3]`` (or ``[K, 3]``) target landmarks.
-          landmark_matrix: ``[K, N]`` landmark operator
-            (:func:`jaxface.baselines.landmark_matrix`).
-          regularization: relative ridge weight λ; defaults to :attr:`regularization`.
-
-        Returns:
-          ``[B, N, 3]`` (or ``[N, 3]``) predicted meshes, in the atoms' dtype.
-        """
-        lam = self.regularization if regularization is None else regularization
-        return fit_to_landmarks(
-            self.mean,
-            self.atoms,
-            self.code_variance,
-            neutral,
-            target_landmarks,
-            landmark_matrix,
-            lam,
-        )
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Writes the model to an ``.npz`` file (no pickled objects)."""
-        np.savez(
-            path,
-            format=np.array(_FORMAT),
-            mean=self.mean,
-            atoms=self.atoms,
-            code_variance=self.code_variance,
-            sparsity=np.float64(self.sparsity),
-            l2_weight=np.float64(self.l2_weight),
-            history=self.history,
-            regularization=np.float64(self.regularization),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> DL3DMM:
-        """Reads a model written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["format"]) != _FORMAT:
-                raise ValueError(f"{path} is not a saved DL3DMM (format {data['format']})")
-            return cls(
-                mean=data["mean"],
-                atoms=data["atoms"],
-                code_variance=data["code_variance"],
-                sparsity=float(data["sparsity"]),
-                l2_weight=float(data["l2_weight"]),
-                history=data["history"],
-                regularization=float(data["regularization"]),
-            )

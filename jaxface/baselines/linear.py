@@ -14,13 +14,17 @@ prior variances) and returns the deformed mesh.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse
 
 __all__ = [
     "DEFAULT_REGULARIZATION",
+    "LinearDisplacementModel",
     "apply_landmark_matrix",
     "fit_coefficients",
     "fit_to_landmarks",
@@ -277,3 +281,77 @@ def select_regularization(
         errors[float(lam)] = float(np.mean(np.linalg.norm(pred - target, axis=-1)))
     best = min(errors, key=errors.get)
     return best, errors
+
+
+class LinearDisplacementModel:
+    """Landmark fitting and ``.npz`` persistence shared by the linear 3DMMs (dataclasses).
+
+    A subclass is a frozen dataclass with ``mean`` and ``regularization`` fields, names its
+    basis and prior-variance fields in :attr:`basis_field` and :attr:`prior_field`, and its file
+    format tag in :attr:`format_tag`. Fields are saved as arrays (``float``/``int`` fields as
+    scalars) and read back with their annotated types; no pickled objects.
+    """
+
+    format_tag: ClassVar[str]
+    basis_field: ClassVar[str]
+    prior_field: ClassVar[str]
+    mean: np.ndarray
+    regularization: float
+
+    def predict(
+        self,
+        neutral: np.ndarray,
+        target_landmarks: np.ndarray,
+        landmark_matrix,
+        *,
+        regularization: float | None = None,
+    ) -> np.ndarray:
+        """Deforms neutral meshes so that their landmarks match the targets.
+
+        Solves ``min_c ||L(neutral + mean + B c) - target||^2 + λ_eff sum_j c_j^2/σ_j^2`` with
+        ``B`` the model's basis (PCA components or dictionary atoms) and ``σ_j^2`` its prior
+        variances (λ_eff as in :func:`fit_coefficients`), and returns ``neutral + mean + B c``.
+
+        Args:
+          neutral: float ``[B, N, 3]`` (or ``[N, 3]``) neutral meshes.
+          target_landmarks: float ``[B, K, 3]`` (or ``[K, 3]``) target landmarks.
+          landmark_matrix: ``[K, N]`` landmark operator (:func:`landmark_matrix`).
+          regularization: relative ridge weight λ; defaults to the model's ``regularization``.
+
+        Returns:
+          ``[B, N, 3]`` (or ``[N, 3]``) predicted meshes, in the basis' dtype.
+        """
+        lam = self.regularization if regularization is None else regularization
+        return fit_to_landmarks(
+            self.mean, getattr(self, self.basis_field), getattr(self, self.prior_field),
+            neutral, target_landmarks, landmark_matrix, lam,
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the model to an ``.npz`` file."""
+        arrays = {"format": np.array(self.format_tag)}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "float":
+                value = np.float64(value)
+            elif field.type == "int":
+                value = np.int64(value)
+            arrays[field.name] = value
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Reads a model written by :meth:`save`.
+
+        Raises:
+          ValueError: the file is not a saved model of this class.
+        """
+        casts = {"float": float, "int": int}
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data or str(data["format"]) != cls.format_tag:
+                found = data["format"] if "format" in data else "none"
+                raise ValueError(f"{path} is not a saved {cls.__name__} (format {found})")
+            return cls(**{
+                f.name: casts.get(f.type, np.asarray)(data[f.name])
+                for f in dataclasses.fields(cls)
+            })

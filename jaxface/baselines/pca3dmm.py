@@ -14,12 +14,12 @@ Both work on row blocks of the data and never build a centred copy of it.
 from __future__ import annotations
 
 import dataclasses
-import os
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
 
-from jaxface.baselines.linear import DEFAULT_REGULARIZATION, fit_to_landmarks
+from jaxface.baselines.linear import DEFAULT_REGULARIZATION, LinearDisplacementModel
 
 __all__ = ["PCA3DMM"]
 
@@ -119,7 +119,7 @@ def _randomized_pca(
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PCA3DMM:
+class PCA3DMM(LinearDisplacementModel):
     """PCA model of expression displacements with a landmark-fitting ``predict``.
 
     Attributes:
@@ -132,6 +132,10 @@ class PCA3DMM:
       num_examples: number of training examples M.
       regularization: default relative ridge weight λ of :meth:`predict`.
     """
+
+    format_tag: ClassVar[str] = _FORMAT
+    basis_field: ClassVar[str] = "components"
+    prior_field: ClassVar[str] = "variances"
 
     mean: np.ndarray
     components: np.ndarray
@@ -266,67 +270,3 @@ class PCA3DMM:
         basis = self.components.reshape(self.num_components, -1)
         recon = (flat @ basis.T) @ basis + self.mean.reshape(1, -1)
         return recon.reshape(displacements.shape).astype(self.components.dtype)
-
-    def predict(
-        self,
-        neutral: np.ndarray,
-        target_landmarks: np.ndarray,
-        landmark_matrix,
-        *,
-        regularization: float | None = None,
-    ) -> np.ndarray:
-        """Deforms neutral meshes so that their landmarks match the targets.
-
-        Solves ``min_c ||L(neutral + mean + U c) - target||^2 + λ_eff sum_j c_j^2/σ_j^2``
-        (σ_j^2 = :attr:`variances`; λ_eff as in
-        :func:`jaxface.baselines.linear.fit_coefficients`) and returns
-        ``neutral + mean + U c``.
-
-        Args:
-          neutral: float ``[B, N, 3]`` (or ``[N, 3]``) neutral meshes.
-          target_landmarks: float ``[B, K, 3]`` (or ``[K, 3]``) target landmarks.
-          landmark_matrix: ``[K, N]`` landmark operator
-            (:func:`jaxface.baselines.landmark_matrix`).
-          regularization: relative ridge weight λ; defaults to :attr:`regularization`.
-
-        Returns:
-          ``[B, N, 3]`` (or ``[N, 3]``) predicted meshes, in the components' dtype.
-        """
-        lam = self.regularization if regularization is None else regularization
-        return fit_to_landmarks(
-            self.mean,
-            self.components,
-            self.variances,
-            neutral,
-            target_landmarks,
-            landmark_matrix,
-            lam,
-        )
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Writes the model to an ``.npz`` file (no pickled objects)."""
-        np.savez(
-            path,
-            format=np.array(_FORMAT),
-            mean=self.mean,
-            components=self.components,
-            variances=self.variances,
-            total_variance=np.float64(self.total_variance),
-            num_examples=np.int64(self.num_examples),
-            regularization=np.float64(self.regularization),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> PCA3DMM:
-        """Reads a model written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["format"]) != _FORMAT:
-                raise ValueError(f"{path} is not a saved PCA3DMM (format {data['format']})")
-            return cls(
-                mean=data["mean"],
-                components=data["components"],
-                variances=data["variances"],
-                total_variance=float(data["total_variance"]),
-                num_examples=int(data["num_examples"]),
-                regularization=float(data["regularization"]),
-            )
