@@ -13,25 +13,20 @@ import json
 import os
 import shutil
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, flags
 
+from experiments.launch import define_flags, start
 from jaxface.motion3dgan.evaluate import run_table3
-from jaxface.train import initialize_distributed
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment configuration file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Work directory (per-model runs, generated sequences).")
+define_flags("Work directory (per-model runs, generated sequences).")
 flags.DEFINE_string("results", None, "Folder to copy table3.md and table3.json into.")
 flags.DEFINE_string("name", "table3", "File name (without suffix) of the copies in --results.")
-flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    initialize_distributed()
+    start()
     results = run_table3(FLAGS.config, FLAGS.workdir)
     if FLAGS.results:
         os.makedirs(FLAGS.results, exist_ok=True)

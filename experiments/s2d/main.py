@@ -8,26 +8,18 @@ Re-running with the same ``--workdir`` resumes from the last checkpoint.
 
 import json
 
-import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, flags
 
+from experiments.launch import define_flags, start
 from jaxface.s2d.experiment import train_and_evaluate
-from jaxface.train import initialize_distributed
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment configuration file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Work directory (checkpoints, metrics, results).")
-flags.mark_flags_as_required(["config", "workdir"])
+define_flags("Work directory (checkpoints, metrics, results).")
 
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
-    initialize_distributed()
-    logging.info("process %d/%d, %d devices", jax.process_index(), jax.process_count(),
-                 jax.device_count())
+    start()
     results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
     print(json.dumps(results["test"], indent=2))
 

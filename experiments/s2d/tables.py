@@ -9,23 +9,18 @@ Writes ``table1.md/.json``, ``table2.md/.json``, ``cumulative_*.png``, ``heatmap
 
 import json
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app, flags
 
+from experiments.launch import define_flags, start
 from jaxface.s2d.tables import run_tables
-from jaxface.train import initialize_distributed
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment configuration file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Work directory (per-cell runs, tables and figures).")
-flags.mark_flags_as_required(["config", "workdir"])
+define_flags("Work directory (per-cell runs, tables and figures).")
 
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    initialize_distributed()
+    start()
     out = run_tables(FLAGS.config, FLAGS.workdir)
     print(json.dumps({"wall_s": out["wall_s"]}))
     with open(f"{FLAGS.workdir}/table1.md") as f:
