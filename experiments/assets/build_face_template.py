@@ -35,8 +35,8 @@ Processing (all deterministic):
      lower lip freely.
   6. The bounding box is centred at the origin.
 
-It also records the 68 iBUG-order facial landmarks as vertex indices (see ``IBUG68_VERTICES``) and
-the mirror map.
+It also records the 68 iBUG-order facial landmarks as vertex indices
+(``jaxface.data.template.IBUG68_VERTICES``) and the mirror map.
 
 Rerun (from the repository root). MediaPipe must live in its own virtual environment, because it
 pins an old protobuf that would downgrade the project's::
@@ -64,8 +64,9 @@ import scipy.sparse
 import scipy.sparse.linalg
 import scipy.spatial
 
+from jaxface.data.template import IBUG68_VERTICES
+
 __all__ = [
-    "IBUG68_VERTICES",
     "MOUTH_UPPER_INNER",
     "MOUTH_LOWER_INNER",
     "MOUTH_INNER_CORNERS",
@@ -80,27 +81,6 @@ __all__ = [
     "main",
 ]
 
-# The 68 iBUG / Multi-PIE facial landmarks as MediaPipe FaceMesh vertex indices. "Right"/"left" are
-# the subject's. The jaw points were chosen along the mesh's outer contour at about equal arc length
-# from vertex 127 (temple, level with the lower eyelid) through the chin (152) to vertex 356; the
-# rest follow MediaPipe's named contours (brow upper edge, nose ridge, eyelid margins, outer and
-# inner lip lines), picked at the iBUG spacing. Checked on a labelled render.
-IBUG68_VERTICES = (
-    # 0-16: jaw contour, subject's right ear level -> chin (8) -> left ear level.
-    127, 234, 132, 58, 172, 136, 149, 176, 152, 400, 378, 365, 397, 288, 361, 454, 356,
-    # 17-21: right brow, outer -> inner. 22-26: left brow, inner -> outer.
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    # 27-30: nose ridge, nasion -> tip. 31-35: nostril base, right -> left (33 = subnasale).
-    168, 197, 5, 4, 98, 97, 2, 326, 327,
-    # 36-41: right eye (outer corner, upper lid x2, inner corner, lower lid x2).
-    33, 160, 158, 133, 153, 144,
-    # 42-47: left eye (inner corner, upper lid x2, outer corner, lower lid x2).
-    362, 385, 387, 263, 373, 380,
-    # 48-59: outer lip line, right corner -> upper middle (51) -> left corner -> lower middle (57).
-    61, 39, 37, 0, 267, 269, 291, 321, 314, 17, 84, 91,
-    # 60-67: inner lip line, right corner -> upper middle (62) -> left corner -> lower middle (66).
-    78, 81, 13, 311, 308, 402, 14, 178,
-)
 
 # Inner-lip (mouth-hole boundary) vertices, paired upper/lower from the subject's right to left.
 MOUTH_UPPER_INNER = (191, 80, 81, 82, 13, 312, 311, 310, 415)

@@ -50,15 +50,26 @@ __all__ = [
 TEMPLATE_ASSET = "face_template.npz"
 NUM_BASE_VERTICES = 468
 
-# iBUG-68 landmarks as vertex indices of the base mesh (MediaPipe FaceMesh numbering). Mirrors the
-# table in experiments/assets/build_face_template.py and the asset's ``landmark_indices``.
+# The 68 iBUG / Multi-PIE facial landmarks as MediaPipe FaceMesh vertex indices of the base mesh
+# (also the asset's ``landmark_indices``). "Right"/"left" are the subject's. The jaw points were
+# chosen along the mesh's outer contour at about equal arc length from vertex 127 (temple, level
+# with the lower eyelid) through the chin (152) to vertex 356; the rest follow MediaPipe's named
+# contours (brow upper edge, nose ridge, eyelid margins, outer and inner lip lines), picked at the
+# iBUG spacing. Checked on a labelled render.
 IBUG68_VERTICES = (
+    # 0-16: jaw contour, subject's right ear level -> chin (8) -> left ear level.
     127, 234, 132, 58, 172, 136, 149, 176, 152, 400, 378, 365, 397, 288, 361, 454, 356,
+    # 17-21: right brow, outer -> inner. 22-26: left brow, inner -> outer.
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    # 27-30: nose ridge, nasion -> tip. 31-35: nostril base, right -> left (33 = subnasale).
     168, 197, 5, 4, 98, 97, 2, 326, 327,
+    # 36-41: right eye (outer corner, upper lid x2, inner corner, lower lid x2).
     33, 160, 158, 133, 153, 144,
+    # 42-47: left eye (inner corner, upper lid x2, outer corner, lower lid x2).
     362, 385, 387, 263, 373, 380,
+    # 48-59: outer lip line, right corner -> upper middle (51) -> left corner -> lower middle (57).
     61, 39, 37, 0, 267, 269, 291, 321, 314, 17, 84, 91,
+    # 60-67: inner lip line, right corner -> upper middle (62) -> left corner -> lower middle (66).
     78, 81, 13, 311, 308, 402, 14, 178,
 )
 

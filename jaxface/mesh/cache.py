@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 
+from jaxface.files import write_npz
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.hierarchy import MeshHierarchy, build_hierarchy, spirals_for
 from jaxface.mesh.topology import validate_faces, validate_vertices
@@ -107,19 +107,7 @@ def save_topology(path: str | os.PathLike[str], hierarchy: MeshHierarchy,
     for i, table in enumerate(spirals):
         arrays[f"spirals{i}"] = np.asarray(table, np.int32)
     arrays["meta"] = np.asarray(json.dumps(meta or {}, sort_keys=True))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_npz(path, arrays)
 
 
 def load_topology(path: str | os.PathLike[str]) -> tuple[MeshHierarchy, list[np.ndarray], dict]:

@@ -17,10 +17,10 @@ target folder is renamed over the destination with ``os.replace``.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from jaxface.files import write_atomic
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.topology import validate_faces, validate_vertices
 
@@ -261,21 +261,6 @@ def _obj_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def _write_atomic(path: str, payload: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def write_mesh(path: str | os.PathLike[str], vertices, faces, *, ascii: bool = False) -> None:
     """Writes a triangle mesh; the format follows the suffix (``.ply`` or ``.obj``).
 
@@ -296,7 +281,7 @@ def write_mesh(path: str | os.PathLike[str], vertices, faces, *, ascii: bool = F
     v = validate_vertices(vertices).astype(np.float32)
     f = validate_faces(faces, v.shape[0]).astype(np.int32)
     payload = _ply_bytes(v, f, ascii) if kind == "ply" else _obj_bytes(v, f)
-    _write_atomic(path, payload)
+    write_atomic(path, payload)
 
 
 def write_sequence(
@@ -340,6 +325,6 @@ def write_sequence(
         except MeshError as err:
             raise MeshError(f"frame {t}: {err.detail}", source=path, field="vertices") from err
         payload = _ply_bytes(v, f, ascii) if fmt == "ply" else _obj_bytes(v, f)
-        _write_atomic(path, payload)
+        write_atomic(path, payload)
         paths.append(path)
     return paths

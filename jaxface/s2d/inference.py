@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks, landmark_displacement
+from jaxface.files import write_npz
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models.s2d import S2DDecoder
@@ -41,12 +42,7 @@ def save_template(workdir: str, vertices: np.ndarray, faces: np.ndarray,
         value = getattr(landmarks, name)
         if value is not None:
             arrays[f"landmarks/{name}"] = np.asarray(value)
-    path = os.path.join(os.path.abspath(workdir), TEMPLATE_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    return write_npz(os.path.join(os.path.abspath(workdir), TEMPLATE_FILE), arrays)
 
 
 @dataclass

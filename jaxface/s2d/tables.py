@@ -22,6 +22,7 @@ import numpy as np
 from jaxface.baselines import DL3DMM, PCA3DMM, landmark_matrix
 from jaxface.eval.errors import per_vertex_errors_mm, summarize, write_results
 from jaxface.eval.plots import plot_cumulative_errors
+from jaxface.files import write_json, write_npy
 from jaxface.s2d.experiment import (
     ProtocolData,
     load_protocol,
@@ -29,7 +30,6 @@ from jaxface.s2d.experiment import (
     train_s2d,
 )
 from jaxface.s2d.pairs import S2DPairs
-from jaxface.train import write_json
 
 __all__ = ["ABLATIONS", "METHODS", "fit_baseline", "run_tables"]
 
@@ -99,12 +99,6 @@ def _with_loss(config, overrides: dict):
     return c
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
-    tmp = path + ".tmp.npy"
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
 def _cell(
     workdir: str, name: str, data: ProtocolData, make_predict: Callable, picks: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +121,8 @@ def _cell(
     info = dict(info, wall_s=time.perf_counter() - t0, test=summarize(errors))
     os.makedirs(folder, exist_ok=True)
     write_json(os.path.join(folder, "results.json"), info)
-    _save_npy(picked_path, pred[picks])
-    _save_npy(path, errors)
+    write_npy(picked_path, pred[picks])
+    write_npy(path, errors)
     log.info("%s: %.3f ± %.3f mm", folder, info["test"]["mean"], info["test"]["std"])
     return errors, pred[picks]
 

@@ -1,7 +1,7 @@
 """Training utilities: device mesh and sharding, checkpoints, metrics, the training loop."""
 
+from jaxface.files import write_json
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
-from jaxface.train.files import write_json
 from jaxface.train.loop import fit, map_in_batches
 from jaxface.train.metrics import (
     MetricsWriter,

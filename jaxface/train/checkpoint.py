@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from jaxface.train.files import write_json
+from jaxface.files import write_json
 
 __all__ = ["CheckpointError", "Checkpoints", "write_config"]
 
