@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from jaxface.cli import main
-from jaxface.generate import RECIPE_ENV, bundle_name, load_generator, recipe_config
+from jaxface.generate import (
+    RECIPE_ENV,
+    RECIPE_TIMES,
+    RECIPES,
+    bundle_name,
+    load_generator,
+    recipe_config,
+)
 from jaxface.mesh import primitives
 from jaxface.mesh.io import read_mesh, write_mesh
 
@@ -125,3 +132,4 @@ def test_quality_recipe_trains_the_same_networks_longer():
     assert quality.gan.optim.num_epochs > default.gan.optim.num_epochs
     assert quality.s2d.optim.num_epochs > default.s2d.optim.num_epochs
     assert quality.s2d_frame_stride < default.s2d_frame_stride
+    assert set(RECIPE_TIMES) == set(RECIPES)
