@@ -30,9 +30,9 @@ Recipes:
   experiments' 1e-3 fits the large mouth motions but flattens the small eyebrow raise in this
   budget). About 6 minutes on a 2-core CPU (more when the machine is shared).
 * ``"quality"``: the same data and networks trained longer (Motion3DGAN 100 epochs, S2D-Dec
-  20 epochs of every frame); about half an hour on a 2-core CPU. S2D-Dec's error on the large
-  mouth motions drops by a third (``mouth_open``: 1.18 -> 0.76 mm mean on ground-truth
-  landmarks); the weak eyebrow raise of the default models stays weak.
+  20 epochs of every frame); about half an hour on a 2-core CPU. S2D-Dec's mean error on
+  ground-truth landmarks drops by about a fifth (``mouth_open`` 0.72 -> 0.59 mm, ``eyebrow``
+  0.55 -> 0.44 mm) and its surfaces are smoother.
 * ``"tiny"``: the ``faces4d/tiny`` set (468 vertices) with tiny networks and a few steps; for
   tests (selected with the environment variable ``JAXFACE_GENERATE_RECIPE=tiny``).
 """
