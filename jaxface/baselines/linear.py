@@ -22,6 +22,8 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse
 
+from jaxface.files import write_npz
+
 __all__ = [
     "DEFAULT_REGULARIZATION",
     "LinearDisplacementModel",
@@ -337,7 +339,7 @@ class LinearDisplacementModel:
             elif field.type == "int":
                 value = np.int64(value)
             arrays[field.name] = value
-        np.savez(path, **arrays)
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike):

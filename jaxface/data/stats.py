@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jaxface.files import write_npz
+
 __all__ = [
     "MomentSums",
     "PartMoments",
@@ -152,8 +154,7 @@ def save_stats(path: str | os.PathLike, stats: Mapping[str, Stats]) -> None:
         arrays[f"{name}{_SEP}mean"] = s.mean.astype(np.float32)
         arrays[f"{name}{_SEP}std"] = s.std.astype(np.float32)
         arrays[f"{name}{_SEP}count"] = np.asarray(s.count, np.int64)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays)
 
 
 def stats_names(path: str | os.PathLike) -> list[str]:

@@ -23,6 +23,7 @@ from jaxface.train import (
     data_mesh,
     fit,
     make_supervised_step,
+    num_params,
     steps_per_epoch,
 )
 
@@ -83,6 +84,6 @@ def train_on_motions(
         "steps": int(state.step),
         "train_time_s": time.perf_counter() - t0,
         "final_loss": history[-1]["loss"] if history else None,
-        "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+        "num_params": num_params(state.params),
     }
     return jax.device_get(state.params), info

@@ -43,6 +43,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
+from jaxface.files import write_npz
 from jaxface.losses import (
     gradient_penalty,
     tangent_l1,
@@ -54,6 +55,7 @@ from jaxface.manifold import (
     exp_map,
     geodesic_distance,
     log_map,
+    norm,
     reference_point,
 )
 from jaxface.models import (
@@ -69,6 +71,7 @@ from jaxface.train import (
     fit,
     global_norm,
     jit_train_step,
+    num_params,
     steps_per_epoch,
     write_config,
     write_json,
@@ -453,8 +456,8 @@ def train_gan(
         "sequences_per_s": history[-1]["sequences_per_s"] if history else None,
         "final": history[-1] if history else None,
         "num_params": {
-            "generator": int(sum(x.size for x in jax.tree.leaves(state.gen_params))),
-            "critic": int(sum(x.size for x in jax.tree.leaves(state.critic_params))),
+            "generator": num_params(state.gen_params),
+            "critic": num_params(state.critic_params),
         },
     }
     return models, state, info
@@ -492,16 +495,14 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     per_label = config.samples_per_label
     labels = np.repeat(np.arange(train.num_classes, dtype=np.int32), per_label)
     q = np.asarray(sample(state.gen_params, state.reference, labels, jax.random.key(config.seed)))
-    np.savez(os.path.join(workdir, "samples.npz"), q=q, label=labels)
+    write_npz(os.path.join(workdir, "samples.npz"), {"q": q, "label": labels})
+    norms = np.asarray(norm(q))  # 1 on the sphere
     results = {
         "dataset": path,
         "train_motions": len(train),
         "test_motions": len(test),
         "nearest_label_agreement": _nearest_label_agreement(q, labels, train),
-        "sample_norm": {
-            "min": float(np.min(np.sqrt(np.sum(q * q, axis=(1, 2)) / q.shape[1]))),
-            "max": float(np.max(np.sqrt(np.sum(q * q, axis=(1, 2)) / q.shape[1]))),
-        },
+        "sample_norm": {"min": float(norms.min()), "max": float(norms.max())},
         **info,
     }
     write_json(os.path.join(workdir, "results.json"), results)

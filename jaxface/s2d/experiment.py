@@ -33,6 +33,7 @@ from jaxface.train import (
     data_mesh,
     fit,
     map_in_batches,
+    num_params,
     steps_per_epoch,
     write_config,
     write_json,
@@ -232,7 +233,7 @@ def train_model(
         "train_time_s": time.perf_counter() - t0,
         "meshes_per_s": history[-1]["meshes_per_s"] if history else None,
         "final_loss": history[-1]["loss"] if history else None,
-        "num_params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+        "num_params": num_params(state.params),
     }
     return jax.device_get(state.params), info
 

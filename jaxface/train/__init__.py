@@ -9,6 +9,7 @@ from jaxface.train.metrics import (
     Throughput,
     check_finite,
     global_norm,
+    num_params,
 )
 from jaxface.train.sharding import (
     DATA_AXIS,
@@ -44,6 +45,7 @@ __all__ = [
     "initialize_distributed",
     "jit_train_step",
     "make_supervised_step",
+    "num_params",
     "map_in_batches",
     "replicate",
     "replicated",

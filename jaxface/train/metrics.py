@@ -12,7 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MetricsWriter", "NonFiniteError", "Throughput", "check_finite", "global_norm"]
+__all__ = [
+    "MetricsWriter",
+    "NonFiniteError",
+    "Throughput",
+    "check_finite",
+    "global_norm",
+    "num_params",
+]
 
 
 class NonFiniteError(FloatingPointError):
@@ -23,6 +30,11 @@ def global_norm(tree) -> jax.Array:
     """L2 norm of all leaves of ``tree`` together (a scalar)."""
     leaves = jax.tree.leaves(tree)
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
+def num_params(tree) -> int:
+    """Number of scalars in all leaves of ``tree`` (e.g. a model's parameter count)."""
+    return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
 def check_finite(metrics: Mapping[str, float], step: int) -> None:
