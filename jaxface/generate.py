@@ -54,11 +54,16 @@ import ml_collections
 import numpy as np
 from flax import serialization
 
-from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks, normalize_landmarks
+from jaxface.data.landmarks import normalize_landmarks
+from jaxface.files import write_atomic, write_json, write_npz
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology
-from jaxface.motion3dgan.applications import decode_meshes, motion_to_landmarks
+from jaxface.motion3dgan.applications import (
+    decode_meshes,
+    motion_to_landmarks,
+    sample_diversity,
+)
 from jaxface.s2d.inference import S2DInference
 
 __all__ = [
@@ -214,16 +219,24 @@ class FaceGenerator:
     def __init__(self, path: str | os.PathLike[str]):
         from jaxface.motion3dgan.train import create_models, make_sample_fn
 
-        path = os.path.abspath(os.fspath(path))
-        if not is_bundle(path):
-            raise FileNotFoundError(f"{path}: not a jaxface model folder (no {_MANIFEST})")
-        with open(os.path.join(path, _MANIFEST)) as f:
-            self.manifest: dict[str, Any] = json.load(f)
+        path = _bundle_path(path)
+        manifest_path = os.path.join(path, _MANIFEST)
+        try:
+            with open(manifest_path) as f:
+                self.manifest: dict[str, Any] = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{manifest_path}: not valid JSON ({err}); delete the folder to "
+                             "retrain") from err
         if self.manifest.get("format") != BUNDLE_FORMAT:
             raise ValueError(
                 f"{path}: model format {self.manifest.get('format')}, this jaxface reads "
                 f"{BUNDLE_FORMAT}; delete the folder to retrain"
             )
+        missing = [k for k in ("config", "expressions", "label_intensity")
+                   if k not in self.manifest]
+        if missing:
+            raise ValueError(f"{manifest_path}: missing {', '.join(missing)}; delete the folder "
+                             "to retrain")
         self.path = path
         config = ml_collections.ConfigDict(self.manifest["config"])
         self.expressions: tuple[str, ...] = tuple(self.manifest["expressions"])
@@ -238,18 +251,17 @@ class FaceGenerator:
         self._gen_params = jax.tree.map(jnp.asarray, gan["gen_params"])
         self.reference = jnp.asarray(gan["reference"])
         self._sample = make_sample_fn(models)
-
         self.s2d = S2DInference.load(os.path.join(path, "s2d"))
-        self.template_vertices: np.ndarray = self.s2d.vertices
-        self.faces: np.ndarray = self.s2d.faces
-        self.landmarks: LandmarkDefinition = self.s2d.landmarks
-        decoder, s2d_params = self.s2d.model, self.s2d.params
-        self._decode_fn = jax.jit(lambda d: decoder.apply({"params": s2d_params}, d))
+
+    @property
+    def faces(self) -> np.ndarray:
+        """int32 ``[F, 3]`` faces of the template (and of every output mesh)."""
+        return self.s2d.faces
 
     @property
     def num_vertices(self) -> int:
         """Vertices of the template (and of every accepted neutral face)."""
-        return int(self.template_vertices.shape[0])
+        return self.s2d.num_vertices
 
     def label(self, expression: str) -> int:
         """The label of an expression name.
@@ -273,9 +285,17 @@ class FaceGenerator:
           source: file name for the message.
 
         Raises:
-          MeshError: e.g. ``"face.ply: has 5023 vertices, the model's template has 1790"``.
+          MeshError: e.g. ``"face.ply: has 5023 vertices, the model's template has 1790"``, or
+            vertices that are not ``[N, 3]`` finite numbers.
         """
-        n = np.asarray(vertices).shape[0]
+        vertices = np.asarray(vertices)
+        if vertices.ndim != 2 or vertices.shape[1] != 3:
+            raise MeshError(f"expected vertices [N, 3], got {list(vertices.shape)}",
+                            source=source, field="vertices")
+        if not np.isfinite(vertices).all():
+            raise MeshError("vertices contain NaN or infinite values", source=source,
+                            field="vertices")
+        n = vertices.shape[0]
         if n != self.num_vertices:
             raise MeshError(
                 f"has {n} vertices, the model's template has {self.num_vertices} (the neutral "
@@ -289,20 +309,10 @@ class FaceGenerator:
                     f"{err.detail}: its faces are not the model's template's", source=source,
                 ) from err
 
-    def decode(self, displacement: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """S2D-Dec: landmark displacements ``[M, 3K]`` -> dense displacements ``[M, N, 3]``."""
-        from jaxface.train import map_in_batches
-
-        return map_in_batches(self._decode_fn, (np.asarray(displacement, np.float32),),
-                              batch_size)
-
     def sample_motions(self, label: int, num_samples: int, seed: int = 0) -> np.ndarray:
         """Motion3DGAN SRVFs of one label: float32 ``[num_samples, T, 3K]``."""
-        labels = jnp.full((num_samples,), label, jnp.int32)
-        return np.asarray(
-            self._sample(self._gen_params, self.reference, labels, jax.random.key(seed)),
-            np.float32,
-        )
+        return sample_diversity(self._sample, self._gen_params, self.reference, label,
+                                num_samples, jax.random.key(seed))
 
     def generate(
         self, neutral: np.ndarray | None, expression: str, num_samples: int = 1, seed: int = 0
@@ -325,11 +335,10 @@ class FaceGenerator:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         neutral = self.default_neutral if neutral is None else np.asarray(neutral, np.float32)
         self.check_neutral(neutral)
-        lms = np.asarray(extract_landmarks(neutral, self.landmarks, self.faces), np.float32)
-        lms_n = np.asarray(normalize_landmarks(lms), np.float32)
+        lms_n = np.asarray(normalize_landmarks(self.s2d.landmarks_of(neutral)), np.float32)
         q = self.sample_motions(label, num_samples, seed)
         seqs = motion_to_landmarks(q, lms_n, self.intensity[label], spacing=self.spacing)
-        meshes = np.stack([decode_meshes(self.decode, s, lms_n, neutral) for s in seqs])
+        meshes = decode_meshes(self.s2d.decode, seqs, lms_n, neutral)
         return GeneratedExpression(
             meshes=meshes, neutral=neutral, landmarks=seqs, q=q, expression=expression, label=label
         )
@@ -341,13 +350,18 @@ def _load_cached(path: str, mtime: float) -> FaceGenerator:
     return FaceGenerator(path)
 
 
+def _bundle_path(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute; raises :class:`FileNotFoundError` unless it is a bundle."""
+    path = os.path.abspath(os.fspath(path))
+    if not is_bundle(path):
+        raise FileNotFoundError(f"{path}: not a jaxface model folder (no {_MANIFEST})")
+    return path
+
+
 def load_generator(path: str | os.PathLike[str]) -> FaceGenerator:
     """A :class:`FaceGenerator` for a bundle, kept in memory for later calls in this process."""
-    path = os.path.abspath(os.fspath(path))
-    manifest = os.path.join(path, _MANIFEST)
-    if not os.path.isfile(manifest):
-        raise FileNotFoundError(f"{path}: not a jaxface model folder (no {_MANIFEST})")
-    return _load_cached(path, os.path.getmtime(manifest))
+    path = _bundle_path(path)
+    return _load_cached(path, os.path.getmtime(os.path.join(path, _MANIFEST)))
 
 
 # ----------------------------------------------------------------------------- training
@@ -381,10 +395,10 @@ def train_bundle(
       The manifest written.
     """
     from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
-    from jaxface.motion3dgan.data import label_intensities, load_motions, open_motion_dataset
+    from jaxface.motion3dgan.data import label_intensities, load_motions
     from jaxface.motion3dgan.evaluate import s2d_training_data
     from jaxface.motion3dgan.train import train_gan
-    from jaxface.s2d.experiment import DatasetView, train_s2d
+    from jaxface.s2d.experiment import open_dataset, train_s2d
 
     t0 = time.perf_counter()
     config = recipe_config(recipe)
@@ -397,9 +411,9 @@ def train_bundle(
     ))
     _say(f"[1/4] preparing the procedural dataset {config.dataset}/{config.dataset_config}",
          verbose)
-    dataset = open_motion_dataset(data_cfg)
-    view = DatasetView(dataset)
-    motions = load_motions(dataset, min_frames=config.min_frames)
+    view = open_dataset(data_cfg, verbose=False)
+    dataset = view.path
+    motions = load_motions(dataset, min_frames=config.min_frames, source=view.source)
     timings = {"data": time.perf_counter() - t0}
 
     _say(f"[2/4] training Motion3DGAN on {len(motions)} landmark motions", verbose)
@@ -429,13 +443,13 @@ def train_bundle(
     neutral = ProceduralFaces(
         dataclasses.replace(procedural, num_subjects=unseen + 1)
     ).neutral(unseen)
-    np.savez(os.path.join(path, "neutral.npz"), vertices=neutral.astype(np.float32),
-             subject=np.asarray(f"Proc_{unseen:03d}_S"))
-    with open(os.path.join(path, "motion3dgan.msgpack"), "wb") as f:
-        f.write(serialization.msgpack_serialize({
-            "gen_params": jax.tree.map(np.asarray, gan_state.gen_params),
-            "reference": np.asarray(gan_state.reference),
-        }))
+    write_npz(os.path.join(path, "neutral.npz"), {
+        "vertices": neutral.astype(np.float32), "subject": np.asarray(f"Proc_{unseen:03d}_S"),
+    })
+    write_atomic(os.path.join(path, "motion3dgan.msgpack"), serialization.msgpack_serialize({
+        "gen_params": jax.tree.map(np.asarray, gan_state.gen_params),
+        "reference": np.asarray(gan_state.reference),
+    }))
     shutil.rmtree(work, ignore_errors=True)
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -453,8 +467,7 @@ def train_bundle(
         "wall_s": round(time.perf_counter() - t0, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    with open(os.path.join(path, _MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=2, default=float)
+    write_json(os.path.join(path, _MANIFEST), manifest)  # last: its presence marks a bundle
     return manifest
 
 

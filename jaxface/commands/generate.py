@@ -26,8 +26,10 @@ model folder, or a cache folder to look in (and train into).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -96,7 +98,7 @@ def motion_colors(meshes: np.ndarray, neutral: np.ndarray) -> np.ndarray:
 def render_preview(
     meshes: np.ndarray, faces: np.ndarray, *, neutral: np.ndarray | None = None,
     frames=PREVIEW_FRAMES, size: int = 192, title: str = "",
-) -> tuple[np.ndarray, list[np.ndarray]]:
+) -> tuple[np.ndarray, Callable[[], list[np.ndarray]]]:
     """A contact sheet (samples x chosen frames) and the frames of an animation.
 
     Args:
@@ -109,7 +111,8 @@ def render_preview(
       title: caption prefix of the tiles.
 
     Returns:
-      ``(sheet uint8 [H, W, 3], animation: T images uint8 [size, S * size, 3])``.
+      ``(sheet uint8 [H, W, 3], animation)``: ``animation()`` renders the T images uint8
+      ``[size, S * size, 3]`` when called (frames on the sheet are reused).
     """
     from jaxface.viz import contact_sheet, fit_camera, render_mesh
 
@@ -118,7 +121,8 @@ def render_preview(
     camera = fit_camera(meshes, size)
     colors = None if neutral is None else motion_colors(meshes, neutral)
 
-    def tile(s: int, t: int) -> np.ndarray:
+    @functools.cache
+    def tile(s: int, t: int) -> np.ndarray:  # each frame is rendered once for sheet and GIF
         return render_mesh(meshes[s, t], faces, camera=camera,
                            colors=None if colors is None else colors[s, t])
 
@@ -129,10 +133,11 @@ def render_preview(
             tiles.append(tile(s, t))
             labels.append(f"{title} s{s} t{t}".strip())
     sheet = contact_sheet(tiles, cols=len(frames), labels=labels)
-    animation = [
-        np.concatenate([tile(s, t) for s in range(num_samples)], axis=1)
-        for t in range(num_frames)
-    ]
+
+    def animation() -> list[np.ndarray]:
+        return [np.concatenate([tile(s, t) for s in range(num_samples)], axis=1)
+                for t in range(num_frames)]
+
     return sheet, animation
 
 
@@ -147,7 +152,8 @@ def _save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generates the sequences described by ``args``. Returns 0."""
     from jaxface.cli import UserError
-    from jaxface.generate import ensure_models, load_generator
+    from jaxface.data.procedural import EXPRESSIONS
+    from jaxface.generate import ensure_models, is_bundle, load_generator
     from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
     from jaxface.train import write_json
     from jaxface.viz import save_png
@@ -160,13 +166,13 @@ def run(args: argparse.Namespace) -> int:
         neutral, faces_in = read_mesh(args.neutral)
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
+    own_bundle = args.models is not None and is_bundle(args.models)
+    if not own_bundle and args.expression not in EXPRESSIONS:  # before any training
+        raise UserError(
+            f"unknown expression {args.expression!r}; choose from {', '.join(EXPRESSIONS)}"
+        )
     path = ensure_models(args.models, args.recipe, verbose=not args.quiet)
     generator = load_generator(path)
-    if args.expression not in generator.expressions:
-        raise UserError(
-            f"unknown expression {args.expression!r}; choose from "
-            f"{', '.join(generator.expressions)}"
-        )
     if neutral is not None:
         generator.check_neutral(neutral, faces_in, source=args.neutral)
     result = generator.generate(neutral, args.expression, args.samples, args.seed)
@@ -181,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                                       title=args.expression)
     save_png(os.path.join(out, "preview.png"), sheet)
     if not args.no_gif:
-        _save_gif(os.path.join(out, "preview.gif"), animation)
+        _save_gif(os.path.join(out, "preview.gif"), animation())
     write_json(os.path.join(out, "generation.json"), {
         "expression": args.expression,
         "label": result.label,

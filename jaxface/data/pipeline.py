@@ -377,11 +377,32 @@ def _host_indices(num_examples: int, indices: Sequence[int] | np.ndarray | None)
 
 
 def steps_per_epoch(
-    num_examples: int, global_batch_size: int, num_processes: int | None = None
+    num_examples: int,
+    global_batch_size: int,
+    num_processes: int | None = None,
+    *,
+    mesh: Mesh | None = None,
+    what: str = "examples",
 ) -> int:
-    """Full batches per epoch (drop remainder) when ``num_examples`` are split over processes."""
+    """Full batches per epoch (drop remainder) when ``num_examples`` are split over processes.
+
+    Args:
+      num_examples: examples in the epoch.
+      global_batch_size: examples per global batch.
+      num_processes: processes sharing the examples (default: all JAX processes).
+      mesh: when given, the batch size is validated against it (:func:`check_batch_size`).
+      what: what the examples are, for the error message (e.g. ``"training frames"``).
+
+    Raises:
+      ValueError: the batch does not split over ``mesh``, or fewer examples than one batch.
+    """
+    if mesh is not None:
+        check_batch_size(global_batch_size, mesh)
     n_proc = jax.process_count() if num_processes is None else num_processes
-    return (num_examples // n_proc) // (global_batch_size // n_proc)
+    steps = (num_examples // n_proc) // (global_batch_size // n_proc)
+    if steps == 0:
+        raise ValueError(f"{num_examples} {what} are fewer than one batch of {global_batch_size}")
+    return steps
 
 
 class _ToNumpy:

@@ -102,26 +102,29 @@ def decode_meshes(
     decode: DecodeFn, landmarks: np.ndarray, neutral_landmarks: np.ndarray,
     neutral_mesh: np.ndarray,
 ) -> np.ndarray:
-    """Dense mesh sequence of a neutral face following a landmark sequence (S2D-Dec).
+    """Dense mesh sequences of neutral faces following landmark sequences (S2D-Dec).
+
+    All frames go through ``decode`` in one call.
 
     Args:
       decode: S2D-Dec, ``[M, 3K] -> [M, N, 3]`` (landmark displacement -> dense displacement).
-      landmarks: float ``[T, K, 3]`` landmark frames.
-      neutral_landmarks: float ``[K, 3]`` landmarks of the neutral configuration the frames move
-        away from (both are S2D-normalised inside, so raw or normalised landmarks both work).
-      neutral_mesh: float ``[N, 3]`` the neutral face to deform.
+      landmarks: float ``[..., T, K, 3]`` landmark frames.
+      neutral_landmarks: float ``[..., K, 3]`` landmarks of the neutral configuration each
+        sequence moves away from (both are S2D-normalised inside, so raw or normalised landmarks
+        both work).
+      neutral_mesh: float ``[..., N, 3]`` the neutral face each sequence deforms.
 
     Returns:
-      float32 ``[T, N, 3]`` meshes ``neutral_mesh + decode(normalize(frame) -
+      float32 ``[..., T, N, 3]`` meshes ``neutral_mesh + decode(normalize(frame) -
       normalize(neutral))``.
     """
+    neutral_lms = np.asarray(neutral_landmarks, np.float32)[..., None, :, :]
     disp = np.asarray(
-        landmark_displacement(np.asarray(landmarks, np.float32),
-                              np.asarray(neutral_landmarks, np.float32)),
-        np.float32,
+        landmark_displacement(np.asarray(landmarks, np.float32), neutral_lms), np.float32
     )
-    dense = np.asarray(decode(disp), np.float32)
-    return np.asarray(neutral_mesh, np.float32)[None] + dense
+    dense = np.asarray(decode(disp.reshape(-1, disp.shape[-1])), np.float32)
+    dense = dense.reshape(*disp.shape[:-1], *dense.shape[-2:])
+    return np.asarray(neutral_mesh, np.float32)[..., None, :, :] + dense
 
 
 def sample_diversity(

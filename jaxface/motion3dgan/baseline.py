@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxface.models import LSTMLandmarkGenerator, sequence_l1_loss
 from jaxface.motion3dgan.data import MotionSet
 from jaxface.motion3dgan.supervised import train_on_motions
-from jaxface.train import map_in_batches
+from jaxface.train import apply_in_batches
 
 __all__ = [
     "create_lstm_generator",
@@ -98,9 +97,6 @@ def generate_lstm_landmarks(
     Returns:
       float32 ``[M, T, K, 3]``.
     """
-    apply = jax.jit(lambda p, y, n: model.apply({"params": p}, y, n))
-    return map_in_batches(
-        lambda y, n: apply(params, y, n),
-        (np.asarray(labels, np.int32), np.asarray(neutral, np.float32)),
-        batch_size,
+    return apply_in_batches(
+        model, params, (np.asarray(labels, np.int32), np.asarray(neutral, np.float32)), batch_size
     )

@@ -42,17 +42,19 @@ from jaxface.data.subsequences import SubSequence, dataset_subsequences
 from jaxface.manifold import srvf
 
 __all__ = [
+    "BATCH_KEYS",
     "SPLIT_RULES",
     "MotionSet",
     "label_intensities",
     "load_motions",
     "load_motion_splits",
     "motions_from_subsequences",
-    "open_motion_dataset",
     "split_motions",
 ]
 
 SPLIT_RULES = ("first_sample", "held_out_subjects", "none")
+#: The entries of a training batch (:meth:`MotionSet.batch`).
+BATCH_KEYS = ("q", "label", "landmarks", "neutral")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,6 @@ class MotionSet:
       q: float32 ``[S, T, D]`` SRVFs on the unit sphere (``D = 3 * num_landmarks``).
       labels: int32 ``[S]`` expression labels.
       landmarks: float32 ``[S, T, K, 3]`` normalised, resampled landmark sequences.
-      neutral: float32 ``[S, K, 3]`` normalised neutral landmarks (``landmarks[:, 0]``).
       intensity: float32 ``[S]`` SRVF lengths ``L`` (``srvf_inverse(q, neutral, L)`` restores
         ``landmarks``).
       sequence: int32 ``[S]`` index of the source sequence in the dataset's ``sequences.json``.
@@ -78,7 +79,6 @@ class MotionSet:
     q: np.ndarray
     labels: np.ndarray
     landmarks: np.ndarray
-    neutral: np.ndarray
     intensity: np.ndarray
     sequence: np.ndarray
     start: np.ndarray
@@ -90,6 +90,11 @@ class MotionSet:
 
     def __len__(self) -> int:
         return int(self.q.shape[0])
+
+    @property
+    def neutral(self) -> np.ndarray:
+        """float32 ``[S, K, 3]`` normalised neutral landmarks (each motion's first frame)."""
+        return self.landmarks[:, 0]
 
     @property
     def reversed(self) -> np.ndarray:
@@ -111,15 +116,19 @@ class MotionSet:
         }
         return MotionSet(**fields, label_names=self.label_names)
 
-    def batch(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+    def batch(self, idx: np.ndarray, keys: Sequence[str] = BATCH_KEYS) -> dict[str, np.ndarray]:
         """The training batch of motions ``idx``: ``q [B, T, D]``, ``label [B]``, ``landmarks
-        [B, T, K, 3]``, ``neutral [B, K, 3]``."""
-        return {
-            "q": self.q[idx],
-            "label": self.labels[idx],
-            "landmarks": self.landmarks[idx],
-            "neutral": self.neutral[idx],
+        [B, T, K, 3]``, ``neutral [B, K, 3]`` (only the entries in ``keys`` are gathered)."""
+        unknown = set(keys) - set(BATCH_KEYS)
+        if unknown:
+            raise ValueError(f"unknown batch entries {sorted(unknown)}; choose from {BATCH_KEYS}")
+        gather = {
+            "q": lambda: self.q[idx],
+            "label": lambda: self.labels[idx],
+            "landmarks": lambda: self.landmarks[idx],
+            "neutral": lambda: self.landmarks[idx, 0],
         }
+        return {k: gather[k]() for k in keys}
 
     def epoch(
         self, batch_size: int, rng: np.random.Generator, keys: Sequence[str] | None = None
@@ -129,12 +138,12 @@ class MotionSet:
         Args:
           batch_size: motions per batch.
           rng: the epoch's generator (its permutation fixes the batches).
-          keys: batch entries to keep (default: all of :meth:`batch`).
+          keys: batch entries to gather (default: all of :meth:`batch`).
         """
         order = rng.permutation(len(self))
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            batch = self.batch(order[start : start + batch_size])
-            yield batch if keys is None else {k: batch[k] for k in keys}
+            idx = order[start : start + batch_size]
+            yield self.batch(idx, BATCH_KEYS if keys is None else keys)
 
 
 _srvf_batch = jax.jit(lambda c: srvf(c, time_axis=1, return_length=True))
@@ -161,7 +170,6 @@ def motions_from_subsequences(
         q=np.asarray(q, np.float32),
         labels=np.asarray([s.label for s in subs], np.int32),
         landmarks=landmarks,
-        neutral=landmarks[:, 0].copy(),
         intensity=np.asarray(length, np.float32),
         sequence=np.asarray(sequence, np.int32),
         start=np.asarray([s.start for s in subs], np.int32),
@@ -173,13 +181,14 @@ def motions_from_subsequences(
     )
 
 
-def _label_names(dataset: str, sequences: Sequence[pipeline.SequenceInfo]) -> tuple[str, ...]:
-    with open(os.path.join(dataset, pipeline.SEQUENCES_FILE)) as f:
+def _label_names(dataset: str) -> tuple[str, ...]:
+    path = os.path.join(dataset, pipeline.SEQUENCES_FILE)
+    with open(path) as f:
         names = json.load(f).get("expressions")
-    if names:
-        return tuple(names)
-    by_label = {s.label: s.expression for s in sequences}
-    return tuple(by_label[k] for k in range(max(by_label) + 1))
+    if not names:
+        raise ValueError(f"{path}: no 'expressions' list (the label names); prepare the dataset "
+                         "again with this version of jaxface")
+    return tuple(names)
 
 
 def load_motions(
@@ -198,6 +207,10 @@ def load_motions(
     """
     sequences = pipeline.load_sequences(dataset)
     source = pipeline.open_source(dataset) if source is None else source
+    if len(source) and "landmarks" not in source[0]:
+        raise ValueError(f"{dataset}: the frames have no 'landmarks' feature; Motion3DGAN needs "
+                         "68 landmarks per frame (for CoMA, prepare it with FLAME's landmark "
+                         "embedding)")
     subs, seq_index = [], []
     for seq in sequences:
         cut = dataset_subsequences(
@@ -205,33 +218,10 @@ def load_motions(
         )
         subs += cut
         seq_index += [seq.index] * len(cut)
-    return motions_from_subsequences(subs, seq_index, _label_names(dataset, sequences))
-
-
-def open_motion_dataset(config) -> str:
-    """The folder of the configured prepared dataset, preparing the procedural set when missing.
-
-    Args:
-      config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config`` (``"coma_scale"``,
-        ``"small"``, ``"tiny"``) and ``data_dir``.
-
-    Returns:
-      ``<data_dir>/<dataset>/<config>/<version>``.
-
-    Raises:
-      FileNotFoundError: a licence-gated dataset that has not been prepared.
-    """
-    from jaxface.commands.prepare import prepare_dataset
-
-    data_dir = os.path.expanduser(config.data_dir)
-    try:
-        return pipeline.dataset_dir(config.dataset, data_dir=data_dir, config=config.dataset_config)
-    except FileNotFoundError:
-        if config.dataset != "faces4d":
-            raise
-        return prepare_dataset(
-            "faces4d", data_dir=data_dir, config=config.dataset_config, verbose=False
-        )
+    if not subs:
+        raise ValueError(f"{dataset}: no neutral -> apex sub-sequence has min_frames={min_frames} "
+                         "or more source frames")
+    return motions_from_subsequences(subs, seq_index, _label_names(dataset))
 
 
 def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[MotionSet, MotionSet]:
@@ -270,12 +260,12 @@ def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[Motio
 
 
 def load_motion_splits(
-    dataset: str, rule: str = "first_sample", *, num_frames: int = 30, min_frames: int = 10
+    dataset: str, rule: str = "first_sample", *, num_frames: int = 30, min_frames: int = 10,
+    source=None,
 ) -> tuple[MotionSet, MotionSet]:
     """:func:`load_motions` followed by :func:`split_motions`; returns ``(train, test)``."""
-    return split_motions(
-        load_motions(dataset, num_frames=num_frames, min_frames=min_frames), rule
-    )
+    motions = load_motions(dataset, num_frames=num_frames, min_frames=min_frames, source=source)
+    return split_motions(motions, rule)
 
 
 def label_intensities(motions: MotionSet, statistic: str = "median") -> np.ndarray:

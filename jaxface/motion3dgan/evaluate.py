@@ -29,7 +29,6 @@ pointing ``table3.s2d_workdir`` at its work directory.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -43,23 +42,22 @@ import optax
 from jaxface.data import pipeline
 from jaxface.data.landmarks import (
     extract_landmarks,
-    landmark_displacement,
     normalize_landmarks,
 )
+from jaxface.files import write_atomic, write_npz
 from jaxface.losses import frechet_distance
 from jaxface.models import LSTMExpressionClassifier
-from jaxface.motion3dgan.applications import motion_to_landmarks
+from jaxface.motion3dgan.applications import decode_meshes, motion_to_landmarks
 from jaxface.motion3dgan.baseline import generate_lstm_landmarks, train_lstm_generator
 from jaxface.motion3dgan.data import (
     MotionSet,
     label_intensities,
     load_motion_splits,
-    open_motion_dataset,
 )
 from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
 from jaxface.s2d.pairs import make_pairs
-from jaxface.train import map_in_batches, write_config, write_json
+from jaxface.train import apply_in_batches, write_config, write_json
 
 __all__ = [
     "METHODS",
@@ -70,7 +68,6 @@ __all__ = [
     "create_classifier",
     "detected_landmarks",
     "run_table3",
-    "s2d_decoder",
     "s2d_training_data",
     "table3_markdown",
     "train_classifier",
@@ -146,10 +143,7 @@ def classify(
     Returns:
       ``(logits [M, num_classes], features [M, feature_size])`` float32.
     """
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    return map_in_batches(
-        lambda x: apply(params, x), (np.asarray(sequences, np.float32),), batch_size
-    )
+    return apply_in_batches(model, params, (np.asarray(sequences, np.float32),), batch_size)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -179,8 +173,7 @@ def s2d_training_data(view, train: MotionSet, topology_config, frame_stride: int
       frame_stride: keep every ``frame_stride``-th covered frame.
 
     Returns:
-      A :class:`jaxface.s2d.experiment.ProtocolData` whose ``train`` holds the pairs (its
-      ``test`` holds the first sequence's pairs, as a placeholder the trainer does not use).
+      A training-only :class:`jaxface.s2d.experiment.ProtocolData` (``test`` is ``None``).
     """
     from jaxface.s2d.experiment import ProtocolData, build_topology
 
@@ -202,33 +195,10 @@ def s2d_training_data(view, train: MotionSet, topology_config, frame_stride: int
         frames, view.landmarks, view.faces, subjects=subjects, expressions=expressions,
         frame_stride=frame_stride,
     )
-    first = make_pairs(frames[:1], view.landmarks, view.faces, frame_stride=max(1, frame_stride))
     return ProtocolData(
-        view=view, protocol="motion3dgan_train", train=pairs, test=first,
+        view=view, protocol="motion3dgan_train", train=pairs, test=None,
         topology=build_topology(view.vertices, view.faces, topology_config),
     )
-
-
-def s2d_decoder(workdir: str, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
-    """A trained S2D-Dec run as a decoder ``[M, 204] -> [M, N, 3]`` (compiled once).
-
-    Args:
-      workdir: an S2D-Dec run folder (:func:`jaxface.s2d.experiment.train_s2d`'s ``workdir``).
-      batch_size: displacements per decoder call.
-
-    Returns:
-      ``decode(landmark_displacement [M, 204]) -> dense displacement float32 [M, N, 3]``.
-    """
-    from jaxface.s2d.inference import S2DInference
-
-    inference = S2DInference.load(workdir)
-    apply = jax.jit(lambda d: inference.model.apply({"params": inference.params}, d))
-
-    def decode(disp: np.ndarray) -> np.ndarray:
-        d = np.asarray(disp, np.float32).reshape(-1, 204)
-        return map_in_batches(apply, (d,), batch_size)
-
-    return decode
 
 
 def detected_landmarks(
@@ -254,15 +224,12 @@ def detected_landmarks(
     """
     seqs = np.asarray(sequences, np.float32)
     s, t = seqs.shape[:2]
-    disp = np.asarray(
-        landmark_displacement(seqs, np.asarray(neutral_landmarks, np.float32)[:, None]), np.float32
-    )
     out = np.empty_like(seqs)
-    per_call = max(1, 256 // t)
+    per_call = max(1, 256 // t)  # bounds the decoded meshes held at once
     for lo in range(0, s, per_call):
         hi = min(s, lo + per_call)
-        dense = decode(disp[lo:hi].reshape(-1, disp.shape[-1])).reshape(hi - lo, t, -1, 3)
-        meshes = np.asarray(neutral_meshes[lo:hi], np.float32)[:, None] + dense
+        meshes = decode_meshes(decode, seqs[lo:hi], neutral_landmarks[lo:hi],
+                               neutral_meshes[lo:hi])
         lms = extract_landmarks(meshes, definition, faces)
         out[lo:hi] = np.asarray(normalize_landmarks(lms), np.float32)
     return out
@@ -316,7 +283,8 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
       The results dict written to ``table3.json``: ``accuracy[row][method]`` (%),
       ``fid[row][method]``, sizes, per-stage training info and wall times.
     """
-    from jaxface.s2d.experiment import DatasetView, train_s2d
+    from jaxface.s2d.experiment import open_dataset, train_s2d
+    from jaxface.s2d.inference import S2DInference
 
     t_start = time.perf_counter()
     workdir = os.path.abspath(workdir)
@@ -327,10 +295,11 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         timings[name] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    path = open_motion_dataset(config)
-    view = DatasetView(path)
+    view = open_dataset(config, verbose=False)
+    path = view.path
     train, test = load_motion_splits(
-        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames
+        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames,
+        source=view.source,
     )
     if len(test) == 0:
         raise ValueError(f"split rule {config.split_rule!r} leaves no test motions")
@@ -342,7 +311,7 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     s2d_dir = t3.s2d_workdir or os.path.join(workdir, "s2d")
     s2d_data = s2d_training_data(view, train, config.s2d.topology, t3.s2d_frame_stride)
     _, s2d_info = train_s2d(config.s2d, s2d_dir, s2d_data)
-    decode = s2d_decoder(s2d_dir)
+    decode = S2DInference.load(s2d_dir).decode
     s2d_info["train_frames"] = len(s2d_data.train)
     stage("s2d", t0)
 
@@ -381,25 +350,25 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         for m, seqs in generated.items()
     }
     stage("det_lm", t0)
-    np.savez_compressed(
-        os.path.join(workdir, "generated.npz"),
-        labels=test.labels, motion3dgan_q=q,
+    write_npz(os.path.join(workdir, "generated.npz"), {
+        "labels": test.labels, "motion3dgan_q": q,
         **{f"gen_{m}": v for m, v in generated.items()},
         **{f"det_{m}": v for m, v in detected.items()},
-    )
+    })
 
     t0 = time.perf_counter()
     acc: dict[str, dict[str, float]] = {}
     fid: dict[str, dict[str, float]] = {}
+    outputs = {}
     for row, sets in (("Gen-LM", generated), ("Det-LM", detected)):
-        outputs = {m: classify(clf, clf_params, seqs) for m, seqs in sets.items()}
-        acc[row] = {m: accuracy(logits, test.labels) for m, (logits, _) in outputs.items()}
+        outputs[row] = {m: classify(clf, clf_params, seqs) for m, seqs in sets.items()}
+        acc[row] = {m: accuracy(logits, test.labels) for m, (logits, _) in outputs[row].items()}
         fid[row] = {
-            m: frechet_distance(outputs["GT"][1], feats)
-            for m, (_, feats) in outputs.items() if m != "GT"
+            m: frechet_distance(outputs[row]["GT"][1], feats)
+            for m, (_, feats) in outputs[row].items() if m != "GT"
         }
     train_logits, train_feats = classify(clf, clf_params, train.landmarks)
-    test_feats = classify(clf, clf_params, test.landmarks)[1]
+    test_feats = outputs["Gen-LM"]["GT"][1]  # the GT of Gen-LM is the test landmarks
     stage("metrics", t0)
 
     counts = np.bincount(test.labels, minlength=test.num_classes)
@@ -427,6 +396,5 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
     }
     write_json(os.path.join(workdir, "table3.json"), results)
-    with open(os.path.join(workdir, "table3.md"), "w") as f:
-        f.write(table3_markdown(results))
-    return json.loads(json.dumps(results, default=float))
+    write_atomic(os.path.join(workdir, "table3.md"), table3_markdown(results).encode("utf-8"))
+    return results

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import optax
 
+from jaxface.data import pipeline
 from jaxface.motion3dgan.data import MotionSet
 from jaxface.train import (
     create_train_state,
@@ -24,7 +25,6 @@ from jaxface.train import (
     fit,
     make_supervised_step,
     num_params,
-    steps_per_epoch,
 )
 
 __all__ = ["train_on_motions"]
@@ -66,8 +66,8 @@ def train_on_motions(
     state = create_train_state(
         model, jax.random.key(config.seed), example_inputs, optax.adam(block.learning_rate)
     )
-    num_steps = steps_per_epoch(len(train), block.batch_size, mesh.devices.size,
-                                what="training motions")
+    num_steps = pipeline.steps_per_epoch(len(train), block.batch_size, mesh=mesh,
+                                         what="training motions")
 
     def batches(epoch: int):
         rng = np.random.default_rng([config.seed, stream, epoch])

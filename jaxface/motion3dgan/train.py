@@ -43,6 +43,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
+from jaxface.data import pipeline
 from jaxface.files import write_npz
 from jaxface.losses import (
     gradient_penalty,
@@ -65,14 +66,13 @@ from jaxface.models import (
     one_hot_condition,
     rb_condition,
 )
-from jaxface.motion3dgan.data import MotionSet, load_motion_splits, open_motion_dataset
+from jaxface.motion3dgan.data import MotionSet, load_motion_splits
 from jaxface.train import (
     data_mesh,
     fit,
     global_norm,
     jit_train_step,
     num_params,
-    steps_per_epoch,
     write_config,
     write_json,
 )
@@ -421,8 +421,8 @@ def train_gan(
     mesh = data_mesh()
     models = create_models(config, train.num_classes)
     o = config.optim
-    num_steps = steps_per_epoch(len(train), o.batch_size, mesh.devices.size,
-                                what="training motions")
+    num_steps = pipeline.steps_per_epoch(len(train), o.batch_size, mesh=mesh,
+                                         what="training motions")
     if reference is None:
         reference = np.asarray(reference_point(train.q, sphere_config(config)))
     state = create_gan_state(models, reference, jax.random.key(config.seed))
@@ -486,9 +486,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     """
     workdir = os.path.abspath(workdir)
     write_config(workdir, config.to_dict())
-    path = open_motion_dataset(config)
+    from jaxface.s2d.experiment import open_dataset
+
+    view = open_dataset(config, verbose=False)
+    path = view.path
     train, test = load_motion_splits(
-        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames
+        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames,
+        source=view.source,
     )
     models, state, info = train_gan(config, workdir, train)
     sample = make_sample_fn(models)

@@ -34,7 +34,6 @@ from jaxface.train import (
     fit,
     map_in_batches,
     num_params,
-    steps_per_epoch,
     write_config,
     write_json,
 )
@@ -103,15 +102,24 @@ class DatasetView:
         )
 
 
-def open_dataset(config) -> DatasetView:
-    """Finds (and, for the procedural set, prepares when missing) the configured dataset."""
+def open_dataset(config, *, verbose: bool = True) -> DatasetView:
+    """Finds (and, for the procedural set, prepares when missing) the configured dataset.
+
+    Args:
+      config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config`` and ``data_dir``.
+      verbose: print what preparing does.
+
+    Raises:
+      FileNotFoundError: a licence-gated dataset that has not been prepared.
+    """
     data_dir = os.path.expanduser(config.data_dir)
     try:
         path = pipeline.dataset_dir(config.dataset, data_dir=data_dir, config=config.dataset_config)
     except FileNotFoundError:
         if config.dataset != "faces4d":
             raise
-        path = prepare_dataset("faces4d", data_dir=data_dir, config=config.dataset_config)
+        path = prepare_dataset("faces4d", data_dir=data_dir, config=config.dataset_config,
+                               verbose=verbose)
     return DatasetView(path)
 
 
@@ -159,12 +167,13 @@ def s2d_model(topology: SpiralTopology, cfg) -> S2DDecoder:
 
 @dataclasses.dataclass
 class ProtocolData:
-    """Everything one protocol/fold run needs, loaded once."""
+    """Everything one protocol/fold run needs, loaded once (``test`` is ``None`` for a
+    training-only run)."""
 
     view: DatasetView
     protocol: str
     train: S2DPairs
-    test: S2DPairs
+    test: S2DPairs | None
     topology: SpiralTopology
 
 
@@ -207,8 +216,8 @@ def train_model(
     """
     mesh = data_mesh()
     batch_size = config.optim.batch_size
-    num_steps = steps_per_epoch(len(pairs), batch_size, mesh.devices.size,
-                                what="training frames")
+    num_steps = pipeline.steps_per_epoch(len(pairs), batch_size, mesh=mesh,
+                                         what="training frames")
     tx = create_optimizer(
         config.optim.learning_rate, weight_decay=config.optim.weight_decay,
         decay_rate=config.optim.decay_rate, steps_per_epoch=num_steps,

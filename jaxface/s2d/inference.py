@@ -12,7 +12,6 @@ All meshes are float32 ``[N, 3]`` (or ``[T, N, 3]``) in the units of the trainin
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from jaxface.files import write_npz
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models.s2d import S2DDecoder
-from jaxface.train import CheckpointError, Checkpoints
+from jaxface.train import CheckpointError, Checkpoints, apply_in_batches
 
 __all__ = ["S2DInference", "save_template"]
 
@@ -116,13 +115,10 @@ class S2DInference:
 
     def decode(self, displacements: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Dense displacements ``[T, N, 3]`` from landmark displacements ``[T, 204]``."""
-        from jaxface.train import map_in_batches
-
         d = np.asarray(displacements, np.float32).reshape(-1, 204)
         if not np.isfinite(d).all():
             raise ValueError("landmark displacements contain NaN or infinite values")
-        apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x))
-        return map_in_batches(functools.partial(apply, self.params), (d,), batch_size)
+        return apply_in_batches(self.model, self.params, (d,), batch_size)
 
     def animate(self, neutral: np.ndarray, displacements: np.ndarray) -> np.ndarray:
         """``neutral [N, 3]`` + landmark displacements ``[T, 204]`` → meshes ``[T, N, 3]``."""

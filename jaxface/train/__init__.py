@@ -2,7 +2,7 @@
 
 from jaxface.files import write_json
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
-from jaxface.train.loop import fit, map_in_batches
+from jaxface.train.loop import apply_in_batches, fit, map_in_batches
 from jaxface.train.metrics import (
     MetricsWriter,
     NonFiniteError,
@@ -25,7 +25,6 @@ from jaxface.train.supervised import (
     create_train_state,
     jit_train_step,
     make_supervised_step,
-    steps_per_epoch,
 )
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "NonFiniteError",
     "Throughput",
     "TrainState",
+    "apply_in_batches",
     "batch_sharding",
     "check_finite",
     "create_train_state",
@@ -50,7 +50,6 @@ __all__ = [
     "replicate",
     "replicated",
     "shard_batch",
-    "steps_per_epoch",
     "write_config",
     "write_json",
 ]

@@ -3,11 +3,13 @@
 ``fit`` drives any jitted step ``(state, batch, rng) -> (state, metrics)``: it restores the
 latest orbax checkpoint of the run, skips the batches already consumed, logs metrics as JSON
 lines, checks them for NaN/inf, and saves checkpoints. ``map_in_batches`` runs a jitted function
-over arrays in equal-sized chunks so it compiles once.
+over arrays in equal-sized chunks so it compiles once; ``apply_in_batches`` does that for a Flax
+module's ``apply``, compiled once per module and input shape.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +23,7 @@ from jaxface.train.checkpoint import Checkpoints
 from jaxface.train.metrics import MetricsWriter, Throughput, check_finite
 from jaxface.train.sharding import replicate, shard_batch
 
-__all__ = ["fit", "map_in_batches"]
+__all__ = ["apply_in_batches", "fit", "map_in_batches"]
 
 
 def fit(
@@ -135,3 +137,19 @@ def map_in_batches(
             chunk = [np.concatenate([c, np.repeat(c[-1:], batch_size - m, 0)]) for c in chunk]
         outs.append(jax.tree.map(lambda y, m=m: np.asarray(y)[:m], fn(*chunk)))
     return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(module, params, *inputs):
+    return module.apply({"params": params}, *inputs)
+
+
+def apply_in_batches(
+    module, params: Any, inputs: tuple[np.ndarray, ...], batch_size: int = 64
+) -> Any:
+    """``module.apply({"params": params}, *inputs)`` over arrays in fixed-size batches.
+
+    The jitted apply is cached per module (a static argument) and batch shape, so repeated calls
+    with the same module compile once. Returns numpy, with :func:`map_in_batches`'s padding.
+    """
+    return map_in_batches(functools.partial(_apply, module, params), inputs, batch_size)

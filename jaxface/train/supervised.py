@@ -24,7 +24,6 @@ __all__ = [
     "create_train_state",
     "jit_train_step",
     "make_supervised_step",
-    "steps_per_epoch",
 ]
 
 
@@ -83,24 +82,3 @@ def make_supervised_step(
         return state, {"loss": loss, "grad_norm": global_norm(grads), **parts}
 
     return jit_train_step(train_step, mesh=mesh)
-
-
-def steps_per_epoch(
-    num_examples: int, batch_size: int, num_devices: int = 1, *, what: str = "training examples"
-) -> int:
-    """Full batches per epoch (the last partial batch is dropped); ``what`` names the examples
-    in the error message.
-
-    Raises:
-      ValueError: ``batch_size`` does not split over ``num_devices``, or fewer examples than one
-        batch.
-    """
-    if batch_size % num_devices:
-        raise ValueError(
-            f"batch size {batch_size} is not divisible by the {num_devices} devices of the data "
-            "mesh"
-        )
-    steps = num_examples // batch_size
-    if steps == 0:
-        raise ValueError(f"{num_examples} {what} are fewer than one batch of {batch_size}")
-    return steps

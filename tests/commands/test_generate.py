@@ -133,3 +133,10 @@ def test_quality_recipe_trains_the_same_networks_longer():
     assert quality.s2d.optim.num_epochs > default.s2d.optim.num_epochs
     assert quality.s2d_frame_stride < default.s2d_frame_stride
     assert set(RECIPE_TIMES) == set(RECIPES)
+
+
+def test_unknown_expression_fails_before_any_training(monkeypatch, tmp_path, capsys):
+    _env(monkeypatch, tmp_path / "empty_cache")
+    assert main(["generate", "--expression", "grin", "--out", str(tmp_path / "out")]) == 2
+    assert "unknown expression 'grin'; choose from bareteeth" in _one_line_error(capsys)
+    assert not (tmp_path / "empty_cache").exists() and not (tmp_path / "out").exists()

@@ -241,3 +241,13 @@ def test_landmark_definition_and_subsequences_from_the_dataset(source, tiny_dir)
         s.stop for s in subs if s.subject == seqs[0].subject and s.expression == seqs[0].expression
     ][0] == apex
     assert {s.label for s in subs} <= {s.label for s in seqs}
+
+
+@pytest.mark.multidevice
+def test_steps_per_epoch_checks_batch_devices_and_size():
+    mesh = pipeline.data_mesh()
+    assert pipeline.steps_per_epoch(33, 8, mesh=mesh) == 4
+    with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+        pipeline.steps_per_epoch(64, 12, mesh=mesh)
+    with pytest.raises(ValueError, match="5 training frames are fewer than one batch of 8"):
+        pipeline.steps_per_epoch(5, 8, what="training frames")

@@ -15,7 +15,6 @@ from jaxface.train import (
     fit,
     make_supervised_step,
     map_in_batches,
-    steps_per_epoch,
 )
 
 NUM, DIM, BATCH = 32, 3, 8
@@ -114,14 +113,6 @@ def test_fit_trains_logs_and_resumes_to_the_same_parameters(tmp_path):
     # A finished run resumed again trains nothing more.
     again, none = _fit(tmp_path / "b", num_epochs=3)
     assert int(again.step) == 12 and none == []
-
-
-def test_steps_per_epoch_checks_batch_and_devices():
-    assert steps_per_epoch(33, 8, 8) == 4
-    with pytest.raises(ValueError, match="not divisible by the 8 devices"):
-        steps_per_epoch(64, 12, 8)
-    with pytest.raises(ValueError, match="5 training frames are fewer than one batch of 8"):
-        steps_per_epoch(5, 8, what="training frames")
 
 
 def test_map_in_batches_pads_the_last_chunk_and_compiles_once():
