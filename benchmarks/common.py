@@ -27,11 +27,10 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -366,29 +365,29 @@ class JaxStep:
         block(call())
         self.first_call_s = time.perf_counter() - t0
         self.compile_stats = CompileCounter.delta(before, counter.snapshot())
-        if self.compile_stats["compiles"] < 1:
-            # Already compiled by an identical earlier step (same shapes): still one per shape.
-            self.compile_stats["cached"] = True
 
     def __call__(self) -> Any:
         return self.call()
 
-    def compiled_shapes(self) -> int | None:
-        """Entries in the jitted function's cache (one per compiled input signature)."""
+    def traced_signatures(self) -> int | None:
+        """Entries in the jitted function's dispatch cache: one per traced input signature (a
+        retrace, e.g. of a weakly typed input that comes back strongly typed, adds an entry even
+        when the backend reuses the compiled executable)."""
         size_fn = getattr(self.jitted, "_cache_size", None)
         return None if size_fn is None else int(size_fn())
 
     def fields(self, *, strict: bool = False) -> dict[str, Any]:
         """Compile fields for a record.
 
-        ``compiled_shapes`` counts the jitted function's cache entries after the warm-up and
-        timed calls, all with one input shape: more than one means the step recompiled for the
-        same shapes (e.g. a weakly typed scalar in the initial state that the step returns
-        strongly typed). That is recorded (``one_compile_per_shape``) and, with ``strict``,
-        raised.
+        ``traced_signatures`` counts the jitted function's dispatch-cache entries after the
+        warm-up and timed calls, all with one input shape: more than one means the step was
+        traced again for the same shapes (e.g. a weakly typed scalar in the initial state that
+        the step returns strongly typed). That is recorded (``one_trace_per_shape``) and, with
+        ``strict``, raised. Backend compilations are counted separately
+        (``compiles_first_call``; :func:`interleave` fails on any during timing).
 
         Raises:
-          AssertionError: with ``strict``, if the function was compiled more than once.
+          AssertionError: with ``strict``, if the function was traced more than once.
         """
         out = {
             "first_call_s": round(self.first_call_s, 4),
@@ -398,13 +397,13 @@ class JaxStep:
             ),
             "compiles_first_call": int(self.compile_stats.get("compiles", 0)),
         }
-        cache = self.compiled_shapes()
-        if cache is not None:
-            out["compiled_shapes"] = cache
-            out["one_compile_per_shape"] = cache == 1
-            if strict and cache != 1:
+        traces = self.traced_signatures()
+        if traces is not None:
+            out["traced_signatures"] = traces
+            out["one_trace_per_shape"] = traces == 1
+            if strict and traces != 1:
                 raise AssertionError(
-                    f"{self.name}: expected one compiled shape, cache holds {cache}")
+                    f"{self.name}: expected one traced signature, the cache holds {traces}")
         return out
 
 
@@ -441,24 +440,6 @@ def jax_memory(jitted: Any, *args: Any) -> dict[str, int]:
         "alias_bytes": alias,
         "peak_bytes": arg + out + temp - alias,
     }
-
-
-def jax_cost(jitted: Any, *args: Any) -> dict[str, float]:
-    """XLA's cost analysis (``flops``, ``bytes accessed``) of a jitted function, when available."""
-    try:
-        cost = jitted.lower(*args).compile().cost_analysis()
-    except Exception:  # noqa: BLE001 - cost analysis is optional per backend.
-        return {}
-    if isinstance(cost, Sequence) and cost:
-        cost = cost[0]
-    if not isinstance(cost, Mapping):
-        return {}
-    out = {}
-    if "flops" in cost:
-        out["xla_flops"] = float(cost["flops"])
-    if "bytes accessed" in cost:
-        out["xla_bytes"] = float(cost["bytes accessed"])
-    return out
 
 
 def torch_peak_memory(run: Callable[[], Any]) -> int | None:
@@ -533,10 +514,6 @@ class Recorder:
                 fh.write(json.dumps(record, sort_keys=False) + "\n")
         return record
 
-    def find(self, **match: Any) -> list[dict[str, Any]]:
-        """Records whose fields equal all of ``match``."""
-        return [r for r in self.records if all(r.get(k) == v for k, v in match.items())]
-
 
 def timing_fields(
     timing: Timing,
@@ -606,8 +583,3 @@ def torch_threads(n: int) -> Iterator[None]:
 def utc_now() -> str:
     """The current UTC time, ISO 8601 to the second."""
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_f32(x: Any) -> jax.Array:
-    """A float32 device array."""
-    return jnp.asarray(x, jnp.float32)

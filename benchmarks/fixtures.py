@@ -179,19 +179,17 @@ def s2d_setup(
     """
     from jaxface.models.s2d import S2DDecoder
     from jaxface.s2d.train import create_optimizer, make_train_step
-    from jaxface.train import TrainState
+    from jaxface.train import create_train_state
 
     topology = topology_for(mesh, cache_dir)
     vertices, _ = mesh_for(mesh)
     n = topology.level_sizes[0]
     model = S2DDecoder(topology, channels=S2D_CHANNELS, dtype=dtype)
     tx = create_optimizer(1e-3, weight_decay=5e-5, decay_rate=0.99, steps_per_epoch=1000)
-    # What create_train_state does, with the initialisation under jit (one compilation instead
-    # of one per operation). The step counter stays the Python integer that
-    # ``TrainState.create`` puts there, as in training.
-    params = jax.jit(lambda key: model.init(key, jnp.zeros((1, 204), jnp.float32))["params"])(
-        jax.random.key(seed))
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    # The training state, initialised under jit (one compilation instead of one per operation).
+    state = jax.jit(
+        lambda key: create_train_state(model, key, (jnp.zeros((1, 204), jnp.float32),), tx)
+    )(jax.random.key(seed))
     weights = loss_weights_for(mesh, vertices)
     step = make_train_step(
         lambda p, b: model.apply({"params": p}, b["landmark_displacement"]),

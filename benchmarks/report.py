@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jaxface.files import write_atomic
+
 __all__ = ["TARGETS", "load_records", "summarize", "target_rows"]
 
 #: The performance targets: (name, threshold, description).
@@ -212,12 +214,13 @@ def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
             ("spiral length", "spiral_length", ""), ("variant", "variant", ""),
             ("ms (fwd+bwd)", "median_s", "ms"), ("GFLOP/s", "gflops_per_s", ""),
             ("temp MiB", "temp_memory_bytes", "mib")])
-    recompiled = [r for r in records if r.get("one_compile_per_shape") is False]
-    if recompiled:
-        lines += ["## Compile checks", ""]
-        lines += [f"- {r['case']} {r['variant']}: compiled {r['compiled_shapes']} times for one "
-                  "input shape (the timed rounds themselves compiled nothing)"
-                  for r in recompiled] + [""]
+    retraced = [r for r in records if r.get("one_trace_per_shape") is False]
+    if retraced:
+        lines += ["## Trace checks", ""]
+        lines += [f"- {r['case']} {r['variant']}: traced {r['traced_signatures']} times for one "
+                  f"input shape (backend compilations in the first call: "
+                  f"{r.get('compiles_first_call')}; none while timing)"
+                  for r in retraced] + [""]
     errors = [r for r in records if r.get("kind") == "error"]
     if errors:
         lines += ["## Errors", ""]
@@ -235,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         records = load_records(path)
         command = next((r.get("command") for r in records if r.get("kind") == "machine"), None)
         out = os.path.splitext(path)[0] + ".md"
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(summarize(records, command=command))
+        write_atomic(out, summarize(records, command=command).encode("utf-8"))
         print(f"wrote {out}")
     return 0
 

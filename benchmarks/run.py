@@ -9,6 +9,7 @@ Writes ``<out>/<name>.jsonl`` (one JSON line per measurement, appended as the ru
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -26,6 +27,7 @@ from benchmarks.common import (
     torch_available,
     utc_now,
 )
+from jaxface.files import write_atomic
 
 __all__ = ["main", "parse_args"]
 
@@ -118,10 +120,10 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
     allocator = args.allocator if allocator_applied else "unchanged (mallopt unavailable)"
     if args.allocator == "tuned" and os.environ.get(_REEXEC_MARKER) == "tuned":
         allocator = "tuned (environment at start-up)"
-    recorder = Recorder(jsonl, name, common={})
+    recorder = Recorder(jsonl, name, common={"device": device_label()})
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in argv)
     machine_record = {
-        "case": "run", "kind": "machine", "machine": machine_info(), "device": device_label(),
+        "case": "run", "kind": "machine", "machine": machine_info(),
         "started": started, "quick": args.quick, "allocator": allocator,
         "torch_threads": args.torch_threads if use_torch else None, "cases": args.cases,
         "command": command,
@@ -150,14 +152,9 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
     end = {"finished": utc_now(), "total_s": round(total, 1),
            "load_average_end": [round(x, 2) for x in os.getloadavg()]
            if hasattr(os, "getloadavg") else None}
-    recorder.records[0].update(end)
-    with open(jsonl, "w", encoding="utf-8") as fh:
-        import json
-
-        for record in recorder.records:
-            fh.write(json.dumps(record) + "\n")
-    with open(md, "w", encoding="utf-8") as fh:
-        fh.write(summarize(recorder.records, command=command))
+    recorder.records[0].update(end)  # the lines were appended as measured; now the final file
+    write_atomic(jsonl, "".join(json.dumps(r) + "\n" for r in recorder.records).encode("utf-8"))
+    write_atomic(md, summarize(recorder.records, command=command).encode("utf-8"))
     print(f"wrote {jsonl} and {md} ({total:.0f} s)")
     return 1 if failed else 0
 

@@ -47,7 +47,7 @@ def _dataset(ctx) -> tuple[str, str]:
         return path, "faces4d/tiny (fallback)"
 
 
-def _time_chunks(iterator, chunks: int, per_chunk: int, batch: int) -> Timing:
+def _time_chunks(iterator, chunks: int, per_chunk: int) -> Timing:
     """Seconds per batch over ``chunks`` chunks of ``per_chunk`` batches (blocking on arrays)."""
     times = []
     for _ in range(chunks):
@@ -92,14 +92,14 @@ def run(ctx) -> None:
     it = pipeline.host_batches(source, global_batch_size=batch, epoch=0, features=FEATURES,
                                num_devices=int(mesh.devices.size))
     next(it)
-    record("host_batches", _time_chunks(it, chunks, per_chunk, batch), read_threads=4)
+    record("host_batches", _time_chunks(it, chunks, per_chunk), read_threads=4)
     del it
 
     # Streaming to device arrays.
     with pipeline.sharded_batches(source, global_batch_size=batch, mesh=mesh,
                                   features=FEATURES) as stream:
         next(stream)
-        record("sharded_batches", _time_chunks(stream, chunks, per_chunk, batch),
+        record("sharded_batches", _time_chunks(stream, chunks, per_chunk),
                read_threads=4, prefetch=2)
 
     # Whole split in memory.
@@ -111,7 +111,7 @@ def run(ctx) -> None:
     held = pipeline.InMemoryBatches(arrays, mesh)
     batches = held.batches(batch)
     next(batches)
-    record("in_memory/batches", _time_chunks(batches, chunks, per_chunk, batch),
+    record("in_memory/batches", _time_chunks(batches, chunks, per_chunk),
            resident_bytes=int(sum(a.nbytes for a in arrays.values())))
 
     # The S2D-Dec experiment's feed.
@@ -133,5 +133,5 @@ def run(ctx) -> None:
 
     stream = feed()
     next(stream)
-    record("s2d_pairs", _time_chunks(stream, chunks, per_chunk, batch),
+    record("s2d_pairs", _time_chunks(stream, chunks, per_chunk),
            pairs_build_s=pairs_s, pairs=len(pairs))

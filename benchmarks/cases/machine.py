@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import JaxStep, device_label, interleave, timing_fields
+from benchmarks.common import JaxStep, interleave, timing_fields
 
 NAME = "machine"
 
@@ -43,9 +43,9 @@ def run(ctx) -> None:
         backend = name.split("_")[0]
         rec = ctx.recorder.add(
             case=NAME, kind="peak", variant=f"{backend}/matmul{n}", backend=backend,
-            device=device_label(), dtype="float32", shape=[n, n],
+            dtype="float32", shape=[n, n],
             **timing_fields(t, flops=flops),
-            **(runners[name].fields() if isinstance(runners[name], JaxStep) else {}),
+            **(runners[name].fields(strict=True) if isinstance(runners[name], JaxStep) else {}),
         )
         best = max(best, rec["gflops_per_s"])
     ctx.peaks["gflops"] = best
@@ -66,9 +66,9 @@ def run(ctx) -> None:
         backend = name.split("_")[0]
         rec = ctx.recorder.add(
             case=NAME, kind="peak", variant=f"{backend}/copy{copy_mb}MiB", backend=backend,
-            device=device_label(), dtype="float32", shape=[count],
+            dtype="float32", shape=[count],
             **timing_fields(t, bytes_moved=moved),
-            **(copies[name].fields() if isinstance(copies[name], JaxStep) else {}),
+            **(copies[name].fields(strict=True) if isinstance(copies[name], JaxStep) else {}),
         )
         best = max(best, rec["gb_per_s"])
     ctx.peaks["gbps"] = best

@@ -21,7 +21,8 @@ import numpy as np
 import optax
 
 from benchmarks.analytic import matmul_flops
-from benchmarks.common import JaxStep, device_label, interleave, jax_memory, timing_fields
+from benchmarks.common import JaxStep, interleave, jax_memory, timing_fields
+from jaxface.train import num_params as count_params
 
 NAME = "motion3dgan_train"
 
@@ -57,8 +58,7 @@ def build(batch: int, base_channels: int, n_critic: int, donate: bool, counter, 
     step = make_train_step(models, n_critic=n_critic, donate=donate)
     key = jax.random.key(seed + 1)
     flops = matmul_flops(step, state, batch_arrays, key)
-    num_params = int(sum(x.size for x in jax.tree.leaves((state.gen_params,
-                                                          state.critic_params))))
+    num_params = count_params((state.gen_params, state.critic_params))
     holder = {"state": state}
 
     def call():
@@ -89,13 +89,13 @@ def run(ctx) -> None:
         n_critic = int(name.split("n_critic")[1].split("/")[0])
         mem = jax_memory(runner.jitted, runner.holder["state"], *runner.args)
         rec = ctx.recorder.add(
-            case=NAME, kind="timing", variant=name, backend="jax", device=device_label(),
+            case=NAME, kind="timing", variant=name, backend="jax", 
             dtype="float32", batch=batch, gen_base_channels=base_channels, n_critic=n_critic,
             critic_channels=list(critic.get("critic_channels", (64, 32, 16))),
             num_params=num_params,
             donated=not name.endswith("no_donation"),
             **timing_fields(t, batch=batch, flops=flops[name], peaks=ctx.peaks),
-            **runner.fields(),
+            **runner.fields(strict=True),
             **({"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
                if mem else {}),
         )

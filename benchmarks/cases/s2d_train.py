@@ -42,7 +42,6 @@ from benchmarks.common import (
     JaxStep,
     Timing,
     compile_counter,
-    device_label,
     interleave,
     jax_memory,
     paired_ratio,
@@ -51,6 +50,7 @@ from benchmarks.common import (
     torch_threads,
 )
 from benchmarks.fixtures import S2D_CHANNELS, s2d_setup
+from jaxface.train import num_params as count_params
 
 NAME = "s2d_train"
 
@@ -152,7 +152,7 @@ def record_parity(ctx, setup, params_np, refs, shape) -> None:
         module.zero_grad(set_to_none=True)
         ctx.recorder.add(
             case=NAME, kind="parity", variant=f"torch/{name}", backend="torch",
-            against="jax/auto", device=device_label(), dtype="float32", **shape,
+            against="jax/auto", dtype="float32", **shape,
             max_abs_diff_output=float(np.abs(out.detach().numpy() - pred).max()),
             max_abs_output=float(np.abs(pred).max()),
             loss_diff=abs(t_loss.item() - float(loss)),
@@ -168,10 +168,10 @@ def run(ctx) -> None:
     mesh, batch = ("face1" if ctx.quick else "face2"), 16
     rounds = ctx.rounds(7, 2)
     base = s2d_setup(mesh, batch, cache_dir=ctx.cache_dir)
-    params_np = jax.tree.map(lambda a: np.array(a, np.float32), base.state.params)
+    params_np = jax.device_get(base.state.params)  # host copy: the steps donate the state
     base, auto = build_jax("auto", mesh, batch, ctx, setup=base)
     topo = base.topology
-    num_params = int(sum(x.size for x in jax.tree.leaves(base.state.params)))
+    num_params = count_params(base.state.params)
     shape = {"mesh": mesh, "vertices": topo.level_sizes[0], "batch": batch,
              "level_sizes": list(topo.level_sizes), "spiral_lengths": list(topo.spiral_lengths),
              "num_params": num_params}
@@ -213,7 +213,7 @@ def run(ctx) -> None:
                                  itemsize=2 if bf16 else 4)
             fields = {}
             if isinstance(runner, JaxStep):
-                fields.update(runner.fields())
+                fields.update(runner.fields(strict=True))
                 mem = jax_memory(runner.jitted, runner.holder["state"], base.batch, None)
                 if mem:
                     fields.update(peak_memory_bytes=mem["peak_bytes"],
@@ -227,7 +227,7 @@ def run(ctx) -> None:
                 fields["torch_threads"] = threads
             rec = ctx.recorder.add(
                 case=NAME, kind="timing", variant=name, setting=tag, allocator=allocator,
-                backend=name.split("/")[0], device=device_label(),
+                backend=name.split("/")[0], 
                 dtype="bfloat16" if bf16 else "float32", **shape,
                 bytes_materialised=cost["bytes_materialised"],
                 **timing_fields(t, batch=batch, flops=cost["flops"],
@@ -244,7 +244,6 @@ def run(ctx) -> None:
 
     main = measure(runners, "main", ctx.torch_threads, ctx.allocator)
     ctx.shared["s2d_meshes_per_s"] = main["jax/auto"]["meshes_per_s"]
-    ctx.shared["s2d_step_s"] = main["jax/auto"]["median_s"]
     if ctx.quick:
         return
     best_jax = {"jax/auto": runners["jax/auto"]}
@@ -283,7 +282,7 @@ def _allocator_comparison(ctx, allocator: str, mesh: str, batch: int, rounds: in
             fields["torch_threads"] = ctx.torch_threads
         ctx.recorder.add(
             case=NAME, kind="timing", variant=name, setting=f"own_process_{allocator}_allocator",
-            allocator=allocator, backend=name.split("/")[0], device=device_label(),
+            allocator=allocator, backend=name.split("/")[0], 
             dtype="float32", **shape, **timing_fields(timings[name], batch=batch), **fields)
     ctx.log(f"    [own process, {allocator} allocator] " + ", ".join(
         f"{n} {1e3 * timings[n].median_s:.0f} ms "
@@ -302,7 +301,7 @@ def allocator_child(config: dict) -> dict:
     torch.set_num_threads(config["torch_threads"])
     counter = compile_counter()
     setup = s2d_setup(config["mesh"], config["batch"], cache_dir=config["cache_dir"])
-    params_np = jax.tree.map(lambda a: np.array(a, np.float32), setup.state.params)
+    params_np = jax.device_get(setup.state.params)  # host copy: the steps donate the state
     _, runner = build_jax("auto", config["mesh"], config["batch"], None, setup=setup,
                           counter=counter)
     module, step = torch_references(setup, params_np)["spiralnet_pp"]

@@ -22,8 +22,9 @@ import numpy as np
 
 from benchmarks.analytic import s2d_step_cost, spiral_conv_cost
 from benchmarks.cases.s2d_train import build_jax
-from benchmarks.common import JaxStep, device_label, interleave, jax_memory, timing_fields
+from benchmarks.common import JaxStep, interleave, jax_memory, timing_fields
 from benchmarks.fixtures import S2D_CHANNELS, mesh_for, topology_for
+from jaxface.train import num_params as count_params
 
 NAME = "scaling"
 
@@ -39,14 +40,14 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
     for key, (mesh, batch, setup, runner) in built.items():
         t = timings[key]
         topo = setup.topology
-        num_params = int(sum(x.size for x in jax.tree.leaves(runner.holder["state"].params)))
+        num_params = count_params(runner.holder["state"].params)
         cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
                              num_params=num_params)
         mem = jax_memory(runner.jitted, runner.holder["state"], setup.batch, None)
         n = topo.level_sizes[0]
         rec = ctx.recorder.add(
             case=NAME, kind="timing", sweep=sweep, variant="jax/auto", backend="jax",
-            device=device_label(), dtype="float32", mesh=mesh, vertices=n, batch=batch,
+            dtype="float32", mesh=mesh, vertices=n, batch=batch,
             level_sizes=list(topo.level_sizes), spiral_lengths=list(topo.spiral_lengths),
             bytes_materialised=cost["bytes_materialised"],
             **timing_fields(t, batch=batch, flops=cost["flops"], bytes_moved=cost["bytes_min"],
@@ -55,12 +56,11 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
             ns_per_vertex_mesh=1e9 * t.median_s / (batch * n),
             **({"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
                if mem else {}),
-            **runner.fields(),
+            **runner.fields(strict=True),
         )
         ctx.log(f"    {sweep}: {mesh} N={n} B={batch}: {1e3 * rec['median_s']:.0f} ms/step, "
                 f"{rec['ns_per_vertex_mesh']:.0f} ns/vertex/mesh, "
                 f"temp {rec.get('temp_memory_bytes', 0) / 2**20:.0f} MiB")
-    built.clear()
 
 
 def run(ctx) -> None:
@@ -112,7 +112,7 @@ def _length_sweep(ctx, mesh: str, rounds: int) -> None:
             mem = jax_memory(runner.jitted, x, args[length], g)
             rec = ctx.recorder.add(
                 case=NAME, kind="timing", sweep="spiral_length", variant=f"jax/{impl}",
-                backend="jax", device=device_label(), dtype="float32", mesh=mesh, vertices=n,
+                backend="jax", dtype="float32", mesh=mesh, vertices=n,
                 spiral_length=length, c_in=c_in, c_out=c_out, mode="forward_backward",
                 batch=batch, bytes_materialised=cost["bytes_materialised"],
                 **timing_fields(t, batch=batch, flops=cost["flops"],

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.analytic import spiral_conv_cost
-from benchmarks.common import JaxStep, device_label, interleave, paired_ratio, timing_fields
+from benchmarks.common import JaxStep, interleave, paired_ratio, timing_fields
 from benchmarks.fixtures import S2D_CHANNELS, topology_for
 
 NAME = "spiral_conv"
@@ -46,6 +46,7 @@ def layer_shapes(topology, quick: bool) -> list[tuple[int, int, int, int, int]]:
 def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: int):
     import torch
 
+    from benchmarks.reference_torch import copy_linear
     from benchmarks.reference_torch.official_s2d import DummyRowSpiralConv, spirals_with_dummy
     from benchmarks.reference_torch.spiralnet_pp import IndexSelectSpiralConv
 
@@ -54,9 +55,7 @@ def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: i
     official = DummyRowSpiralConv(c_in, c_out, length, activation="identity")
     spiralnet = IndexSelectSpiralConv(c_in, c_out, idx)
     for layer in (official, spiralnet):
-        with torch.no_grad():
-            layer.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
-            layer.linear.bias.copy_(torch.from_numpy(bias.copy()))
+        copy_linear(layer.linear, kernel, bias)
     spirals = torch.from_numpy(spirals_with_dummy(idx))
     return official, spiralnet, spirals
 
@@ -121,7 +120,7 @@ def run(ctx) -> None:
                 d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
                 ctx.recorder.add(
                     case=NAME, kind="parity", variant=f"torch/{ref_name}", backend="torch",
-                    against=f"jax/{auto}", device=device_label(), dtype="float32", **shape,
+                    against=f"jax/{auto}", dtype="float32", **shape,
                     max_abs_diff_output=float(np.abs(y_t - y_ref).max()),
                     max_abs_output=float(np.abs(y_ref).max()),
                     max_abs_diff_grad_input=float(
@@ -189,7 +188,7 @@ def run(ctx) -> None:
                     fields["auto"] = impl_name == auto
                 ctx.recorder.add(
                     case=NAME, kind="timing", variant=name, mode=mode,
-                    backend=name.split("/")[0], device=device_label(),
+                    backend=name.split("/")[0], 
                     dtype="bfloat16" if bf16 else "float32", **shape,
                     bytes_materialised=cost["bytes_materialised"],
                     **timing_fields(t, batch=batch, flops=cost["flops"],

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "copy_linear",
     "load_s2d_params",
     "make_s2d_train_step",
     "s2d_loss",
@@ -64,7 +65,7 @@ def to_numpy_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _copy_linear(linear: torch.nn.Linear, kernel: np.ndarray, bias: np.ndarray) -> None:
+def copy_linear(linear: torch.nn.Linear, kernel: np.ndarray, bias: np.ndarray) -> None:
     """Flax ``Dense`` kernel ``[in, out]`` -> torch ``Linear.weight`` ``[out, in]``."""
     kernel = np.asarray(kernel, np.float32)
     if tuple(linear.weight.shape) != (kernel.shape[1], kernel.shape[0]):
@@ -88,10 +89,10 @@ def load_s2d_params(module: torch.nn.Module, params: Mapping[str, Any]) -> None:
       params: the decoder's Flax ``params`` (``{"dense": ..., "conv_0": ..., "conv_out": ...}``).
     """
     p = to_numpy_params(params)
-    _copy_linear(module.fc, p["dense"]["kernel"], p["dense"]["bias"])
+    copy_linear(module.fc, p["dense"]["kernel"], p["dense"]["bias"])
     for i, conv in enumerate(module.convs):
-        _copy_linear(conv.linear, p[f"conv_{i}"]["kernel"], p[f"conv_{i}"]["bias"])
-    _copy_linear(module.conv_out.linear, p["conv_out"]["kernel"], p["conv_out"]["bias"])
+        copy_linear(conv.linear, p[f"conv_{i}"]["kernel"], p[f"conv_{i}"]["bias"])
+    copy_linear(module.conv_out.linear, p["conv_out"]["kernel"], p["conv_out"]["bias"])
 
 
 def make_s2d_train_step(

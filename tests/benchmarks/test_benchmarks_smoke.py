@@ -54,9 +54,9 @@ def test_jax_step_counts_one_compile_and_flags_recompiles():
     timings = common.interleave({"sin": step}, rounds=3, counter=counter)
     assert len(timings["sin"].times_s) == 3
     fields = step.fields(strict=True)
-    assert fields["compiled_shapes"] == 1 and fields["one_compile_per_shape"]
+    assert fields["traced_signatures"] == 1 and fields["one_trace_per_shape"]
 
-    # A step whose state comes back strongly typed after a weakly typed start recompiles once.
+    # A step whose state comes back strongly typed after a weakly typed start is traced again.
     g = jax.jit(lambda s: s + 1)
     holder = {"s": 0}
 
@@ -66,7 +66,7 @@ def test_jax_step_counts_one_compile_and_flags_recompiles():
 
     retracing = common.JaxStep("retrace", call, g, counter)
     common.interleave({"retrace": retracing}, rounds=2, warmup=2, counter=counter)
-    assert retracing.fields()["one_compile_per_shape"] is False
+    assert retracing.fields()["one_trace_per_shape"] is False
     with pytest.raises(AssertionError):
         retracing.fields(strict=True)
 
