@@ -44,6 +44,7 @@ __all__ = [
     "configure_allocator",
     "interleave",
     "jax_memory",
+    "memory_fields",
     "machine_info",
     "paired_ratio",
     "torch_available",
@@ -440,6 +441,15 @@ def jax_memory(jitted: Any, *args: Any) -> dict[str, int]:
         "alias_bytes": alias,
         "peak_bytes": arg + out + temp - alias,
     }
+
+
+def memory_fields(jitted: Any, *args: Any) -> dict[str, int]:
+    """The record fields ``peak_memory_bytes`` and ``temp_memory_bytes`` of :func:`jax_memory`
+    (empty when the backend does not report them)."""
+    mem = jax_memory(jitted, *args)
+    if not mem:
+        return {}
+    return {"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
 
 
 def torch_peak_memory(run: Callable[[], Any]) -> int | None:

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from benchmarks.analytic import matmul_flops
-from benchmarks.common import JaxStep, interleave, jax_memory, timing_fields
+from benchmarks.common import JaxStep, interleave, memory_fields, timing_fields
 from jaxface.train import num_params as count_params
 
 NAME = "motion3dgan_train"
@@ -87,17 +87,15 @@ def run(ctx) -> None:
     for name, t in timings.items():
         runner = runners[name]
         n_critic = int(name.split("n_critic")[1].split("/")[0])
-        mem = jax_memory(runner.jitted, runner.holder["state"], *runner.args)
         rec = ctx.recorder.add(
-            case=NAME, kind="timing", variant=name, backend="jax", 
+            case=NAME, kind="timing", variant=name, backend="jax",
             dtype="float32", batch=batch, gen_base_channels=base_channels, n_critic=n_critic,
             critic_channels=list(critic.get("critic_channels", (64, 32, 16))),
             num_params=num_params,
             donated=not name.endswith("no_donation"),
             **timing_fields(t, batch=batch, flops=flops[name], peaks=ctx.peaks),
             **runner.fields(strict=True),
-            **({"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
-               if mem else {}),
+            **memory_fields(runner.jitted, runner.holder["state"], *runner.args),
         )
         ctx.log(f"    {name}: {1e3 * rec['median_s']:.0f} ms/step, "
                 f"{rec['gflops_per_s']:.1f} GFLOP/s")

@@ -43,7 +43,7 @@ from benchmarks.common import (
     Timing,
     compile_counter,
     interleave,
-    jax_memory,
+    memory_fields,
     paired_ratio,
     timing_fields,
     torch_peak_memory,
@@ -214,10 +214,8 @@ def run(ctx) -> None:
             fields = {}
             if isinstance(runner, JaxStep):
                 fields.update(runner.fields(strict=True))
-                mem = jax_memory(runner.jitted, runner.holder["state"], base.batch, None)
-                if mem:
-                    fields.update(peak_memory_bytes=mem["peak_bytes"],
-                                  temp_memory_bytes=mem["temp_bytes"])
+                fields.update(
+                    memory_fields(runner.jitted, runner.holder["state"], base.batch, None))
                 fields["speedup_vs"] = {n: paired_ratio(timings[n], t) for n in torch_names}
             elif tag == "main" and not ctx.quick:
                 peak = torch_peak_memory(runner)

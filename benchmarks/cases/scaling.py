@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.analytic import s2d_step_cost, spiral_conv_cost
 from benchmarks.cases.s2d_train import build_jax
-from benchmarks.common import JaxStep, interleave, jax_memory, timing_fields
+from benchmarks.common import JaxStep, interleave, memory_fields, timing_fields
 from benchmarks.fixtures import S2D_CHANNELS, mesh_for, topology_for
 from jaxface.train import num_params as count_params
 
@@ -43,7 +43,6 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
         num_params = count_params(runner.holder["state"].params)
         cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
                              num_params=num_params)
-        mem = jax_memory(runner.jitted, runner.holder["state"], setup.batch, None)
         n = topo.level_sizes[0]
         rec = ctx.recorder.add(
             case=NAME, kind="timing", sweep=sweep, variant="jax/auto", backend="jax",
@@ -54,8 +53,7 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
                             peaks=ctx.peaks),
             s_per_mesh=t.median_s / batch,
             ns_per_vertex_mesh=1e9 * t.median_s / (batch * n),
-            **({"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
-               if mem else {}),
+            **memory_fields(runner.jitted, runner.holder["state"], setup.batch, None),
             **runner.fields(strict=True),
         )
         ctx.log(f"    {sweep}: {mesh} N={n} B={batch}: {1e3 * rec['median_s']:.0f} ms/step, "
@@ -109,7 +107,6 @@ def _length_sweep(ctx, mesh: str, rounds: int) -> None:
         for length, runner in runners.items():
             t = timings[f"L={length}"]
             cost = spiral_conv_cost(batch, n, length, c_in, c_out, backward=True, impl=impl)
-            mem = jax_memory(runner.jitted, x, args[length], g)
             rec = ctx.recorder.add(
                 case=NAME, kind="timing", sweep="spiral_length", variant=f"jax/{impl}",
                 backend="jax", dtype="float32", mesh=mesh, vertices=n,
@@ -117,8 +114,7 @@ def _length_sweep(ctx, mesh: str, rounds: int) -> None:
                 batch=batch, bytes_materialised=cost["bytes_materialised"],
                 **timing_fields(t, batch=batch, flops=cost["flops"],
                                 bytes_moved=cost["bytes_min"], peaks=ctx.peaks),
-                **({"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]}
-                   if mem else {}),
+                **memory_fields(runner.jitted, x, args[length], g),
                 **runner.fields(strict=True),
             )
             ctx.log(f"    spiral_length: {c_in}->{c_out} L={length}: "

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.analytic import spiral_conv_cost
-from benchmarks.common import JaxStep, interleave, paired_ratio, timing_fields
+from benchmarks.common import JaxStep, interleave, memory_fields, paired_ratio, timing_fields
 from benchmarks.fixtures import S2D_CHANNELS, topology_for
 
 NAME = "spiral_conv"
@@ -178,8 +178,8 @@ def run(ctx) -> None:
                 runner = runners[name]
                 if isinstance(runner, JaxStep):
                     fields.update(runner.fields(strict=True))
-                    mem = _memory(runner.jitted, (x, k, b) if mode == "forward" else (x, k, b, g))
-                    fields.update(mem)
+                    fields.update(memory_fields(
+                        runner.jitted, *((x, k, b) if mode == "forward" else (x, k, b, g))))
                     if best_torch is not None:
                         fields["speedup_vs"] = {
                             nm: paired_ratio(timings[nm], t) for nm in torch_names}
@@ -200,11 +200,3 @@ def run(ctx) -> None:
                 ctx.log(f"    {mode}: jax/{auto} {1e3 * auto_t.median_s:.1f} ms, "
                         f"{best_torch} {1e3 * timings[best_torch].median_s:.1f} ms, "
                         f"speedup {paired_ratio(timings[best_torch], auto_t):.2f}x")
-
-
-def _memory(jitted, args) -> dict:
-    from benchmarks.common import jax_memory
-
-    mem = jax_memory(jitted, *args)
-    return {"peak_memory_bytes": mem["peak_bytes"], "temp_memory_bytes": mem["temp_bytes"]} \
-        if mem else {}
