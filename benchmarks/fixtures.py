@@ -161,6 +161,7 @@ def s2d_setup(
     batch: int,
     *,
     dtype: Any = None,
+    spiral_impl: str = "auto",
     cache_dir: str | None = None,
     seed: int = 0,
 ) -> S2DSetup:
@@ -174,6 +175,7 @@ def s2d_setup(
       mesh: benchmark mesh name (:func:`mesh_for`).
       batch: batch size ``B``.
       dtype: compute dtype of the decoder (``None``: float32; ``jnp.bfloat16``).
+      spiral_impl: ``impl`` of the spiral convolutions (:class:`jaxface.nn.SpiralConv`).
       cache_dir: topology cache folder.
       seed: seed of the parameters and the batch.
     """
@@ -184,7 +186,7 @@ def s2d_setup(
     topology = topology_for(mesh, cache_dir)
     vertices, _ = mesh_for(mesh)
     n = topology.level_sizes[0]
-    model = S2DDecoder(topology, channels=S2D_CHANNELS, dtype=dtype)
+    model = S2DDecoder(topology, channels=S2D_CHANNELS, dtype=dtype, spiral_impl=spiral_impl)
     tx = create_optimizer(1e-3, weight_decay=5e-5, decay_rate=0.99, steps_per_epoch=1000)
     # The training state, initialised under jit (one compilation instead of one per operation).
     state = jax.jit(

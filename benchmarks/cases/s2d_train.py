@@ -23,14 +23,11 @@ process's allocator cannot be switched back once its heap has grown, hence the p
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import os
 import resource
 import subprocess
 import sys
-from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -55,29 +52,6 @@ from jaxface.train import num_params as count_params
 NAME = "s2d_train"
 
 
-@contextlib.contextmanager
-def spiral_impl_rule(rule: str):
-    """Overrides how every spiral layer picks its implementation while a step is traced.
-
-    Args:
-      rule: ``"auto"`` (the library's choice), ``"auto_autodiff"`` (the same layer choices with
-        the autodiff backward) or an implementation name applied to every layer.
-    """
-    sc = importlib.import_module("jaxface.nn.spiral_conv")
-    original = sc.select_spiral_impl
-    if rule == "auto":
-        yield
-        return
-    if rule == "auto_autodiff":
-        def select(c_in, c_out, concrete=True):
-            return original(c_in, c_out, False)
-    else:
-        def select(c_in, c_out, concrete=True):
-            return rule
-    with mock.patch.object(sc, "select_spiral_impl", select):
-        yield
-
-
 def jax_runner(name: str, setup, counter) -> JaxStep:
     """A :class:`JaxStep` threading a donated S2D-Dec state through ``setup.step``."""
     holder = {"state": setup.state}
@@ -91,17 +65,20 @@ def jax_runner(name: str, setup, counter) -> JaxStep:
     return step
 
 
-def build_jax(rule: str, mesh: str, batch: int, ctx, dtype=None, setup=None, counter=None):
-    """Builds the setup (unless given) and compiles its step under ``rule``.
+def build_jax(impl: str, mesh: str, batch: int, ctx, dtype=None, setup=None, counter=None):
+    """Builds the setup (unless given; its spiral layers use ``impl``) and compiles its step.
+
+    Args:
+      impl: ``"auto"``, ``"auto_autodiff"`` or one implementation for every spiral layer
+        (:class:`jaxface.nn.SpiralConv`'s ``impl``); a given ``setup`` must have been built
+        with it.
 
     Returns:
       ``(setup, runner)``; the setup's initial state is donated by the first call.
     """
     if setup is None:
-        setup = s2d_setup(mesh, batch, dtype=dtype, cache_dir=ctx.cache_dir)
-    with spiral_impl_rule(rule):
-        runner = jax_runner(f"jax/{rule}", setup, counter or ctx.counter)
-    return setup, runner
+        setup = s2d_setup(mesh, batch, dtype=dtype, spiral_impl=impl, cache_dir=ctx.cache_dir)
+    return setup, jax_runner(f"jax/{impl}", setup, counter or ctx.counter)
 
 
 def torch_references(setup, params_np):
@@ -178,13 +155,15 @@ def run(ctx) -> None:
     ctx.log(f"  S2D-Dec on {topo.level_sizes}, L={topo.spiral_lengths}, {num_params} params")
 
     runners = {"jax/auto": auto}
+    impl_of = {"jax/auto": "auto"}  # the spiral impl of every JAX variant
     variants = [("jax/auto_autodiff", "auto_autodiff", None),
                 ("jax/gather_matmul_autodiff", "gather_matmul", None),
                 ("jax/auto/bf16", "auto", jnp.bfloat16)]
     if ctx.quick:
         variants = []
-    for name, rule, dtype in variants:
-        runners[name] = build_jax(rule, mesh, batch, ctx, dtype)[1]
+    for name, impl, dtype in variants:
+        runners[name] = build_jax(impl, mesh, batch, ctx, dtype)[1]
+        impl_of[name] = impl
 
     refs = {}
     if ctx.torch:
@@ -204,10 +183,8 @@ def run(ctx) -> None:
         for name, t in timings.items():
             runner = runner_set[name]
             bf16 = name.endswith("/bf16")
-            rule = name.split("/")[1]
-            impls = None
-            if rule == "gather_matmul_autodiff":
-                impls = ["gather_matmul"] * 5
+            impl = impl_of.get(name, "auto")
+            impls = None if impl.startswith("auto") else [impl] * topo.num_levels
             cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
                                  num_params=num_params, impls=impls,
                                  itemsize=2 if bf16 else 4)

@@ -113,6 +113,7 @@ class S2DDecoder(nn.Module):
       learned_padding: the dense layer emits an extra row read as padding by the first spiral
         convolution (the official model's dummy vertex).
       dtype: compute dtype (parameters stay float32).
+      spiral_impl: ``impl`` of every spiral convolution (:class:`jaxface.nn.SpiralConv`).
     """
 
     topology: SpiralTopology
@@ -121,6 +122,7 @@ class S2DDecoder(nn.Module):
     activation: str = "elu"
     learned_padding: bool = True
     dtype: jnp.dtype | None = None
+    spiral_impl: str = "auto"
 
     @nn.compact
     def __call__(self, displacement: jax.Array) -> jax.Array:
@@ -144,11 +146,12 @@ class S2DDecoder(nn.Module):
             x = upsample(x, topo.up_indices[level], topo.up_weights[level])
             conv = SpiralConv(
                 self.channels[step + 1], topo.spirals[level], dtype=self.dtype,
-                name=f"conv_{step}",
+                impl=self.spiral_impl, name=f"conv_{step}",
             )
             x = act(conv(x, padding=padding))
             padding = None
         out = SpiralConv(
-            self.out_features, topo.spirals[0], dtype=self.dtype, name="conv_out"
+            self.out_features, topo.spirals[0], dtype=self.dtype, impl=self.spiral_impl,
+            name="conv_out",
         )(x)
         return out.astype(jnp.float32)

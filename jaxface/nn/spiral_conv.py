@@ -24,6 +24,8 @@ Implementations (``impl``):
   custom VJPs they support reverse mode to any order (e.g. a gradient penalty) but not
   forward mode (:func:`jax.jvp`, :func:`jax.jacfwd`): use the plain variants for that.
 * ``"auto"``: see :func:`select_spiral_impl`.
+* ``"auto_autodiff"``: the same forward formulation as ``"auto"``, always with the plain autodiff
+  backward (no custom VJP; supports forward mode).
 
 All gathers carry the batch as an explicit gather batch dimension, so a batch sharded along
 ``B`` stays sharded (only the weight gradient is all-reduced).
@@ -60,7 +62,7 @@ __all__ = [
     "spiral_conv",
 ]
 
-#: Accepted values of ``impl`` (besides ``"auto"``).
+#: Accepted values of ``impl`` (besides ``"auto"`` and ``"auto_autodiff"``).
 SPIRAL_IMPLS = (
     "gather_matmul",
     "matmul_gather",
@@ -403,7 +405,7 @@ def spiral_conv(
       padding: optional ``[B, C]`` (``[..., C]``) features read at the dummy index (zeros when
         ``None``).
       precision: matmul precision, passed to :func:`jax.numpy.matmul`.
-      impl: ``"auto"`` or one of :data:`SPIRAL_IMPLS`.
+      impl: ``"auto"``, ``"auto_autodiff"`` or one of :data:`SPIRAL_IMPLS`.
 
     Returns:
       ``[B, N, C_out]`` (``[..., N, C_out]``) in the promoted dtype of ``x`` and ``kernel``.
@@ -444,10 +446,12 @@ def spiral_conv(
             raise ValueError(
                 f"indices must lie in [0, {n}] ({n} = dummy/padding); got [{lo}, {hi}]"
             )
-    if impl == "auto":
-        impl = select_spiral_impl(c, c_out, concrete is not None)
+    if impl in ("auto", "auto_autodiff"):
+        impl = select_spiral_impl(c, c_out, impl == "auto" and concrete is not None)
     if impl not in SPIRAL_IMPLS:
-        raise ValueError(f"impl must be 'auto' or one of {SPIRAL_IMPLS}, got {impl!r}")
+        raise ValueError(
+            f"impl must be 'auto', 'auto_autodiff' or one of {SPIRAL_IMPLS}, got {impl!r}"
+        )
     inverse = impl.endswith("_inverse")
     if inverse and concrete is None:
         raise ValueError(f"impl={impl!r} needs concrete (numpy) indices, got a tracer")
@@ -505,7 +509,7 @@ class SpiralConv(nn.Module):
       dtype: compute dtype (e.g. ``jnp.bfloat16``); ``None`` promotes inputs and params.
       param_dtype: parameter dtype.
       precision: matmul precision.
-      impl: ``"auto"`` or one of :data:`SPIRAL_IMPLS`.
+      impl: ``"auto"``, ``"auto_autodiff"`` or one of :data:`SPIRAL_IMPLS`.
       kernel_init: kernel initialiser for ``[L*C, C_out]``; Xavier-uniform with
         ``fan_in = L*C``, ``fan_out = C_out``.
       bias_init: bias initialiser.

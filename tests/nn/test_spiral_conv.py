@@ -339,3 +339,21 @@ def test_grad_of_grad_matches_autodiff(problem):
     want = jax.grad(penalty)(kernel, "gather_matmul")
     for impl in ["gather_matmul_inverse", "matmul_gather_inverse"]:
         np.testing.assert_allclose(jax.grad(penalty)(kernel, impl), want, rtol=1e-3, atol=1e-3)
+
+
+def test_auto_autodiff_matches_auto_and_supports_forward_mode(problem):
+    idx, x, kernel, bias, _ = problem
+    auto = spiral_conv(x, idx, kernel, bias, impl="auto")
+    plain = spiral_conv(x, idx, kernel, bias, impl="auto_autodiff")
+    np.testing.assert_allclose(plain, auto, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plain, _numpy_spiral_conv(x, idx, kernel, bias, None),
+                               rtol=1e-5, atol=1e-5)
+    # The custom-VJP backward of "auto" has no forward mode; the autodiff variant does.
+    tangent = np.ones_like(x)
+    _, jvp = jax.jvp(lambda x: spiral_conv(x, idx, kernel, bias, impl="auto_autodiff"),
+                     (x,), (tangent,))
+    _, jvp_ref = jax.jvp(lambda x: spiral_conv(x, idx, kernel, bias, impl="gather_matmul"),
+                         (x,), (tangent,))
+    np.testing.assert_allclose(jvp, jvp_ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError):
+        jax.jvp(lambda x: spiral_conv(x, idx, kernel, bias, impl="auto"), (x,), (tangent,))
