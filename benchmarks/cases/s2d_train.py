@@ -8,9 +8,10 @@ Runners, interleaved round by round:
 
 * ``jax/auto``: the library as shipped (``make_train_step``; each spiral layer uses
   ``select_spiral_impl``: custom-VJP gather backward, matmul-first where ``2 C_out <= C``);
-* ``jax/auto_autodiff``: the same layer choices with autodiff's scatter-add backward;
+* ``jax/auto_autodiff``: the same layer choices with autodiff's scatter-add backward
+  (``S2DDecoder(spiral_impl="auto_autodiff")``);
 * ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
-  formulation);
+  formulation, ``spiral_impl="gather_matmul"``);
 * ``jax/auto/bf16``: ``S2DDecoder(dtype=bfloat16)`` (parameters and loss stay float32);
 * ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch` at the run's
   PyTorch thread count, with the same initial weights.
