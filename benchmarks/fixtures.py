@@ -32,7 +32,7 @@ __all__ = [
 #: The official S2D-Dec channels: the dense layer, then each up-sampled level (coarse to fine).
 S2D_CHANNELS = (128, 64, 32, 32, 16)
 
-#: Hierarchy and spiral parameters of the S2D-Dec experiment (experiments/s2d/configs/default.py).
+#: Hierarchy and spiral parameters of the S2D-Dec experiment (jaxface/configs/s2d.py).
 S2D_TOPOLOGY = {
     "factors": (4, 4, 4, 4),
     "rings": (2, 2, 1, 1, 1),

@@ -3,7 +3,7 @@
 Every builder here writes **one example per mesh** into a single TFDS split, ``frames``, in sorted
 (subject, sequence, frame) order (``disable_shuffling=True``), so a sequence is a contiguous range
 of example indices. Next to the array_record files it writes everything a reader needs (see
-:mod:`jaxface.data.pipeline`): ``sequences.json`` (the sequence index), ``splits/*.json`` (every
+:mod:`jaxface.data.layout`): ``sequences.json`` (the sequence index), ``splits/*.json`` (every
 protocol), ``stats.npz`` (per-vertex mean/std of each protocol's training part), ``template.npz``
 (faces, reference vertices, landmark definition) and, for real releases, ``source_manifest.tsv``
 (sha256 of every source file). ``metadata.json`` (TFDS ``MetadataDict``) holds the names, counts
@@ -32,7 +32,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tqdm import tqdm
 
-from jaxface.data import pipeline as _layout
+from jaxface.data import layout as _layout
 from jaxface.data.splits import Split, write_splits
 from jaxface.data.stats import PartMoments, save_stats
 

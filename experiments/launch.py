@@ -4,14 +4,14 @@ Each launcher (``python -m experiments.<system>.<job>``) takes ``--config`` (an
 ``ml_collections`` config file, ``path.py[:mode]``, overridable with ``--config.<field>=...``)
 and ``--workdir``; re-running with the same work directory resumes. :func:`start` quiets the
 libraries' INFO logging unless ``--verbosity`` is given and joins JAX's multi-controller runtime
-when configured (:func:`jaxface.train.initialize_distributed`).
+when configured (:func:`jaxface.sharding.initialize_distributed`).
 """
 
 import jax
 from absl import flags, logging
 from ml_collections import config_flags
 
-from jaxface.train import initialize_distributed
+from jaxface.sharding import initialize_distributed
 
 FLAGS = flags.FLAGS
 

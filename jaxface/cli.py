@@ -1,36 +1,38 @@
 """The ``jaxface`` command line: one entry point, one sub-command per job.
 
-Each sub-command lives in ``jaxface.commands.<name>`` and exposes ``register(subparsers)``
-(adds its parser and sets ``func``). Sub-command modules are imported lazily so that
-``jaxface --help`` stays fast.
+Each sub-command lives in a module of :mod:`jaxface.commands` that exposes
+``register(subparsers)`` (adds its parsers and sets ``func``). The command modules import the
+library inside their functions, so that ``jaxface --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from types import ModuleType
 
-# Sub-command name -> module under jaxface.commands.
-COMMANDS: dict[str, str] = {
-    "generate": "generate",
-    "mesh-info": "mesh_info",
-    "prepare": "prepare",
-    "animate": "s2d",
-    "transfer": "s2d",
-    "neutralize": "s2d",
+from jaxface.commands import generate, mesh_info, prepare, s2d
+from jaxface.commands.errors import UserError
+
+__all__ = ["COMMANDS", "build_parser", "main", "run"]
+
+#: Sub-command name -> the module that registers it.
+COMMANDS: dict[str, ModuleType] = {
+    "generate": generate,
+    "mesh-info": mesh_info,
+    "prepare": prepare,
+    "animate": s2d,
+    "transfer": s2d,
+    "neutralize": s2d,
 }
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The ``jaxface`` parser with every sub-command registered."""
     parser = argparse.ArgumentParser(prog="jaxface", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):  # a module may register several commands
-        importlib.import_module(f"jaxface.commands.{module}").register(sub)
+        module.register(sub)
     return parser
 
 

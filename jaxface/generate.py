@@ -19,22 +19,8 @@ in a temporary folder next to the final one, which is renamed into place when co
 concurrent first runs never see a half-written bundle (the loser of the race discards its copy)
 and an interrupted run leaves nothing behind but a ``.tmp-*`` folder.
 
-Recipes:
-
-* ``"default"``: the ``faces4d/coma_scale_lite`` procedural set (12 subjects x 12 expressions,
-  60-150 frames, on the 1790-vertex level-1 template). Motion3DGAN as the ``:cpu`` mode of
-  ``experiments/motion3dgan/configs/default.py`` (generator base channels 64 with LeCun
-  initialisation and output scale 0.25, an 8/8/8-channel critic, 2 critic updates per step,
-  batch 16, learning rate 1e-3) for 30 epochs of all 288 motions; S2D-Dec with channels
-  64/32/16/16 on a 3-step hierarchy, every third frame, 6 epochs, learning rate 1e-4 (the S2D
-  experiments' 1e-3 fits the large mouth motions but flattens the small eyebrow raise in this
-  budget). About 6 minutes on a 2-core CPU (more when the machine is shared).
-* ``"quality"``: the same data and networks trained longer (Motion3DGAN 100 epochs, S2D-Dec
-  20 epochs of every frame); about half an hour on a 2-core CPU. S2D-Dec's mean error on
-  ground-truth landmarks drops by about a fifth (``mouth_open`` 0.72 -> 0.59 mm, ``eyebrow``
-  0.55 -> 0.44 mm) and its surfaces are smoother.
-* ``"tiny"``: the ``faces4d/tiny`` set (468 vertices) with tiny networks and a few steps; for
-  tests (selected with the environment variable ``JAXFACE_GENERATE_RECIPE=tiny``).
+The recipes (``default``, ``quality``, ``tiny``) are modes of the experiment configs:
+:mod:`jaxface.configs.generate`.
 """
 
 from __future__ import annotations
@@ -54,21 +40,29 @@ import ml_collections
 import numpy as np
 from flax import serialization
 
+from jaxface.configs import generate as recipes
+from jaxface.data.datasets import open_dataset
 from jaxface.data.landmarks import normalize_landmarks
+from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.files import write_atomic, write_json, write_npz
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology
-from jaxface.motion3dgan.applications import (
+from jaxface.motion3dgan import (
+    create_models,
     decode_meshes,
+    label_intensities,
+    load_motions,
+    make_sample_fn,
     motion_to_landmarks,
     sample_diversity,
+    train_gan,
 )
-from jaxface.s2d.inference import S2DInference
+from jaxface.motion3dgan.data import s2d_training_data
+from jaxface.s2d import S2DInference, train_s2d
 
 __all__ = [
     "BUNDLE_FORMAT",
-    "RECIPES",
     "RECIPE_TIMES",
     "RECIPE_ENV",
     "FaceGenerator",
@@ -78,91 +72,14 @@ __all__ = [
     "ensure_models",
     "is_bundle",
     "load_generator",
-    "recipe_config",
     "train_bundle",
 ]
 
 BUNDLE_FORMAT = 1
-RECIPES = ("default", "quality", "tiny")
 #: Training time of each recipe on a 2-core CPU (for the first-run message).
 RECIPE_TIMES = {"default": "about 6 minutes", "quality": "about 30 minutes", "tiny": "seconds"}
 RECIPE_ENV = "JAXFACE_GENERATE_RECIPE"
 _MANIFEST = "manifest.json"
-
-
-def recipe_config(name: str = "default") -> ml_collections.ConfigDict:
-    """The training configuration of a model bundle.
-
-    Args:
-      name: one of :data:`RECIPES`.
-
-    Returns:
-      A config with ``dataset``/``dataset_config``/``min_frames``, a Motion3DGAN block ``gan``
-      (the layout of ``experiments/motion3dgan/configs``) and an S2D-Dec block ``s2d`` (the layout
-      of ``experiments/s2d/configs``).
-    """
-    if name not in RECIPES:
-        raise ValueError(f"unknown generation recipe {name!r}; choose from {', '.join(RECIPES)}")
-    tiny = name == "tiny"
-    quality = name == "quality"
-    c = ml_collections.ConfigDict()
-    c.recipe = name
-    c.dataset = "faces4d"
-    c.dataset_config = "tiny" if tiny else "coma_scale_lite"
-    c.min_frames = 5 if tiny else 10
-    c.s2d_frame_stride = 2 if tiny else 1 if quality else 3
-
-    g = c.gan = ml_collections.ConfigDict()
-    g.num_frames = 30
-    g.num_landmarks = 68
-    g.seed = 0
-    g.model = ml_collections.ConfigDict(dict(
-        gen_base_channels=8 if tiny else 64, noise_dim=8 if tiny else 128,
-        project_to_tangent=True, gen_init="official" if tiny else "lecun",
-        output_scale=1.0 if tiny else 0.25, critic_channels=(4, 4, 4) if tiny else (8, 8, 8),
-        critic_hidden=16 if tiny else 64, critic_norm="layer", condition="one_hot", rb_dim=3,
-    ))
-    g.sphere = ml_collections.ConfigDict(dict(
-        reference="mean", reference_index=0, inverse_spacing="forward",
-    ))
-    g.sphere.cos_clip = ml_collections.FieldReference(None, field_type=float)
-    g.loss = ml_collections.ConfigDict(dict(
-        alpha_adv=1.0, alpha_rec=10.0, geodesic_weight=0.0, gp_weight=10.0,
-    ))
-    g.optim = ml_collections.ConfigDict(dict(
-        learning_rate=1e-4 if tiny else 1e-3, b1=0.5, b2=0.9, batch_size=8 if tiny else 16,
-        num_epochs=1 if tiny else 100 if quality else 30, n_critic=2,
-    ))
-    g.intensity_statistic = "median"
-    g.checkpoint_every = 1000
-    g.log_every = 5 if tiny else 20
-    g.progress = True
-
-    s = c.s2d = ml_collections.ConfigDict()
-    s.seed = 2
-    s.topology = ml_collections.ConfigDict()
-    s.topology.factors = (4, 4) if tiny else (4, 4, 4)
-    s.topology.rings = (1, 1, 1) if tiny else (2, 2, 1, 1)
-    s.topology.dilations = (1, 1, 1) if tiny else (2, 2, 1, 1)
-    s.topology.lengths = ml_collections.FieldReference(None, field_type=tuple)
-    s.topology.reference_vertices = ml_collections.FieldReference(None, field_type=tuple)
-    s.model = ml_collections.ConfigDict(dict(
-        channels=(8, 8, 4) if tiny else (64, 32, 16, 16), activation="elu",
-        learned_padding=True, compute_dtype="float32",
-    ))
-    s.loss = ml_collections.ConfigDict(dict(
-        form="paper", beta_dr=1.0, beta_pr=0.1, weights="official",
-    ))
-    s.optim = ml_collections.ConfigDict(dict(
-        learning_rate=1e-3 if tiny else 1e-4, weight_decay=5e-5, decay_rate=0.99,
-        batch_size=16 if not tiny else 8,
-        num_epochs=1 if tiny else 20 if quality else 6,
-    ))
-    s.checkpoint_every = 1000
-    s.log_every = 5 if tiny else 50
-    s.eval_batch_size = 32
-    s.progress = True
-    return c
 
 
 def bundle_name(recipe: str) -> str:
@@ -217,8 +134,6 @@ class FaceGenerator:
     """
 
     def __init__(self, path: str | os.PathLike[str]):
-        from jaxface.motion3dgan.train import create_models, make_sample_fn
-
         path = _bundle_path(path)
         manifest_path = os.path.join(path, _MANIFEST)
         try:
@@ -386,7 +301,7 @@ def train_bundle(
 
     Args:
       path: the bundle folder to create.
-      recipe: one of :data:`RECIPES`.
+      recipe: one of :data:`jaxface.configs.generate.RECIPES`.
       data_dir: TFDS data folder for the procedural dataset.
       verbose: print what happens (progress bars are shown either way when attached to a
         terminal).
@@ -394,14 +309,8 @@ def train_bundle(
     Returns:
       The manifest written.
     """
-    from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
-    from jaxface.motion3dgan.data import label_intensities, load_motions
-    from jaxface.motion3dgan.evaluate import s2d_training_data
-    from jaxface.motion3dgan.train import train_gan
-    from jaxface.s2d.experiment import open_dataset, train_s2d
-
     t0 = time.perf_counter()
-    config = recipe_config(recipe)
+    config = recipes.get_config(recipe)
     path = os.path.abspath(os.fspath(path))
     os.makedirs(path)
     work = os.path.join(path, "work")
@@ -413,7 +322,8 @@ def train_bundle(
          verbose)
     view = open_dataset(data_cfg, verbose=False)
     dataset = view.path
-    motions = load_motions(dataset, min_frames=config.min_frames, source=view.source)
+    motions = load_motions(dataset, num_frames=config.gan.num_frames,
+                           min_frames=config.gan.min_frames, source=view.source)
     timings = {"data": time.perf_counter() - t0}
 
     _say(f"[2/4] training Motion3DGAN on {len(motions)} landmark motions", verbose)
@@ -426,7 +336,7 @@ def train_bundle(
     t = time.perf_counter()
     s2d_cfg = config.s2d
     s2d_cfg.progress = verbose
-    data = s2d_training_data(view, motions, s2d_cfg.topology, config.s2d_frame_stride)
+    data = s2d_training_data(view, motions, s2d_cfg.topology, s2d_cfg.frame_stride)
     _say(f"[3/4] training S2D-Dec on {len(data.train)} frames "
          f"({view.vertices.shape[0]}-vertex template)", verbose)
     _, s2d_info = train_s2d(s2d_cfg, os.path.join(path, "s2d"), data)
@@ -501,9 +411,9 @@ def ensure_models(
         return os.path.abspath(os.fspath(models))
     source = "" if recipe else f" (from ${RECIPE_ENV})"
     recipe = recipe or os.environ.get(RECIPE_ENV) or "default"
-    if recipe not in RECIPES:
+    if recipe not in recipes.RECIPES:
         raise ValueError(f"unknown generation recipe {recipe!r}{source}; choose from "
-                         f"{', '.join(RECIPES)}")
+                         f"{', '.join(recipes.RECIPES)}")
     root = os.path.abspath(os.fspath(models)) if models is not None else default_models_dir()
     final = os.path.join(root, bundle_name(recipe))
     if is_bundle(final):

@@ -4,6 +4,8 @@ Sets up several CPU devices (for the sharding tests) and JAX's persistent compil
 before any test touches the backend.
 """
 
+import collections
+import contextlib
 import os
 
 import jax
@@ -18,6 +20,35 @@ _CACHE = os.environ.get(
 jax.config.update("jax_compilation_cache_dir", os.path.abspath(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_EVENTS: collections.Counter = collections.Counter()
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, duration, **kwargs: _EVENTS.update([event]))
+_TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+
+
+class _Traces:
+    """Number of JAX traces (jaxpr builds) since the block started."""
+
+    def __init__(self):
+        self._start = _EVENTS[_TRACE_EVENT]
+
+    @property
+    def count(self) -> int:
+        return _EVENTS[_TRACE_EVENT] - self._start
+
+
+@pytest.fixture
+def count_traces():
+    """``with count_traces() as traces: ...`` then ``traces.count``: the jaxpr traces of every
+    jitted function called in the block (a compiled function called again adds none)."""
+
+    @contextlib.contextmanager
+    def _count():
+        yield _Traces()
+
+    return _count
 
 
 @pytest.fixture
@@ -41,7 +72,7 @@ def rng():
 @pytest.fixture(scope="session")
 def tiny_faces4d(tmp_path_factory):
     """The tiny procedural dataset prepared once per session: ``(data_dir, dataset_path)``."""
-    from jaxface.commands.prepare import prepare_dataset
+    from jaxface.data import prepare_dataset
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     path = prepare_dataset("faces4d", data_dir=data_dir, config="tiny", verbose=False)

@@ -5,15 +5,16 @@ default: 15,448 meshes of 6990 vertices); when it is missing, the ``tiny`` confi
 the run's scratch folder and the records say so. Features read: ``vertices`` and ``landmarks``.
 
 Variants, each timed on its own (they run background threads) over several chunks of batches,
-batch 16:
+batch 16, all through the one device iterator of :mod:`jaxface.data.batches`:
 
-* ``host_batches``: grain reads and batches numpy on the host (no device transfer);
-* ``sharded_batches``: the streaming path, grain plus a prefetch thread making global
-  ``jax.Array`` batches sharded along ``"data"``;
-* ``in_memory/load``: reading examples into host arrays for :class:`InMemoryBatches`
-  (``load_split_arrays``), then ``in_memory/batches``: the per-step on-device gather;
-* ``s2d_pairs``: the feed the S2D-Dec experiment uses (``S2DPairs.epoch`` numpy batches of
-  landmark displacement and dense displacement, then ``shard_batch``).
+* ``streaming``: :class:`StreamingBatches`, grain reading the stored meshes and landmarks plus
+  the prefetch thread making global ``jax.Array`` batches sharded along ``"data"``;
+* ``in_memory/load``: reading examples into host arrays (``load_split_arrays``), then
+  ``in_memory/batches``: :class:`InMemoryBatches`, the per-step on-device gather;
+* ``s2d_stream``: the S2D-Dec feed with ``config.loader = "stream"`` (grain reads each frame,
+  :class:`jaxface.s2d.PairTransform` derives its landmark and dense displacements on the host);
+* ``s2d_memory``: the S2D-Dec feed with ``config.loader = "memory"`` (the default: pairs held on
+  the devices).
 
 Each rate is compared with the S2D-Dec train step's consumption (meshes/s of ``jax/auto`` in the
 ``s2d_train`` case of the same run, when it ran).
@@ -34,11 +35,10 @@ FEATURES = ("vertices", "landmarks")
 
 
 def _dataset(ctx) -> tuple[str, str]:
-    from jaxface.commands.prepare import prepare_dataset
-    from jaxface.data import pipeline
+    from jaxface.data import dataset_dir, prepare_dataset
 
     try:
-        path = pipeline.dataset_dir("faces4d", data_dir=ctx.data_dir, config=ctx.dataset_config)
+        path = dataset_dir("faces4d", data_dir=ctx.data_dir, config=ctx.dataset_config)
         return path, f"faces4d/{ctx.dataset_config}"
     except FileNotFoundError:
         ctx.log(f"    faces4d/{ctx.dataset_config} not found under {ctx.data_dir}; "
@@ -58,15 +58,26 @@ def _time_chunks(iterator, chunks: int, per_chunk: int) -> Timing:
     return Timing(times, per_chunk)
 
 
+def _forever(batches):
+    """Epoch after epoch of a :class:`jaxface.data.batches.Batches`."""
+    for epoch in itertools.count():
+        with batches.epoch(epoch) as it:
+            yield from it
+
+
 def run(ctx) -> None:
     """Times every variant and compares it with the S2D-Dec consumption rate."""
-    from jaxface.data import pipeline
-    from jaxface.s2d.experiment import DatasetView
-    from jaxface.train import data_mesh, shard_batch
+    from jaxface.data import DatasetView, open_source
+    from jaxface.data.batches import InMemoryBatches, StreamingBatches
+    from jaxface.data.layout import load_template
+    from jaxface.data.source import load_split_arrays
+    from jaxface.s2d import PairTransform, load_pairs
+    from jaxface.s2d.data import frame_index
+    from jaxface.sharding import data_mesh
 
     path, dataset = _dataset(ctx)
-    source = pipeline.open_source(path)
-    n_vertices = int(pipeline.load_template(path)["vertices"].shape[0])
+    source = open_source(path)
+    n_vertices = int(load_template(path)["vertices"].shape[0])
     batch = 16
     chunks, per_chunk = (3, 10) if ctx.quick else (5, 25)
     consumption = ctx.shared.get("s2d_meshes_per_s")
@@ -88,33 +99,24 @@ def run(ctx) -> None:
                  if consumption else "")
         ctx.log(f"    {variant}: {rec['examples_per_s']:.0f} examples/s{ratio}")
 
-    # Streaming, host only.
-    it = pipeline.host_batches(source, global_batch_size=batch, epoch=0, features=FEATURES,
-                               num_devices=int(mesh.devices.size))
-    next(it)
-    record("host_batches", _time_chunks(it, chunks, per_chunk), read_threads=4)
-    del it
+    def time_batches(variant: str, batches, **extra):
+        stream = _forever(batches)
+        next(stream)  # compile and start the threads
+        record(variant, _time_chunks(stream, chunks, per_chunk), **extra)
+        stream.close()
 
-    # Streaming to device arrays.
-    with pipeline.sharded_batches(source, global_batch_size=batch, mesh=mesh,
-                                  features=FEATURES) as stream:
-        next(stream)
-        record("sharded_batches", _time_chunks(stream, chunks, per_chunk),
-               read_threads=4, prefetch=2)
+    time_batches("streaming", StreamingBatches(source, batch, mesh=mesh, features=FEATURES),
+                 read_threads=4, prefetch=2)
 
-    # Whole split in memory.
     count = min(len(source), (chunks * per_chunk + 2) * batch * 2)
     t0 = time.perf_counter()
-    arrays = pipeline.load_split_arrays(source, np.arange(count), features=FEATURES)
+    arrays = load_split_arrays(source, np.arange(count), features=FEATURES)
     load_s = time.perf_counter() - t0
     record("in_memory/load", Timing([load_s / (count / batch)], 1), loaded_examples=count)
-    held = pipeline.InMemoryBatches(arrays, mesh)
-    batches = held.batches(batch)
-    next(batches)
-    record("in_memory/batches", _time_chunks(batches, chunks, per_chunk),
-           resident_bytes=int(sum(a.nbytes for a in arrays.values())))
+    held = InMemoryBatches(arrays, batch, mesh=mesh)
+    time_batches("in_memory/batches", held, resident_bytes=held.resident_bytes)
 
-    # The S2D-Dec experiment's feed.
+    # The S2D-Dec feeds, on the first sequences holding at least 64 batches of frames.
     view = DatasetView(path)
     sequences, frames = [], 0
     for seq in view.sequences:
@@ -122,16 +124,12 @@ def run(ctx) -> None:
         frames += seq.length
         if frames >= 64 * batch:
             break
+    index = frame_index(view, sequences)
+    time_batches("s2d_stream", StreamingBatches(
+        view.source, batch, mesh=mesh, indices=index.examples,
+        transform=PairTransform(index, view.landmarks, view.faces)), pairs=len(index))
     t0 = time.perf_counter()
-    pairs = view.pairs(sequences)
+    pairs = load_pairs(view, sequences)
     pairs_s = time.perf_counter() - t0
-
-    def feed():
-        for epoch in itertools.count():
-            for host in pairs.epoch(batch, np.random.default_rng(epoch)):
-                yield shard_batch(host, mesh)
-
-    stream = feed()
-    next(stream)
-    record("s2d_pairs", _time_chunks(stream, chunks, per_chunk),
-           pairs_build_s=pairs_s, pairs=len(pairs))
+    time_batches("s2d_memory", InMemoryBatches(pairs.arrays(), batch, mesh=mesh),
+                 pairs_build_s=pairs_s, pairs=len(pairs))

@@ -1,6 +1,6 @@
 """Trains Motion3DGAN and samples every expression label.
 
-    python -m experiments.motion3dgan.main --config=experiments/motion3dgan/configs/default.py \
+    python -m experiments.motion3dgan.main --config=jaxface/configs/motion3dgan.py \
         --workdir=workdirs/motion3dgan
 
 Re-running with the same ``--workdir`` resumes from the last checkpoint.
@@ -11,7 +11,7 @@ import json
 from absl import app, flags
 
 from experiments.launch import define_flags, start
-from jaxface.motion3dgan.train import train_and_evaluate
+from jaxface.motion3dgan.experiment import train_and_evaluate
 
 FLAGS = flags.FLAGS
 define_flags("Work directory (checkpoints, metrics, samples).")

@@ -1,7 +1,7 @@
 """Runs the paper's Table 3 (classification accuracy and FID of generated 4D expressions).
 
     python -m experiments.motion3dgan.table3 \
-        --config=experiments/motion3dgan/configs/default.py:cpu --workdir=workdirs/m3d_table3 \
+        --config=jaxface/configs/motion3dgan.py:cpu --workdir=workdirs/m3d_table3 \
         [--results=experiments/motion3dgan/results] [--name=table3]
 
 Trains S2D-Dec, Motion3DGAN, the LSTM baseline and the expression classifier (each resumable

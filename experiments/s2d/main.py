@@ -1,6 +1,6 @@
 """Trains and evaluates S2D-Dec.
 
-    python -m experiments.s2d.main --config=experiments/s2d/configs/default.py \
+    python -m experiments.s2d.main --config=jaxface/configs/s2d.py \
         --workdir=workdirs/s2d [--config.protocol=expression --config.fold=2]
 
 Re-running with the same ``--workdir`` resumes from the last checkpoint.

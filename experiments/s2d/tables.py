@@ -1,6 +1,6 @@
 """Runs the S2D paper's comparisons (Table 1, Table 2, Figures 3 and 4) in one command.
 
-    python -m experiments.s2d.tables --config=experiments/s2d/configs/tables.py \
+    python -m experiments.s2d.tables --config=jaxface/configs/s2d.py:cpu \
         --workdir=workdirs/s2d_tables
 
 Writes ``table1.md/.json``, ``table2.md/.json``, ``cumulative_*.png``, ``heatmaps_*.png`` and

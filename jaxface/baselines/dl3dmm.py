@@ -145,6 +145,11 @@ class DL3DMM(LinearDisplacementModel):
         """P, the number of dictionary atoms."""
         return int(self.atoms.shape[0])
 
+    @property
+    def num_components(self) -> int:
+        """The size of the basis (:attr:`num_atoms`), as for the PCA model."""
+        return self.num_atoms
+
     @classmethod
     def fit(
         cls,

@@ -151,11 +151,11 @@ def _save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generates the sequences described by ``args``. Returns 0."""
-    from jaxface.cli import UserError
+    from jaxface.commands.errors import UserError
     from jaxface.data.procedural import EXPRESSIONS
+    from jaxface.files import write_json
     from jaxface.generate import ensure_models, is_bundle, load_generator
     from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
-    from jaxface.train import write_json
     from jaxface.viz import save_png
 
     if args.samples < 1:

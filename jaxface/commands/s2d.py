@@ -83,7 +83,7 @@ def _write(model, frames: np.ndarray, args) -> None:
 
 
 def _read_npy(path: str) -> np.ndarray:
-    from jaxface.cli import UserError
+    from jaxface.commands.errors import UserError
 
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found")
@@ -94,7 +94,7 @@ def _read_npy(path: str) -> np.ndarray:
 
 
 def _animate(args) -> int:
-    from jaxface.cli import UserError
+    from jaxface.commands.errors import UserError
 
     model = _load(args)
     neutral = model.read_mesh(args.neutral)
@@ -116,7 +116,7 @@ def _animate(args) -> int:
 
 
 def _transfer(args) -> int:
-    from jaxface.cli import UserError
+    from jaxface.commands.errors import UserError
 
     model = _load(args)
     files = sorted(glob.glob(os.path.join(args.source, "*.ply"))

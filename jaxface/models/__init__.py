@@ -1,4 +1,4 @@
-"""Flax linen models."""
+"""Flax linen models of the papers, and :func:`create_model`, the registry by name."""
 
 from jaxface.models.motion3dgan import (
     Motion3DGANCritic,
@@ -11,6 +11,7 @@ from jaxface.models.motion3dgan import (
     resize_nearest,
 )
 from jaxface.models.neural3dmm import Neural3DMM, SpiralEncoder
+from jaxface.models.registry import MODELS, compute_dtype, create_model
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.models.sequence_lstm import (
     LSTMExpressionClassifier,
@@ -20,6 +21,7 @@ from jaxface.models.sequence_lstm import (
 )
 
 __all__ = [
+    "MODELS",
     "LSTMExpressionClassifier",
     "LSTMLandmarkGenerator",
     "Motion3DGANCritic",
@@ -29,6 +31,8 @@ __all__ = [
     "SpiralEncoder",
     "SpiralTopology",
     "TrainModeBatchNorm",
+    "compute_dtype",
+    "create_model",
     "expression_code",
     "official_conv_init",
     "official_dense_init",

@@ -1,7 +1,9 @@
 """Motion3DGAN: training, the LSTM baseline, Table 3 evaluation and the §4.4 applications.
 
 * :mod:`~jaxface.motion3dgan.data`: neutral -> apex landmark motions as SRVFs, splits;
-* :mod:`~jaxface.motion3dgan.train`: the GAN state, the jitted WGAN-GP step and the training loop;
+* :mod:`~jaxface.motion3dgan.train`: the GAN state, the losses, the jitted WGAN-GP step and
+  :func:`train_gan`;
+* :mod:`~jaxface.motion3dgan.experiment`: one training run with samples of every label;
 * :mod:`~jaxface.motion3dgan.baseline`: the deterministic LSTM landmark generator;
 * :mod:`~jaxface.motion3dgan.evaluate`: the expression classifier, accuracy, FID and Table 3;
 * :mod:`~jaxface.motion3dgan.applications`: diversity, interpolation, mixed expressions, transfer.
@@ -32,18 +34,22 @@ from jaxface.motion3dgan.evaluate import (
     table3_markdown,
     train_classifier,
 )
+from jaxface.motion3dgan.experiment import train_and_evaluate
 from jaxface.motion3dgan.train import (
+    GANLoss,
     GANModels,
     GANState,
     create_gan_state,
     create_models,
+    critic_loss,
+    generator_loss,
     make_sample_fn,
     make_train_step,
-    train_and_evaluate,
     train_gan,
 )
 
 __all__ = [
+    "GANLoss",
     "GANModels",
     "GANState",
     "MotionSet",
@@ -53,8 +59,10 @@ __all__ = [
     "classify",
     "create_gan_state",
     "create_models",
+    "critic_loss",
     "decode_meshes",
     "generate_lstm_landmarks",
+    "generator_loss",
     "interpolate_motions",
     "label_intensities",
     "landmarks_to_motion",

@@ -17,7 +17,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.models import LSTMLandmarkGenerator, sequence_l1_loss
+from jaxface.models import LSTMLandmarkGenerator, create_model, sequence_l1_loss
 from jaxface.motion3dgan.data import MotionSet
 from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.train import apply_in_batches
@@ -31,13 +31,9 @@ __all__ = [
 
 
 def create_lstm_generator(config, num_classes: int) -> LSTMLandmarkGenerator:
-    """The baseline of a config's ``baseline`` block (``hidden_size``, ``latent_size``)."""
-    return LSTMLandmarkGenerator(
-        num_frames=config.num_frames,
-        num_classes=num_classes,
-        hidden_size=config.baseline.hidden_size,
-        latent_size=config.baseline.latent_size,
-    )
+    """The baseline of a config's ``baseline`` block (``name``, ``hidden_size``,
+    ``latent_size``)."""
+    return create_model(config.baseline, num_frames=config.num_frames, num_classes=num_classes)
 
 
 def lstm_loss(model: LSTMLandmarkGenerator, temporal_weight: float) -> Callable:

@@ -1,6 +1,6 @@
 """Motion3DGAN training data: neutral -> apex landmark motions as points on the SRVF sphere.
 
-From a prepared mesh-sequence dataset with 68 landmarks per frame (``jaxface.data.pipeline``):
+From a prepared mesh-sequence dataset with 68 landmarks per frame (:mod:`jaxface.data.layout`):
 
 1. every frame's landmarks are S2D-normalised (centred, unit Frobenius norm;
    :func:`jaxface.data.landmarks.normalize_landmarks`);
@@ -30,25 +30,28 @@ Splits (:func:`split_motions`):
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 
-from jaxface.data import pipeline
+from jaxface.data.datasets import DatasetView
+from jaxface.data.layout import load_label_names, load_sequences
+from jaxface.data.source import open_source
 from jaxface.data.subsequences import SubSequence, dataset_subsequences
 from jaxface.manifold import srvf
+from jaxface.s2d import ProtocolData, build_topology, covered_pairs
 
 __all__ = [
     "BATCH_KEYS",
     "SPLIT_RULES",
     "MotionSet",
+    "covered_frames",
     "label_intensities",
     "load_motions",
     "load_motion_splits",
     "motions_from_subsequences",
+    "s2d_training_data",
     "split_motions",
 ]
 
@@ -130,20 +133,10 @@ class MotionSet:
         }
         return {k: gather[k]() for k in keys}
 
-    def epoch(
-        self, batch_size: int, rng: np.random.Generator, keys: Sequence[str] | None = None
-    ) -> Iterator[dict[str, np.ndarray]]:
-        """Shuffled full batches of one epoch (the last partial batch is dropped).
-
-        Args:
-          batch_size: motions per batch.
-          rng: the epoch's generator (its permutation fixes the batches).
-          keys: batch entries to gather (default: all of :meth:`batch`).
-        """
-        order = rng.permutation(len(self))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[start : start + batch_size]
-            yield self.batch(idx, BATCH_KEYS if keys is None else keys)
+    def arrays(self, keys: Sequence[str] = BATCH_KEYS) -> dict[str, np.ndarray]:
+        """Every motion's batch entries ``keys`` (what
+        :class:`jaxface.data.batches.InMemoryBatches` holds), see :meth:`batch`."""
+        return self.batch(np.arange(len(self)), keys)
 
 
 _srvf_batch = jax.jit(lambda c: srvf(c, time_axis=1, return_length=True))
@@ -181,16 +174,6 @@ def motions_from_subsequences(
     )
 
 
-def _label_names(dataset: str) -> tuple[str, ...]:
-    path = os.path.join(dataset, pipeline.SEQUENCES_FILE)
-    with open(path) as f:
-        names = json.load(f).get("expressions")
-    if not names:
-        raise ValueError(f"{path}: no 'expressions' list (the label names); prepare the dataset "
-                         "again with this version of jaxface")
-    return tuple(names)
-
-
 def load_motions(
     dataset: str, *, num_frames: int = 30, min_frames: int = 10, source=None
 ) -> MotionSet:
@@ -205,8 +188,8 @@ def load_motions(
     Returns:
       The :class:`MotionSet`.
     """
-    sequences = pipeline.load_sequences(dataset)
-    source = pipeline.open_source(dataset) if source is None else source
+    sequences = load_sequences(dataset)
+    source = open_source(dataset) if source is None else source
     if len(source) and "landmarks" not in source[0]:
         raise ValueError(f"{dataset}: the frames have no 'landmarks' feature; Motion3DGAN needs "
                          "68 landmarks per frame (for CoMA, prepare it with FLAME's landmark "
@@ -221,7 +204,7 @@ def load_motions(
     if not subs:
         raise ValueError(f"{dataset}: no neutral -> apex sub-sequence has min_frames={min_frames} "
                          "or more source frames")
-    return motions_from_subsequences(subs, seq_index, _label_names(dataset))
+    return motions_from_subsequences(subs, seq_index, load_label_names(dataset))
 
 
 def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[MotionSet, MotionSet]:
@@ -291,3 +274,37 @@ def label_intensities(motions: MotionSet, statistic: str = "median") -> np.ndarr
         if chosen.size:
             out[k] = reduce(chosen)
     return out
+
+
+def covered_frames(train: MotionSet) -> dict[int, set[int]]:
+    """Source sequence -> the frame positions its training sub-sequences span."""
+    covered: dict[int, set[int]] = {}
+    for seq, a, b in zip(
+        train.sequence.tolist(), train.start.tolist(), train.stop.tolist(), strict=True
+    ):
+        covered.setdefault(seq, set()).update(range(min(a, b), max(a, b) + 1))
+    return covered
+
+
+def s2d_training_data(view: DatasetView, train: MotionSet, topology_config,
+                      frame_stride: int = 1) -> ProtocolData:
+    """S2D-Dec training pairs from the frames the training motions cover.
+
+    For every source sequence of ``train``, the frames spanned by its training sub-sequences are
+    paired with the sequence's first frame (its neutral face) and read as S2D pairs
+    (:func:`jaxface.s2d.covered_pairs`), so S2D-Dec never sees the test sub-sequences' frames.
+
+    Args:
+      view: the dataset.
+      train: training motions.
+      topology_config: the S2D config's ``topology`` block.
+      frame_stride: keep every ``frame_stride``-th covered frame.
+
+    Returns:
+      A training-only :class:`jaxface.s2d.ProtocolData` (``test`` is ``None``).
+    """
+    return ProtocolData(
+        view=view, protocol="motion3dgan_train",
+        train=covered_pairs(view, covered_frames(train), frame_stride), test=None,
+        topology=build_topology(view.vertices, view.faces, topology_config),
+    )

@@ -21,7 +21,7 @@ Protocol (paper §4.3):
   same row (Gen-LM: the GT test landmarks; Det-LM: the landmarks re-read from the S2D-Dec meshes
   of the GT test landmarks).
 
-S2D-Dec for the Det-LM rows is trained with :func:`jaxface.s2d.experiment.train_s2d` on the
+S2D-Dec for the Det-LM rows is trained with :func:`jaxface.s2d.train_s2d` on the
 frames that the Motion3DGAN training sub-sequences cover (each paired with its sequence's first
 frame), so it never sees the test sub-sequences' frames; a previous run's S2D-Dec is reused by
 pointing ``table3.s2d_workdir`` at its work directory.
@@ -39,25 +39,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxface.data import pipeline
-from jaxface.data.landmarks import (
-    extract_landmarks,
-    normalize_landmarks,
-)
-from jaxface.files import write_atomic, write_npz
+from jaxface.data.datasets import open_dataset
+from jaxface.data.landmarks import extract_landmarks, normalize_landmarks
+from jaxface.data.source import load_split_arrays
+from jaxface.files import write_atomic, write_json, write_npz
 from jaxface.losses import frechet_distance
-from jaxface.models import LSTMExpressionClassifier
+from jaxface.models import LSTMExpressionClassifier, create_model
 from jaxface.motion3dgan.applications import decode_meshes, motion_to_landmarks
 from jaxface.motion3dgan.baseline import generate_lstm_landmarks, train_lstm_generator
 from jaxface.motion3dgan.data import (
     MotionSet,
     label_intensities,
     load_motion_splits,
+    s2d_training_data,
 )
 from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
-from jaxface.s2d.pairs import make_pairs
-from jaxface.train import apply_in_batches, write_config, write_json
+from jaxface.s2d import S2DInference, train_s2d
+from jaxface.train import apply_in_batches, write_config
 
 __all__ = [
     "METHODS",
@@ -68,7 +67,6 @@ __all__ = [
     "create_classifier",
     "detected_landmarks",
     "run_table3",
-    "s2d_training_data",
     "table3_markdown",
     "train_classifier",
 ]
@@ -82,12 +80,9 @@ ROWS = ("Gen-LM", "Det-LM")
 
 
 def create_classifier(config, num_classes: int) -> LSTMExpressionClassifier:
-    """The classifier of a config's ``classifier`` block (``hidden_size``, ``feature_size``)."""
-    return LSTMExpressionClassifier(
-        num_classes=num_classes,
-        hidden_size=config.classifier.hidden_size,
-        feature_size=config.classifier.feature_size,
-    )
+    """The classifier of a config's ``classifier`` block (``name``, ``hidden_size``,
+    ``feature_size``)."""
+    return create_model(config.classifier, num_classes=num_classes)
 
 
 def classifier_loss(model: LSTMExpressionClassifier) -> Callable:
@@ -159,48 +154,6 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- S2D-Dec
 
 
-def s2d_training_data(view, train: MotionSet, topology_config, frame_stride: int = 1):
-    """S2D-Dec training pairs from the frames the training motions cover.
-
-    For every source sequence of ``train``, the frames spanned by its training sub-sequences are
-    paired with the sequence's first frame (its neutral face) and read as S2D pairs
-    (:func:`jaxface.s2d.pairs.make_pairs`).
-
-    Args:
-      view: :class:`jaxface.s2d.experiment.DatasetView` of the dataset.
-      train: training motions.
-      topology_config: the S2D config's ``topology`` block.
-      frame_stride: keep every ``frame_stride``-th covered frame.
-
-    Returns:
-      A training-only :class:`jaxface.s2d.experiment.ProtocolData` (``test`` is ``None``).
-    """
-    from jaxface.s2d.experiment import ProtocolData, build_topology
-
-    covered: dict[int, set[int]] = {}
-    for seq, a, b in zip(
-        train.sequence.tolist(), train.start.tolist(), train.stop.tolist(), strict=True
-    ):
-        covered.setdefault(seq, set()).update(range(min(a, b), max(a, b) + 1))
-    frames, subjects, expressions = [], [], []
-    for seq in sorted(covered):
-        info = view.sequences[seq]
-        keep = sorted(covered[seq] - {0})
-        idx = np.asarray([info.start] + [info.start + t for t in keep], np.int64)
-        arrays = pipeline.load_split_arrays(view.source, idx, features=("vertices",))
-        frames.append(arrays["vertices"])
-        subjects.append(info.subject)
-        expressions.append(info.expression)
-    pairs = make_pairs(
-        frames, view.landmarks, view.faces, subjects=subjects, expressions=expressions,
-        frame_stride=frame_stride,
-    )
-    return ProtocolData(
-        view=view, protocol="motion3dgan_train", train=pairs, test=None,
-        topology=build_topology(view.vertices, view.faces, topology_config),
-    )
-
-
 def detected_landmarks(
     decode: Callable[[np.ndarray], np.ndarray],
     sequences: np.ndarray,
@@ -264,7 +217,7 @@ def table3_markdown(results: dict[str, Any]) -> str:
 def _neutral_meshes(view, test: MotionSet) -> np.ndarray:
     pairs = zip(test.sequence.tolist(), test.start.tolist(), strict=True)
     idx = np.asarray([view.sequences[s].start + a for s, a in pairs], np.int64)
-    return pipeline.load_split_arrays(view.source, idx, features=("vertices",))["vertices"]
+    return load_split_arrays(view.source, idx, features=("vertices",))["vertices"]
 
 
 def run_table3(config, workdir: str) -> dict[str, Any]:
@@ -276,16 +229,13 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     with the same work directory resumes or reuses every finished stage.
 
     Args:
-      config: experiment config (``experiments/motion3dgan/configs/default.py``).
+      config: experiment config (``jaxface/configs/motion3dgan.py``).
       workdir: work directory.
 
     Returns:
       The results dict written to ``table3.json``: ``accuracy[row][method]`` (%),
       ``fid[row][method]``, sizes, per-stage training info and wall times.
     """
-    from jaxface.s2d.experiment import open_dataset, train_s2d
-    from jaxface.s2d.inference import S2DInference
-
     t_start = time.perf_counter()
     workdir = os.path.abspath(workdir)
     write_config(workdir, config.to_dict())

@@ -1,31 +1,24 @@
 """Training the deterministic networks of Table 3 (the LSTM baseline and the classifier).
 
 Both are trained with Adam on the training motions, in a jitted data-parallel step
-(:func:`jaxface.train.make_supervised_step`) driven by the resumable loop of
-:func:`jaxface.train.fit`.
+(:func:`jaxface.train.make_supervised_step`) driven by :func:`jaxface.train.fit` over the
+motions held on the devices.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
-import numpy as np
 import optax
 
-from jaxface.data import pipeline
+from jaxface.data.batches import InMemoryBatches
 from jaxface.motion3dgan.data import MotionSet
-from jaxface.train import (
-    create_train_state,
-    data_mesh,
-    fit,
-    make_supervised_step,
-    num_params,
-)
+from jaxface.sharding import data_mesh
+from jaxface.train import LoopConfig, create_train_state, fit, make_supervised_step, num_params
 
 __all__ = ["train_on_motions"]
 
@@ -66,24 +59,11 @@ def train_on_motions(
     state = create_train_state(
         model, jax.random.key(config.seed), example_inputs, optax.adam(block.learning_rate)
     )
-    num_steps = pipeline.steps_per_epoch(len(train), block.batch_size, mesh=mesh,
-                                         what="training motions")
-
-    def batches(epoch: int):
-        rng = np.random.default_rng([config.seed, stream, epoch])
-        return train.epoch(block.batch_size, rng, tuple(fields))
-
-    t0 = time.perf_counter()
-    state, history = fit(
-        state, make_supervised_step(loss_fn, mesh=mesh), batches, mesh=mesh,
-        num_epochs=block.num_epochs, steps_per_epoch=num_steps, batch_size=block.batch_size,
-        workdir=os.path.abspath(workdir), checkpoint_every=config.checkpoint_every,
-        log_every=config.log_every, seed=config.seed, progress=config.progress, desc=desc,
-    )
-    info = {
-        "steps": int(state.step),
-        "train_time_s": time.perf_counter() - t0,
-        "final_loss": history[-1]["loss"] if history else None,
-        "num_params": num_params(state.params),
-    }
+    batches = InMemoryBatches(train.arrays(tuple(fields)), block.batch_size, mesh=mesh,
+                              seed=config.seed, stream=(stream,), what="training motions")
+    state, run = fit(state, make_supervised_step(loss_fn, mesh=mesh), batches,
+                     LoopConfig.from_config(config, block.num_epochs, desc=desc),
+                     os.path.abspath(workdir))
+    info = {**run.summary(), "final_loss": run.final["loss"] if run.final else None,
+            "num_params": num_params(state.params)}
     return jax.device_get(state.params), info

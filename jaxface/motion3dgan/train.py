@@ -29,9 +29,8 @@ saved models carry it.
 from __future__ import annotations
 
 import dataclasses
-import logging
+import functools
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +42,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
-from jaxface.data import pipeline
-from jaxface.files import write_npz
+from jaxface.data.batches import InMemoryBatches
 from jaxface.losses import (
     gradient_penalty,
     tangent_l1,
@@ -56,7 +54,6 @@ from jaxface.manifold import (
     exp_map,
     geodesic_distance,
     log_map,
-    norm,
     reference_point,
 )
 from jaxface.models import (
@@ -66,32 +63,25 @@ from jaxface.models import (
     one_hot_condition,
     rb_condition,
 )
-from jaxface.motion3dgan.data import MotionSet, load_motion_splits
-from jaxface.train import (
-    data_mesh,
-    fit,
-    global_norm,
-    jit_train_step,
-    num_params,
-    write_config,
-    write_json,
-)
+from jaxface.motion3dgan.data import MotionSet
+from jaxface.sharding import data_mesh
+from jaxface.train import LoopConfig, fit, global_norm, jit_train_step, num_params
 
 __all__ = [
-    "GEN_INITS",
+    "GANLoss",
     "GANModels",
     "GANState",
     "create_gan_state",
     "create_models",
+    "critic_loss",
+    "generator_loss",
     "make_condition",
     "make_sample_fn",
     "make_train_step",
     "sphere_config",
-    "train_and_evaluate",
     "train_gan",
+    "train_step",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class GANState(struct.PyTreeNode):
@@ -154,8 +144,8 @@ class GANModels:
         return v if self.output_scale == 1.0 else self.output_scale * v
 
 
-#: Generator convolution initialisers selectable by ``model.gen_init``.
-GEN_INITS = {
+# Generator convolution initialisers selectable by ``model.gen_init``.
+_GEN_INITS = {
     "official": official_conv_init,
     "lecun": nn.initializers.lecun_normal(),
 }
@@ -184,15 +174,15 @@ def create_models(config, num_classes: int) -> GANModels:
     if m.condition not in ("one_hot", "rb"):
         raise ValueError(f"model.condition must be 'one_hot' or 'rb', got {m.condition!r}")
     gen_init = m.get("gen_init", "official")
-    if gen_init not in GEN_INITS:
-        raise ValueError(f"model.gen_init must be one of {sorted(GEN_INITS)}, got {gen_init!r}")
+    if gen_init not in _GEN_INITS:
+        raise ValueError(f"model.gen_init must be one of {sorted(_GEN_INITS)}, got {gen_init!r}")
     return GANModels(
         generator=Motion3DGANGenerator(
             num_frames=config.num_frames,
             num_features=3 * config.num_landmarks,
             base_channels=m.gen_base_channels,
             project_to_tangent=m.project_to_tangent,
-            conv_init=GEN_INITS[gen_init],
+            conv_init=_GEN_INITS[gen_init],
         ),
         critic=Motion3DGANCritic(
             channels=tuple(m.critic_channels), hidden=m.critic_hidden, norm=m.critic_norm
@@ -249,23 +239,11 @@ def create_gan_state(models: GANModels, reference: jax.Array, key: jax.Array) ->
     )
 
 
-def make_train_step(
-    models: GANModels,
-    *,
-    n_critic: int = 4,
-    gp_weight: float = 10.0,
-    alpha_adv: float = 1.0,
-    alpha_rec: float = 10.0,
-    geodesic_weight: float = 0.0,
-    cos_clip: float | None = None,
-    mesh: Mesh | None = None,
-    donate: bool = True,
-    unroll: bool | int = True,
-) -> Callable[[GANState, dict[str, jax.Array], jax.Array], tuple[GANState, dict]]:
-    """Returns the jitted ``train_step(state, batch, rng) -> (state, metrics)``.
+@dataclasses.dataclass(frozen=True)
+class GANLoss:
+    """The loss weights and critic schedule of one train step.
 
-    Args:
-      models: networks, optimizers and condition code.
+    Attributes:
       n_critic: critic updates per step (``lax.scan``), before the generator update.
       gp_weight: ``lambda`` of the gradient penalty.
       alpha_adv: ``alpha1``, weight of the generator's adversarial loss.
@@ -273,112 +251,163 @@ def make_train_step(
       geodesic_weight: weight of the official extra term, the mean geodesic distance between
         ``exp_p(G(z, c_i))`` and ``q_i``.
       cos_clip: official log-map clip (see :class:`jaxface.manifold.SphereConfig`).
-      mesh: when given, the step is compiled with the state (and ``rng``) replicated and the batch
-        sharded along ``"data"`` over ``mesh``; otherwise shardings follow the arguments.
-      donate: donate the input state's buffers.
       unroll: ``unroll`` of the critic ``lax.scan`` (``True``: fully unrolled). XLA:CPU runs the
         convolutions of a loop body several times slower than the same convolutions outside a
         loop (measured 6x on the critic's gradient), so the short critic loop is unrolled by
         default; ``1`` keeps a rolled loop (smaller program, faster to compile).
+    """
+
+    n_critic: int = 4
+    gp_weight: float = 10.0
+    alpha_adv: float = 1.0
+    alpha_rec: float = 10.0
+    geodesic_weight: float = 0.0
+    cos_clip: float | None = None
+    unroll: bool | int = True
+
+    @classmethod
+    def from_config(cls, config) -> GANLoss:
+        """The loss of a config's ``loss``, ``optim.n_critic`` and ``sphere.cos_clip``."""
+        lc = config.loss
+        return cls(n_critic=config.optim.n_critic, gp_weight=lc.gp_weight,
+                   alpha_adv=lc.alpha_adv, alpha_rec=lc.alpha_rec,
+                   geodesic_weight=lc.geodesic_weight, cos_clip=config.sphere.cos_clip)
+
+
+def _noise(models: GANModels, key: jax.Array, size: int) -> jax.Array:
+    return jax.random.normal(key, (size, models.noise_dim), jnp.float32)
+
+
+def fake_tangent(models: GANModels, gen_params, reference, z, cond, cos_clip=None):
+    """Generated tangent vectors as the critic sees them, ``log_p(exp_p(G(z, c)))``, and the
+    generated points ``exp_p(G(z, c))``: both ``[B, T, D]``."""
+    exp_fake = exp_map(reference, models.tangent(gen_params, z, cond, reference))
+    return log_map(reference, exp_fake, cos_clip=cos_clip), exp_fake
+
+
+def critic_loss(critic_params, models: GANModels, real, fake, cond, key, gp_weight: float):
+    """WGAN-GP critic loss ``E[D(fake)] - E[D(real)] + lambda * GP`` and ``(w, gp)``.
+
+    Args:
+      critic_params: critic parameters.
+      models: the networks.
+      real, fake: float32 ``[B, T, D]`` tangent vectors.
+      cond: float32 ``[B, condition_dim]``.
+      key: key of the penalty's interpolates.
+      gp_weight: ``lambda``.
+    """
+
+    def critic(x):
+        return models.critic.apply({"params": critic_params}, x, cond)
+
+    w = wasserstein_critic_loss(critic(real), critic(fake))
+    gp = gradient_penalty(critic, real, fake, key, weight=gp_weight)
+    return w + gp, (w, gp)
+
+
+def generator_loss(gen_params, models: GANModels, critic_params, reference, real, q, z, cond,
+                   loss: GANLoss):
+    """``L_M = alpha1 * L_adv + alpha2 * L_r (+ geodesic_weight * geodesic)`` and its parts.
+
+    Args:
+      gen_params: generator parameters.
+      models: the networks.
+      critic_params: critic parameters (after this step's critic updates).
+      reference: float32 ``[T, D]`` reference point.
+      real: float32 ``[B, T, D]`` real tangent vectors ``log_p(q)``.
+      q: float32 ``[B, T, D]`` real SRVFs.
+      z: float32 ``[B, noise_dim]`` noise; ``cond``: ``[B, condition_dim]``.
+      loss: the weights.
+
+    Returns:
+      ``(loss, (adv, rec, geodesic))``.
+    """
+    fake, exp_fake = fake_tangent(models, gen_params, reference, z, cond, loss.cos_clip)
+    adv = wasserstein_generator_loss(models.critic.apply({"params": critic_params}, fake, cond))
+    rec = tangent_l1(fake, real)
+    geo = jnp.mean(geodesic_distance(exp_fake, q, cos_clip=loss.cos_clip))
+    total = loss.alpha_adv * adv + loss.alpha_rec * rec + loss.geodesic_weight * geo
+    return total, (adv, rec, geo)
+
+
+def _critic_update(models: GANModels, loss: GANLoss, state: GANState, real, labels, carry, key):
+    """One critic update on fresh fakes of the current generator (a ``lax.scan`` body)."""
+    params, opt_state = carry
+    k_z, k_c, k_gp = jax.random.split(key, 3)
+    cond = make_condition(models, labels, k_c)
+    z = _noise(models, k_z, real.shape[0])
+    fake, _ = fake_tangent(models, state.gen_params, state.reference, z, cond, loss.cos_clip)
+    (total, (w, gp)), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+        params, models, real, jax.lax.stop_gradient(fake), cond, k_gp, loss.gp_weight)
+    updates, opt_state = models.critic_tx.update(grads, opt_state, params)
+    metrics = {"critic_loss": total, "wasserstein": -w, "gradient_penalty": gp,
+               "critic_grad_norm": global_norm(grads)}
+    return (optax.apply_updates(params, updates), opt_state), metrics
+
+
+def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array, *,
+               models: GANModels, loss: GANLoss) -> tuple[GANState, dict[str, jax.Array]]:
+    """``n_critic`` critic updates, then one generator update, on one real batch.
 
     The batch holds ``q`` float32 ``[B, T, D]`` (real SRVFs) and ``label`` int32 ``[B]``; other
-    entries are ignored. ``rng`` is a base key, folded with ``state.step`` inside the step.
-    Metrics: ``critic_loss``, ``wasserstein`` (``E[D(real)] - E[D(fake)]``),
-    ``gradient_penalty`` and ``critic_grad_norm`` (means over the critic updates), ``gen_loss``,
-    ``gen_adv``, ``rec_l1``, ``geodesic``, ``gen_grad_norm``, ``gen_param_norm``,
-    ``critic_param_norm``.
+    entries are ignored. ``rng`` is a base key, folded with ``state.step``. Metrics:
+    ``critic_loss``, ``wasserstein`` (``E[D(real)] - E[D(fake)]``), ``gradient_penalty`` and
+    ``critic_grad_norm`` (means over the critic updates), ``gen_loss``, ``gen_adv``, ``rec_l1``,
+    ``geodesic``, ``gen_grad_norm``, ``gen_param_norm``, ``critic_param_norm``.
     """
-    if n_critic < 1:
-        raise ValueError(f"n_critic must be >= 1, got {n_critic}")
-    critic = models.critic
+    rng = jax.random.fold_in(rng, state.step)
+    q = jnp.asarray(batch["q"], jnp.float32)
+    labels = batch["label"]
+    real = log_map(state.reference, q, cos_clip=loss.cos_clip)
+    update = functools.partial(_critic_update, models, loss, state, real, labels)
+    (critic_params, critic_opt_state), critic_metrics = jax.lax.scan(
+        update, (state.critic_params, state.critic_opt_state),
+        jax.random.split(jax.random.fold_in(rng, 0), loss.n_critic), unroll=loss.unroll)
 
-    def critic_fn(params, v, cond):
-        return critic.apply({"params": params}, v, cond)
+    k_z, k_c = jax.random.split(jax.random.fold_in(rng, 1))
+    cond = make_condition(models, labels, k_c)
+    z = _noise(models, k_z, q.shape[0])
+    (gen_loss, (adv, rec, geo)), grads = jax.value_and_grad(generator_loss, has_aux=True)(
+        state.gen_params, models, critic_params, state.reference, real, q, z, cond, loss)
+    updates, gen_opt_state = models.gen_tx.update(grads, state.gen_opt_state, state.gen_params)
+    gen_params = optax.apply_updates(state.gen_params, updates)
 
-    def fake_tangent(gen_params, reference, z, cond):
-        v = models.tangent(gen_params, z, cond, reference)
-        exp_fake = exp_map(reference, v)
-        return log_map(reference, exp_fake, cos_clip=cos_clip), exp_fake
+    metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
+    metrics.update(gen_loss=gen_loss, gen_adv=adv, rec_l1=rec, geodesic=geo,
+                   gen_grad_norm=global_norm(grads), gen_param_norm=global_norm(gen_params),
+                   critic_param_norm=global_norm(critic_params))
+    return state.replace(step=state.step + 1, gen_params=gen_params, critic_params=critic_params,
+                         gen_opt_state=gen_opt_state, critic_opt_state=critic_opt_state), metrics
 
-    def noise(key, batch):
-        return jax.random.normal(key, (batch, models.noise_dim), jnp.float32)
 
-    def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array):
-        rng = jax.random.fold_in(rng, state.step)
-        q = jnp.asarray(batch["q"], jnp.float32)
-        labels = batch["label"]
-        size = q.shape[0]
-        reference = state.reference
-        real = log_map(reference, q, cos_clip=cos_clip)
-        critic_keys = jax.random.split(jax.random.fold_in(rng, 0), n_critic)
+def make_train_step(
+    models: GANModels,
+    loss: GANLoss | None = None,
+    *,
+    mesh: Mesh | None = None,
+    donate: bool = True,
+    **loss_fields,
+) -> Callable[[GANState, dict[str, jax.Array], jax.Array], tuple[GANState, dict]]:
+    """The jitted :func:`train_step` of ``models``.
 
-        def critic_update(carry, key):
-            params, opt_state = carry
-            k_z, k_c, k_gp = jax.random.split(key, 3)
-            cond = make_condition(models, labels, k_c)
-            fake, _ = fake_tangent(state.gen_params, reference, noise(k_z, size), cond)
-            fake = jax.lax.stop_gradient(fake)
+    Args:
+      models: networks, optimizers and condition code.
+      loss: the loss weights and critic schedule (default :class:`GANLoss`), or give its
+        fields as keywords (``n_critic=2, gp_weight=10.0, ...``).
+      mesh: when given, the step is compiled with the state (and ``rng``) replicated and the
+        batch sharded along ``"data"`` over ``mesh``; otherwise shardings follow the arguments.
+      donate: donate the input state's buffers.
 
-            def loss_fn(p):
-                w = wasserstein_critic_loss(critic_fn(p, real, cond), critic_fn(p, fake, cond))
-                gp = gradient_penalty(
-                    lambda x: critic_fn(p, x, cond), real, fake, k_gp, weight=gp_weight
-                )
-                return w + gp, (w, gp)
-
-            (loss, (w, gp)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = models.critic_tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            out = {
-                "critic_loss": loss,
-                "wasserstein": -w,
-                "gradient_penalty": gp,
-                "critic_grad_norm": global_norm(grads),
-            }
-            return (params, opt_state), out
-
-        (critic_params, critic_opt_state), critic_metrics = jax.lax.scan(
-            critic_update, (state.critic_params, state.critic_opt_state), critic_keys,
-            unroll=unroll,
-        )
-
-        k_z, k_c = jax.random.split(jax.random.fold_in(rng, 1))
-        cond = make_condition(models, labels, k_c)
-        z = noise(k_z, size)
-
-        def gen_loss_fn(params):
-            fake, exp_fake = fake_tangent(params, reference, z, cond)
-            adv = wasserstein_generator_loss(critic_fn(critic_params, fake, cond))
-            rec = tangent_l1(fake, real)
-            geo = jnp.mean(geodesic_distance(exp_fake, q, cos_clip=cos_clip))
-            loss = alpha_adv * adv + alpha_rec * rec + geodesic_weight * geo
-            return loss, (adv, rec, geo)
-
-        (gen_loss, (adv, rec, geo)), grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
-            state.gen_params
-        )
-        updates, gen_opt_state = models.gen_tx.update(grads, state.gen_opt_state, state.gen_params)
-        gen_params = optax.apply_updates(state.gen_params, updates)
-        metrics = {k: jnp.mean(v) for k, v in critic_metrics.items()}
-        metrics.update(
-            gen_loss=gen_loss,
-            gen_adv=adv,
-            rec_l1=rec,
-            geodesic=geo,
-            gen_grad_norm=global_norm(grads),
-            gen_param_norm=global_norm(gen_params),
-            critic_param_norm=global_norm(critic_params),
-        )
-        new_state = state.replace(
-            step=state.step + 1,
-            gen_params=gen_params,
-            critic_params=critic_params,
-            gen_opt_state=gen_opt_state,
-            critic_opt_state=critic_opt_state,
-        )
-        return new_state, metrics
-
-    return jit_train_step(train_step, mesh=mesh, donate=donate)
+    Raises:
+      ValueError: ``n_critic < 1``, or both ``loss`` and loss keywords.
+    """
+    if loss is not None and loss_fields:
+        raise ValueError("give the loss as a GANLoss or as keywords, not both")
+    loss = GANLoss(**loss_fields) if loss is None else loss
+    if loss.n_critic < 1:
+        raise ValueError(f"n_critic must be >= 1, got {loss.n_critic}")
+    step = functools.partial(train_step, models=models, loss=loss)
+    return jit_train_step(step, mesh=mesh, donate=donate)
 
 
 def make_sample_fn(
@@ -406,7 +435,7 @@ def train_gan(
     """Trains (or resumes training) Motion3DGAN on ``train``.
 
     Args:
-      config: experiment config (see ``experiments/motion3dgan/configs/default.py``).
+      config: a :mod:`jaxface.configs.motion3dgan` config.
       workdir: run folder (``checkpoints/``, ``metrics.jsonl``).
       train: training motions.
       reference: float32 ``[T, D]`` reference point; default
@@ -415,100 +444,22 @@ def train_gan(
 
     Returns:
       ``(models, state on the host, info)``; ``info`` has ``steps``, ``train_time_s``,
-      ``sequences_per_s``, ``final`` (last logged metrics) and ``num_params``.
+      ``examples_per_s``, ``final`` (last logged metrics) and ``num_params``.
     """
     workdir = os.path.abspath(workdir)
     mesh = data_mesh()
     models = create_models(config, train.num_classes)
     o = config.optim
-    num_steps = pipeline.steps_per_epoch(len(train), o.batch_size, mesh=mesh,
-                                         what="training motions")
+    batches = InMemoryBatches(train.arrays(("q", "label")), o.batch_size, mesh=mesh,
+                              seed=config.seed, what="training motions")
     if reference is None:
         reference = np.asarray(reference_point(train.q, sphere_config(config)))
     state = create_gan_state(models, reference, jax.random.key(config.seed))
-    train_step = make_train_step(
-        models,
-        n_critic=o.n_critic,
-        gp_weight=config.loss.gp_weight,
-        alpha_adv=config.loss.alpha_adv,
-        alpha_rec=config.loss.alpha_rec,
-        geodesic_weight=config.loss.geodesic_weight,
-        cos_clip=config.sphere.cos_clip,
-        mesh=mesh,
-    )
-
-    def batches(epoch: int):
-        rng = np.random.default_rng([config.seed, epoch])
-        return train.epoch(o.batch_size, rng, ("q", "label"))
-
-    t0 = time.perf_counter()
-    state, history = fit(
-        state, train_step, batches, mesh=mesh, num_epochs=o.num_epochs,
-        steps_per_epoch=num_steps, batch_size=o.batch_size, workdir=workdir,
-        checkpoint_every=config.checkpoint_every, log_every=config.log_every, seed=config.seed,
-        progress=config.progress, desc="Motion3DGAN", loss_key="wasserstein",
-        rate_key="sequences_per_s",
-    )
+    step = make_train_step(models, GANLoss.from_config(config), mesh=mesh)
+    loop = LoopConfig.from_config(config, o.num_epochs, desc="Motion3DGAN",
+                                  progress_metric="wasserstein")
+    state, run = fit(state, step, batches, loop, workdir)
     state = jax.device_get(state)
-    info = {
-        "steps": int(state.step),
-        "train_time_s": time.perf_counter() - t0,
-        "sequences_per_s": history[-1]["sequences_per_s"] if history else None,
-        "final": history[-1] if history else None,
-        "num_params": {
-            "generator": num_params(state.gen_params),
-            "critic": num_params(state.critic_params),
-        },
-    }
+    info = {**run.summary(), "num_params": {"generator": num_params(state.gen_params),
+                                            "critic": num_params(state.critic_params)}}
     return models, state, info
-
-
-def _nearest_label_agreement(
-    samples: np.ndarray, sample_labels: np.ndarray, train: MotionSet
-) -> float:
-    """Fraction of samples whose geodesically nearest training SRVF has the sample's label."""
-    inner = np.einsum("std,mtd->sm", samples, train.q) / samples.shape[1]
-    nearest = np.argmax(inner, axis=1)
-    return float(np.mean(train.labels[nearest] == sample_labels))
-
-
-def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
-    """Trains Motion3DGAN on the configured dataset and split, then samples every label.
-
-    Writes into ``workdir``: ``config.json``, ``checkpoints/``, ``metrics.jsonl``,
-    ``samples.npz`` (``q [K * n, T, D]``, ``label [K * n]``) and ``results.json``; resumes when
-    run again. The quality check is the nearest-neighbour label agreement: the fraction of
-    samples whose geodesically nearest training SRVF carries the requested label (Table 3, with
-    a trained classifier and FID, is :mod:`jaxface.motion3dgan.evaluate`).
-
-    Returns:
-      ``{"train_motions", "test_motions", "nearest_label_agreement", "steps", ...}``.
-    """
-    workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
-    from jaxface.s2d.experiment import open_dataset
-
-    view = open_dataset(config, verbose=False)
-    path = view.path
-    train, test = load_motion_splits(
-        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames,
-        source=view.source,
-    )
-    models, state, info = train_gan(config, workdir, train)
-    sample = make_sample_fn(models)
-    per_label = config.samples_per_label
-    labels = np.repeat(np.arange(train.num_classes, dtype=np.int32), per_label)
-    q = np.asarray(sample(state.gen_params, state.reference, labels, jax.random.key(config.seed)))
-    write_npz(os.path.join(workdir, "samples.npz"), {"q": q, "label": labels})
-    norms = np.asarray(norm(q))  # 1 on the sphere
-    results = {
-        "dataset": path,
-        "train_motions": len(train),
-        "test_motions": len(test),
-        "nearest_label_agreement": _nearest_label_agreement(q, labels, train),
-        "sample_norm": {"min": float(norms.min()), "max": float(norms.max())},
-        **info,
-    }
-    write_json(os.path.join(workdir, "results.json"), results)
-    return results
-

@@ -22,26 +22,14 @@ import ml_collections
 import numpy as np
 
 from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks, landmark_displacement
-from jaxface.files import write_npz
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
-from jaxface.models.s2d import S2DDecoder
-from jaxface.train import CheckpointError, Checkpoints, apply_in_batches
+from jaxface.models import S2DDecoder, create_model
+from jaxface.s2d.model import build_topology, load_template
+from jaxface.s2d.train import create_optimizer
+from jaxface.train import CheckpointError, Checkpoints, apply_in_batches, create_train_state
 
-__all__ = ["S2DInference", "save_template"]
-
-TEMPLATE_FILE = "template.npz"
-
-
-def save_template(workdir: str, vertices: np.ndarray, faces: np.ndarray,
-                  landmarks: LandmarkDefinition) -> str:
-    """Writes the template a run was trained on (``template.npz``) atomically."""
-    arrays = {"vertices": np.asarray(vertices, np.float32), "faces": np.asarray(faces, np.int32)}
-    for name in ("vertex_indices", "face_indices", "barycentric"):
-        value = getattr(landmarks, name)
-        if value is not None:
-            arrays[f"landmarks/{name}"] = np.asarray(value)
-    return write_npz(os.path.join(os.path.abspath(workdir), TEMPLATE_FILE), arrays)
+__all__ = ["S2DInference"]
 
 
 @dataclass
@@ -70,21 +58,21 @@ class S2DInference:
           FileNotFoundError: the folder is not a trained S2D run (names the missing file).
           CheckpointError: the checkpoint cannot be read.
         """
-        from jaxface.s2d.experiment import build_topology, s2d_model
-
         workdir = os.path.abspath(workdir)
-        for name in ("config.json", TEMPLATE_FILE):
-            if not os.path.exists(os.path.join(workdir, name)):
-                raise FileNotFoundError(
-                    f"{workdir} is not a trained S2D-Dec run: {name} is missing"
-                )
-        with open(os.path.join(workdir, "config.json")) as f:
-            config = ml_collections.ConfigDict(json.load(f))
-        with np.load(os.path.join(workdir, TEMPLATE_FILE)) as z:
-            vertices, faces = np.array(z["vertices"]), np.array(z["faces"])
-            fields = {k.split("/", 1)[1]: np.array(z[k]) for k in z.files if "/" in k}
+        config_path = os.path.join(workdir, "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{workdir} is not a trained S2D-Dec run: config.json is "
+                                    "missing")
+        with open(config_path) as f:
+            try:
+                config = ml_collections.ConfigDict(json.load(f))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        if "name" not in config.model:  # runs written before models were named
+            config.model.name = "s2d_decoder"
+        vertices, faces, landmarks = load_template(workdir)
         topology = build_topology(vertices, faces, config.topology)
-        model = s2d_model(topology, config.model)
+        model = create_model(config.model, topology=topology)
         ckpt = Checkpoints(workdir)
         if ckpt.latest_step is None:
             raise CheckpointError(f"{workdir} has no checkpoint")
@@ -92,7 +80,7 @@ class S2DInference:
         restored, _ = ckpt.restore_or(state_like)
         ckpt.close()
         params = restored.params
-        return cls(model, jax.device_get(params), vertices, faces, LandmarkDefinition(**fields))
+        return cls(model, jax.device_get(params), vertices, faces, landmarks)
 
     @property
     def num_vertices(self) -> int:
@@ -156,9 +144,6 @@ class S2DInference:
 
 def _state_structure(config, model):
     """An abstract train state with the structure the run saved."""
-    from jaxface.s2d.train import create_optimizer
-    from jaxface.train import create_train_state
-
     tx = create_optimizer(config.optim.learning_rate, weight_decay=config.optim.weight_decay,
                           decay_rate=config.optim.decay_rate, steps_per_epoch=1)
     return jax.eval_shape(

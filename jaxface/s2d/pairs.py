@@ -8,14 +8,15 @@ Every frame of a sequence is paired with the sequence's first frame, taken as it
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks, landmark_displacement
 
-__all__ = ["S2DPairs", "make_pairs"]
+__all__ = ["PairTransform", "S2DFrames", "S2DPairs", "make_pairs"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,74 @@ class S2DPairs:
             out["target"] = self.targets[idx]
         return out
 
-    def epoch(
-        self, batch_size: int, rng: np.random.Generator, with_meshes: bool = False
-    ) -> Iterator[dict[str, np.ndarray]]:
-        """Shuffled full batches of one epoch (the last partial batch is dropped)."""
-        order = rng.permutation(len(self))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield self.batch(np.sort(order[start : start + batch_size]), with_meshes)
+    def arrays(self, with_meshes: bool = False) -> dict[str, np.ndarray]:
+        """Every frame's batch entries (what :class:`jaxface.data.batches.InMemoryBatches`
+        holds): ``landmark_displacement [M, 204]`` and ``displacement [M, N, 3]``; with
+        ``with_meshes`` also ``neutral`` and ``target`` ``[M, N, 3]``."""
+        return self.batch(np.arange(len(self)), with_meshes)
+
+
+@dataclass(frozen=True)
+class S2DFrames:
+    """Training frames of a prepared dataset referenced by example index (not loaded).
+
+    The streaming form of :class:`S2DPairs`: batches read each frame from the dataset and derive
+    its pair with :class:`PairTransform`.
+
+    Attributes:
+      examples: int64 ``[M]`` example indices of the frames in the ``frames`` split.
+      sequence: int32 ``[M]`` row of ``neutrals`` of each frame.
+      sequence_ids: int64 ``[S]`` the dataset's sequence index of each row.
+      neutrals: float32 ``[S, N, 3]`` each sequence's first frame.
+      neutral_landmarks: float32 ``[S, 68, 3]``.
+    """
+
+    examples: np.ndarray
+    sequence: np.ndarray
+    sequence_ids: np.ndarray
+    neutrals: np.ndarray
+    neutral_landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.examples.shape[0])
+
+
+class PairTransform:
+    """Turns a dataset example (one frame) into its S2D training pair, on the host.
+
+    Args:
+      frames: the frames' sequence rows and neutral faces.
+      landmarks: how to read the 68 landmarks off a mesh.
+      faces: int ``[F, 3]`` template faces.
+      with_meshes: also return ``neutral`` and ``target``.
+
+    Calling it on an example with ``vertices [N, 3]`` and ``sequence`` (the dataset's sequence
+    index) returns the entries of :meth:`S2DPairs.batch` for that frame.
+    """
+
+    def __init__(self, frames: S2DFrames, landmarks: LandmarkDefinition, faces: np.ndarray,
+                 with_meshes: bool = False):
+        self.frames = frames
+        self.landmarks = landmarks
+        self.faces = np.asarray(faces)
+        self.with_meshes = with_meshes
+        self.row = {int(s): i for i, s in enumerate(frames.sequence_ids.tolist())}
+
+    def __call__(self, example: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        row = self.row[int(example["sequence"])]
+        target = np.asarray(example["vertices"], np.float32)
+        neutral = self.frames.neutrals[row]
+        lms = np.asarray(extract_landmarks(target[None], self.landmarks, self.faces), np.float32)
+        out = {
+            "landmark_displacement": np.asarray(
+                landmark_displacement(lms, self.frames.neutral_landmarks[row][None]),
+                np.float32).reshape(-1),
+            "displacement": target - neutral,
+        }
+        if self.with_meshes:
+            out["neutral"] = neutral
+            out["target"] = target
+        return out
 
 
 def make_pairs(

@@ -12,6 +12,7 @@ the official cross-validation script does.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import time
@@ -23,19 +24,13 @@ from jaxface.baselines import DL3DMM, PCA3DMM, landmark_matrix
 from jaxface.eval.errors import per_vertex_errors_mm, summarize, write_results
 from jaxface.eval.plots import plot_cumulative_errors
 from jaxface.files import write_json, write_npy
-from jaxface.s2d.experiment import (
-    ProtocolData,
-    load_protocol,
-    train_neural3dmm,
-    train_s2d,
-)
+from jaxface.s2d.data import ProtocolData, load_protocol
 from jaxface.s2d.pairs import S2DPairs
+from jaxface.s2d.train import Predictor, train_neural3dmm, train_s2d
 
-__all__ = ["ABLATIONS", "METHODS", "fit_baseline", "run_tables"]
+__all__ = ["ABLATIONS", "METHODS", "Method", "run_tables"]
 
 log = logging.getLogger(__name__)
-
-METHODS = ("PCA-99%", "PCA-220", "DL3DMM-220", "Neural3DMM", "S2D-Dec")
 
 # Table 2 rows: (name, loss overrides). Because the prediction is neutral + displacement,
 # the unweighted L_pr acts on the same residual as L_dr: S2 differs from S1 only in scale.
@@ -58,25 +53,8 @@ def _landmark_operator(data: ProtocolData):
     return landmark_matrix(n, vertex_indices=lm.vertex_indices)
 
 
-def fit_baseline(method: str, data: ProtocolData, config) -> Callable[[S2DPairs], np.ndarray]:
-    """Fits a 3DMM baseline on the training displacements; returns ``pairs -> meshes``.
-
-    ``PCA-99%`` keeps the components that explain 99% of the variance (the paper's 38 on
-    CoMA), ``PCA-<k>`` keeps ``k``; ``DL3DMM-<p>`` learns ``p`` atoms. All are fitted to the
-    metric target landmarks of the test frames.
-    """
-    displacements = data.train.displacements()
-    if method == "PCA-99%":
-        model = PCA3DMM.fit(displacements, k=None, variance=0.99)
-    elif method.startswith("PCA-"):
-        model = PCA3DMM.fit(displacements, k=int(method.split("-")[1]))
-    elif method.startswith("DL3DMM-"):
-        model = DL3DMM.fit(
-            displacements, num_atoms=int(method.split("-")[1]),
-            max_examples=config.tables.dl3dmm_max_examples, seed=config.seed,
-        )
-    else:
-        raise ValueError(f"unknown baseline {method!r}")
+def _linear_predictor(model, data: ProtocolData) -> Predictor:
+    """``pairs -> meshes``: the 3DMM fitted to the metric target landmarks of each frame."""
     operator = _landmark_operator(data)
 
     def predict(pairs: S2DPairs) -> np.ndarray:
@@ -87,8 +65,66 @@ def fit_baseline(method: str, data: ProtocolData, config) -> Callable[[S2DPairs]
             out.append(model.predict(neutral, pairs.target_landmarks[idx], operator))
         return np.concatenate(out).astype(np.float32)
 
-    predict.num_components = getattr(model, "num_components", None)
     return predict
+
+
+def _fit_linear(fit: Callable[[np.ndarray], object]):
+    """A table method fitting a linear 3DMM to the training displacements."""
+
+    def run(config, workdir: str, data: ProtocolData):
+        del workdir
+        t0 = time.perf_counter()
+        model = fit(config, data.train.displacements())
+        return _linear_predictor(model, data), {"fit_s": time.perf_counter() - t0,
+                                                "num_components": model.num_components}
+
+    return run
+
+
+def _pca_variance(config, displacements):
+    return PCA3DMM.fit(displacements, k=None, variance=config.baselines.variance)
+
+
+def _pca(config, displacements):
+    return PCA3DMM.fit(displacements, k=config.baselines.num_components)
+
+
+def _dl3dmm(config, displacements):
+    return DL3DMM.fit(displacements, num_atoms=config.baselines.num_components,
+                      max_examples=config.baselines.dl3dmm_max_examples, seed=config.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One row of Table 1.
+
+    Attributes:
+      label: ``config -> row label`` (e.g. ``"PCA-220"``).
+      run: ``(config, workdir, data) -> (predict, info)``: trains or fits the method on
+        ``data.train`` (a run folder in ``workdir`` when it has one) and returns
+        ``predict(pairs) -> meshes [M, N, 3]``.
+    """
+
+    label: Callable[[object], str]
+    run: Callable[[object, str, ProtocolData], tuple[Predictor, dict]]
+
+
+#: Table 1 methods by name (``config.tables.methods``).
+METHODS: dict[str, Method] = {
+    "dl3dmm": Method(lambda c: f"DL3DMM-{c.baselines.num_components}", _fit_linear(_dl3dmm)),
+    "neural3dmm": Method(lambda c: "Neural3DMM", train_neural3dmm),
+    "pca": Method(lambda c: f"PCA-{c.baselines.num_components}", _fit_linear(_pca)),
+    "pca_variance": Method(lambda c: f"PCA-{round(100 * c.baselines.variance, 6):g}%",
+                           _fit_linear(_pca_variance)),
+    "s2d_dec": Method(lambda c: "S2D-Dec", train_s2d),
+}
+
+
+def _method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown Table 1 method {name!r}; choose from "
+                         f"{', '.join(sorted(METHODS))}")
+    return METHODS[name]
 
 
 def _with_loss(config, overrides: dict):
@@ -100,9 +136,9 @@ def _with_loss(config, overrides: dict):
 
 
 def _cell(
-    workdir: str, name: str, data: ProtocolData, make_predict: Callable, picks: np.ndarray
+    workdir: str, name: str, run: Callable, config, data: ProtocolData, picks: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Runs one (method, fold) cell unless its results are saved.
+    """Runs one (method, fold) cell, ``run(config, folder, data)``, unless its results are saved.
 
     Returns:
       ``(errors [M, N] mm, predictions of the test frames ``picks`` [P, N, 3])``.
@@ -115,7 +151,7 @@ def _cell(
     if os.path.exists(path) and os.path.exists(picked_path):
         return np.load(path), np.load(picked_path)
     t0 = time.perf_counter()
-    predict, info = make_predict(folder)
+    predict, info = run(config, folder, data)
     pred = predict(data.test)
     errors = per_vertex_errors_mm(pred, data.test.targets).astype(np.float32)
     info = dict(info, wall_s=time.perf_counter() - t0, test=summarize(errors))
@@ -125,21 +161,6 @@ def _cell(
     write_npy(path, errors)
     log.info("%s: %.3f ± %.3f mm", folder, info["test"]["mean"], info["test"]["std"])
     return errors, pred[picks]
-
-
-def _method(method: str, config, data: ProtocolData):
-    if method == "S2D-Dec":
-        return lambda folder: train_s2d(config, folder, data)
-    if method == "Neural3DMM":
-        return lambda folder: train_neural3dmm(config, folder, data)
-
-    def baseline(folder):
-        t0 = time.perf_counter()
-        predict = fit_baseline(method, data, config)
-        return predict, {"fit_s": time.perf_counter() - t0,
-                         "num_components": predict.num_components}
-
-    return baseline
 
 
 def _heatmap_picks(data: ProtocolData, num: int) -> np.ndarray:
@@ -182,10 +203,14 @@ def run_tables(config, workdir: str) -> dict:
     t0 = time.perf_counter()
     workdir = os.path.abspath(workdir)
     tc = config.tables
-    table1: dict[str, dict] = {m: {} for m in tc.methods}
+    if config.get("loader", "memory") != "memory":
+        raise ValueError("the tables fit the baselines to the training meshes in memory; use "
+                         "config.loader = 'memory'")
+    methods = {_method(name).label(config): _method(name) for name in tc.methods}
+    table1: dict[str, dict] = {label: {} for label in methods}
     curves: dict[str, dict[str, np.ndarray]] = {}
     for protocol in tc.protocols:
-        pooled: dict[str, list[np.ndarray]] = {m: [] for m in tc.methods}
+        pooled: dict[str, list[np.ndarray]] = {label: [] for label in methods}
         for fold in tc.folds:
             c = copy.deepcopy(config)
             with c.unlocked():
@@ -194,17 +219,16 @@ def run_tables(config, workdir: str) -> dict:
             fold_dir = os.path.join(workdir, data.protocol)
             picks = _heatmap_picks(data, tc.num_heatmaps)
             picked = {}
-            for method in tc.methods:
-                errors, picked[method] = _cell(fold_dir, method, data,
-                                               _method(method, c, data), picks)
-                pooled[method].append(errors)
+            for label, method in methods.items():
+                errors, picked[label] = _cell(fold_dir, label, method.run, c, data, picks)
+                pooled[label].append(errors)
             if fold == tc.folds[0] and tc.num_heatmaps:
                 _heatmaps(os.path.join(workdir, f"heatmaps_{protocol}.png"), data, picks,
                           picked, tc.curve_max_mm)
         label = {"expression": "Expression split", "identity": "Identity split"}.get(
             protocol, protocol)
         curves[label] = {}
-        for method in tc.methods:
+        for method in methods:
             errors = np.concatenate([e.reshape(-1) for e in pooled[method]])
             table1[method][label] = summarize(errors)
             curves[label][method] = errors
@@ -223,8 +247,8 @@ def run_tables(config, workdir: str) -> dict:
         data = load_protocol(c)
         picks = _heatmap_picks(data, 1)
         for row, overrides in ABLATIONS:
-            errors, _ = _cell(os.path.join(workdir, "ablation"), row, data,
-                              _method("S2D-Dec", _with_loss(c, overrides), data), picks)
+            errors, _ = _cell(os.path.join(workdir, "ablation"), row, train_s2d,
+                              _with_loss(c, overrides), data, picks)
             table2[row] = {data.protocol: summarize(errors)}
         write_results(table2, os.path.join(workdir, "table2.md"), median=True,
                       title="Table 2: S2D-Dec loss ablation, error (mm), mean ± std (median)")

@@ -1,11 +1,15 @@
-"""Training S2D-Dec: the optimizer and the jitted data-parallel train step.
+"""Training S2D-Dec (and the Neural3DMM baseline): optimizer, jitted step, training runs.
 
 The step is a pure function ``(state, batch, rng) -> (state, metrics)`` compiled once with
-``jax.jit``; the state is replicated and the batch sharded along the ``data`` mesh axis.
+``jax.jit``; the state is replicated and the batch sharded along the ``data`` mesh axis. Runs go
+through the one training driver, :func:`jaxface.train.fit`, over the device batches of
+:func:`jaxface.s2d.data.training_batches`, and resume from their work directory.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +19,24 @@ import numpy as np
 import optax
 
 from jaxface.losses.s2d import s2d_loss
-from jaxface.train import make_supervised_step
+from jaxface.models import create_model
+from jaxface.s2d.data import ProtocolData, loss_weights, training_batches
+from jaxface.s2d.model import save_template
+from jaxface.s2d.pairs import S2DPairs
+from jaxface.train import (
+    LoopConfig,
+    create_train_state,
+    fit,
+    make_supervised_step,
+    map_in_batches,
+    num_params,
+    write_config,
+)
 
-__all__ = ["create_optimizer", "make_train_step"]
+__all__ = ["create_optimizer", "make_train_step", "train_neural3dmm", "train_s2d"]
+
+#: ``predict(pairs) -> meshes [M, N, 3]`` of a trained model.
+Predictor = Callable[[S2DPairs], np.ndarray]
 
 
 def create_optimizer(
@@ -62,3 +81,76 @@ def make_train_step(
                         beta_pr=beta_pr, form=form)
 
     return make_supervised_step(loss_fn)
+
+
+def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tuple, predict,
+           target, *, beta_dr: float, beta_pr: float, with_meshes: bool, desc: str):
+    """Trains ``model`` with the S2D loss family; returns ``(params on the host, info)``."""
+    batches = training_batches(config, data, with_meshes=with_meshes)
+    o = config.optim
+    tx = create_optimizer(o.learning_rate, weight_decay=o.weight_decay, decay_rate=o.decay_rate,
+                          steps_per_epoch=batches.steps_per_epoch)
+    state = create_train_state(model, jax.random.key(config.seed), example_inputs, tx)
+    step = make_train_step(predict, target, loss_weights(data.view, config.loss.weights),
+                           beta_dr=beta_dr, beta_pr=beta_pr, form=config.loss.form)
+    state, run = fit(state, step, batches, LoopConfig.from_config(config, o.num_epochs, desc=desc),
+                     workdir)
+    info = {**run.summary(), "final_loss": run.final["loss"] if run.final else None,
+            "num_params": num_params(state.params)}
+    return jax.device_get(state.params), info
+
+
+def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:
+    """Trains S2D-Dec; returns ``(predict, info)``.
+
+    ``workdir`` receives ``config.json`` and ``template.npz`` beside the checkpoints, so the
+    run can be loaded for inference (:class:`jaxface.s2d.inference.S2DInference`).
+    """
+    workdir = os.path.abspath(workdir)
+    write_config(workdir, config.to_dict())
+    save_template(workdir, data.view.vertices, data.view.faces, data.view.landmarks)
+    model = create_model(config.model, topology=data.topology)
+    params, info = _train(
+        config, workdir, data, model, (jnp.zeros((1, 204), jnp.float32),),
+        lambda p, b: model.apply({"params": p}, b["landmark_displacement"]),
+        lambda b: b["displacement"],
+        beta_dr=config.loss.beta_dr, beta_pr=config.loss.beta_pr, with_meshes=False, desc="S2D",
+    )
+    apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
+
+    def predict(pairs: S2DPairs) -> np.ndarray:
+        disp = map_in_batches(functools.partial(apply, params), (pairs.landmark_displacement,),
+                              config.eval_batch_size)
+        return pairs.neutrals[pairs.sequence] + disp
+
+    return predict, info
+
+
+def train_neural3dmm(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:
+    """Trains the Neural3DMM variant (predicts coordinates, weighted ``L_pr`` only)."""
+    if not isinstance(data.train, S2DPairs):
+        raise ValueError("Neural3DMM standardises with the training meshes' statistics; train it "
+                         "with config.loader = 'memory'")
+    model = create_model(config.neural3dmm, topology=data.topology)
+    everything = np.concatenate([data.train.neutrals, data.train.targets])
+    mean = jnp.asarray(everything.mean(0))
+    std = jnp.asarray(np.maximum(everything.std(0), 1e-6))
+
+    def forward(p, neutral, d):
+        return model.apply({"params": p}, (neutral - mean) / std, d) * std + mean
+
+    n = data.topology.level_sizes[0]
+    params, info = _train(
+        config, os.path.abspath(workdir), data, model,
+        (jnp.zeros((1, n, 3), jnp.float32), jnp.zeros((1, 204), jnp.float32)),
+        lambda p, b: forward(p, b["neutral"], b["landmark_displacement"]),
+        lambda b: b["target"], beta_dr=0.0, beta_pr=1.0, with_meshes=True, desc="Neural3DMM",
+    )
+    apply = jax.jit(forward)
+
+    def predict(pairs: S2DPairs) -> np.ndarray:
+        neutral = pairs.neutrals[pairs.sequence]
+        return map_in_batches(functools.partial(apply, params),
+                              (neutral, pairs.landmark_displacement), config.eval_batch_size)
+
+    return predict, info

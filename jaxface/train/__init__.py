@@ -1,8 +1,24 @@
-"""Training utilities: device mesh and sharding, checkpoints, metrics, the training loop."""
+"""Training: states and jitted steps, the one training driver, checkpoints and metrics.
 
-from jaxface.files import write_json
+Every model trains through :func:`fit`: a jitted step ``(state, batch, rng) -> (state,
+metrics)`` over the device batches of :mod:`jaxface.data.batches`, with checkpointing, resume,
+metrics, a progress bar, a non-finite guard and periodic evaluation as hooks. Device meshes and
+shardings are in :mod:`jaxface.sharding`.
+"""
+
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
-from jaxface.train.loop import apply_in_batches, fit, map_in_batches
+from jaxface.train.loop import (
+    Hook,
+    LogMetrics,
+    LoopConfig,
+    PeriodicEval,
+    ReportProgress,
+    SaveCheckpoint,
+    TrainInfo,
+    apply_in_batches,
+    fit,
+    map_in_batches,
+)
 from jaxface.train.metrics import (
     MetricsWriter,
     NonFiniteError,
@@ -11,16 +27,7 @@ from jaxface.train.metrics import (
     global_norm,
     num_params,
 )
-from jaxface.train.sharding import (
-    DATA_AXIS,
-    batch_sharding,
-    data_mesh,
-    initialize_distributed,
-    replicate,
-    replicated,
-    shard_batch,
-)
-from jaxface.train.supervised import (
+from jaxface.train.steps import (
     TrainState,
     create_train_state,
     jit_train_step,
@@ -28,28 +35,27 @@ from jaxface.train.supervised import (
 )
 
 __all__ = [
-    "DATA_AXIS",
     "CheckpointError",
     "Checkpoints",
+    "Hook",
+    "LogMetrics",
+    "LoopConfig",
     "MetricsWriter",
     "NonFiniteError",
+    "PeriodicEval",
+    "ReportProgress",
+    "SaveCheckpoint",
     "Throughput",
+    "TrainInfo",
     "TrainState",
     "apply_in_batches",
-    "batch_sharding",
     "check_finite",
     "create_train_state",
-    "data_mesh",
-    "global_norm",
     "fit",
-    "initialize_distributed",
+    "global_norm",
     "jit_train_step",
     "make_supervised_step",
-    "num_params",
     "map_in_batches",
-    "replicate",
-    "replicated",
-    "shard_batch",
+    "num_params",
     "write_config",
-    "write_json",
 ]

@@ -1,112 +1,286 @@
-"""The resumable training loop and fixed-shape batched inference shared by every model.
+"""The one training driver: ``fit(state, step, batches, loop, workdir) -> (state, info)``.
 
-``fit`` drives any jitted step ``(state, batch, rng) -> (state, metrics)``: it restores the
-latest orbax checkpoint of the run, skips the batches already consumed, logs metrics as JSON
-lines, checks them for NaN/inf, and saves checkpoints. ``map_in_batches`` runs a jitted function
-over arrays in equal-sized chunks so it compiles once; ``apply_in_batches`` does that for a Flax
-module's ``apply``, compiled once per module and input shape.
+``fit`` runs any jitted step ``(state, batch, rng) -> (state, metrics)`` over the device batches
+of a :class:`jaxface.data.batches.Batches`. Everything around the step is a *hook*, called after
+every step with ``(step, state, metrics)`` in the manner of clu's periodic actions:
+
+* :class:`LogMetrics` (every ``log_every`` steps): fetches the metrics, stops the run on NaN or
+  infinity (:class:`jaxface.train.NonFiniteError`, the non-finite guard), appends them with the
+  throughput to ``<workdir>/metrics.jsonl`` and keeps them for :class:`TrainInfo`;
+* :class:`SaveCheckpoint` (every ``checkpoint_every`` steps, and at the end);
+* :class:`ReportProgress`: the progress bar;
+* :class:`PeriodicEval`: any ``evaluate(state) -> metrics`` every ``n`` steps (validation
+  losses), written beside the training metrics; it can end the run early (e.g. on a plateau).
+
+``fit`` restores the latest checkpoint of ``workdir`` first and starts from the batch after the
+last one consumed, so a run killed at any point continues exactly where its last checkpoint left
+off and draws the same batches and random numbers as an uninterrupted one.
+
+``map_in_batches`` and ``apply_in_batches`` run a jitted function (a module's ``apply``) over
+arrays in fixed-size chunks, so inference compiles once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from jaxface.data.batches import Batches
+from jaxface.sharding import replicate
 from jaxface.train.checkpoint import Checkpoints
 from jaxface.train.metrics import MetricsWriter, Throughput, check_finite
-from jaxface.train.sharding import replicate, shard_batch
 
-__all__ = ["apply_in_batches", "fit", "map_in_batches"]
+__all__ = [
+    "Hook",
+    "LogMetrics",
+    "LoopConfig",
+    "PeriodicEval",
+    "ReportProgress",
+    "SaveCheckpoint",
+    "TrainInfo",
+    "apply_in_batches",
+    "fit",
+    "map_in_batches",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """How long to train and how often to log and save.
+
+    Attributes:
+      num_epochs: epochs to train in total (a resumed run trains the rest).
+      checkpoint_every: steps between checkpoints (the last step is always saved).
+      log_every: steps between metric records.
+      seed: base PRNG seed of the step's ``rng``.
+      progress: show a progress bar.
+      desc: progress-bar label.
+      progress_metric: the metric shown in the progress bar.
+    """
+
+    num_epochs: int
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    seed: int = 0
+    progress: bool = True
+    desc: str = "train"
+    progress_metric: str = "loss"
+
+    @classmethod
+    def from_config(cls, config, num_epochs: int, **overrides) -> LoopConfig:
+        """The loop of an experiment config (``seed``, ``checkpoint_every``, ``log_every``,
+        ``progress``), for ``num_epochs`` epochs; ``overrides`` set the other fields."""
+        return cls(num_epochs=int(num_epochs), checkpoint_every=int(config.checkpoint_every),
+                   log_every=int(config.log_every), seed=int(config.seed),
+                   progress=bool(config.progress), **overrides)
+
+
+@dataclasses.dataclass
+class TrainInfo:
+    """What a :func:`fit` call did.
+
+    Attributes:
+      steps: the state's step count at the end.
+      train_time_s: wall time of this call (restore, steps, saves).
+      examples_per_s: throughput of the last logged interval (``None`` if nothing was logged).
+      final: the last logged metrics (``None`` if nothing was logged).
+      history: every logged record ``{"step", metric: value, ...}`` of this call.
+      stopped_early: a hook ended the run before ``num_epochs``.
+    """
+
+    steps: int
+    train_time_s: float
+    examples_per_s: float | None
+    final: dict[str, float] | None
+    history: list[dict[str, float]]
+    stopped_early: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-friendly fields (everything but the history)."""
+        return {"steps": self.steps, "train_time_s": self.train_time_s,
+                "examples_per_s": self.examples_per_s, "final": self.final,
+                "stopped_early": self.stopped_early}
+
+
+class Hook(Protocol):
+    """Called after every step; returning ``True`` ends the run after this step."""
+
+    def __call__(self, step: int, state: Any, metrics: Mapping[str, jax.Array]) -> bool | None:
+        ...
+
+
+class LogMetrics:
+    """Every ``every`` steps: fetch the metrics, check them, write them, keep them.
+
+    Args:
+      workdir: run folder (``metrics.jsonl``).
+      every: steps between records (and the last step of the run).
+      batch_size: examples per step (for ``examples_per_s``).
+      last_step: the run's final step (always logged).
+    """
+
+    def __init__(self, workdir: str, every: int, batch_size: int, last_step: int):
+        self.writer = MetricsWriter(workdir)
+        self.every = max(1, int(every))
+        self.batch_size = batch_size
+        self.last_step = last_step
+        self.meter = Throughput()
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+
+    def __call__(self, step, state, metrics):
+        del state
+        self.meter.add(self.batch_size)
+        if step % self.every and step != self.last_step:
+            return None
+        host = {k: float(v) for k, v in jax.device_get(dict(metrics)).items()}
+        check_finite(host, step)
+        host.update(examples_per_s=self.meter.rate(), epoch=self.epoch, time=time.time())
+        self.writer.write(step, host)
+        self.history.append({"step": step, **host})
+        return None
+
+
+class SaveCheckpoint:
+    """Saves the state every ``checkpoint_every`` steps (:class:`Checkpoints` decides)."""
+
+    def __init__(self, checkpoints: Checkpoints):
+        self.checkpoints = checkpoints
+
+    def __call__(self, step, state, metrics):
+        del metrics
+        self.checkpoints.save(step, state)
+
+
+class ReportProgress:
+    """A progress bar of the run, showing one metric and the throughput when logged."""
+
+    def __init__(self, total: int, initial: int, log: LogMetrics, *, desc: str, metric: str,
+                 enabled: bool):
+        self.bar = tqdm(total=total, initial=min(initial, total), disable=not enabled,
+                        desc=desc, unit="step", leave=False)
+        self.log = log
+        self.metric = metric
+        self._shown = len(log.history)
+
+    def __call__(self, step, state, metrics):
+        del step, state, metrics
+        self.bar.update(1)
+        if len(self.log.history) > self._shown:
+            self._shown = len(self.log.history)
+            last = self.log.history[-1]
+            postfix = {"per_s": f"{last['examples_per_s']:.0f}"}
+            if self.metric in last:
+                postfix[self.metric] = f"{last[self.metric]:.3g}"
+            self.bar.set_postfix(postfix)
+
+    def close(self):
+        self.bar.close()
+
+
+class PeriodicEval:
+    """Runs ``evaluate(state) -> metrics`` every ``every`` steps and logs the result.
+
+    Args:
+      evaluate: returns scalar metrics of the current state (e.g. a validation loss).
+      every: steps between evaluations.
+      workdir: run folder; records go to ``<workdir>/eval.jsonl``.
+      stop: optional ``history -> bool`` deciding from all evaluations so far (a list of
+        metric dicts with their ``step``) whether to end the run.
+    """
+
+    def __init__(self, evaluate: Callable[[Any], Mapping[str, float]], every: int, workdir: str,
+                 stop: Callable[[list[dict[str, float]]], bool] | None = None):
+        self.evaluate = evaluate
+        self.every = max(1, int(every))
+        self.writer = MetricsWriter(workdir, "eval.jsonl")
+        self.stop = stop
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, step, state, metrics):
+        del metrics
+        if step % self.every:
+            return None
+        result = {k: float(v) for k, v in self.evaluate(state).items()}
+        check_finite(result, step)
+        self.writer.write(step, result)
+        self.history.append({"step": step, **result})
+        return bool(self.stop is not None and self.stop(self.history))
 
 
 def fit(
     state: Any,
     train_step: Callable,
-    batches: Callable[[int], Iterator[dict[str, np.ndarray]]],
-    *,
-    mesh: Mesh,
-    num_epochs: int,
-    steps_per_epoch: int,
-    batch_size: int,
+    batches: Batches,
+    loop: LoopConfig,
     workdir: str,
-    checkpoint_every: int,
-    log_every: int = 50,
-    seed: int = 0,
-    progress: bool = True,
-    desc: str = "train",
-    loss_key: str = "loss",
-    rate_key: str = "examples_per_s",
-) -> tuple[Any, list[dict[str, float]]]:
-    """Runs (or resumes) a training loop; returns the final state and the logged metrics.
-
-    ``train_step(state, batch, rng)`` is called with one fixed base key; steps that need
-    randomness fold in their own ``state.step``, so a resumed run draws the same numbers as an
-    uninterrupted one. ``batches(epoch)`` yields the host-local numpy batches of one epoch
-    (deterministic per epoch). The loop resumes from the latest checkpoint in
-    ``<workdir>/checkpoints`` (raising :class:`jaxface.train.CheckpointError` if it cannot be
-    read) and skips the batches already consumed, so a run killed at any point continues exactly
-    where its last checkpoint left off. Every ``log_every`` steps the metrics (plus ``rate_key``,
-    ``epoch`` and ``time``) go to ``<workdir>/metrics.jsonl`` after a NaN/inf check
-    (:class:`jaxface.train.NonFiniteError`).
+    *,
+    hooks: Sequence[Hook] = (),
+) -> tuple[Any, TrainInfo]:
+    """Runs (or resumes) training; returns the final state (on the devices) and its info.
 
     Args:
-      state: initial state (a pytree with an int ``step``); replicated over ``mesh`` here.
-      train_step: the jitted step.
-      batches: epoch -> iterator of numpy batches of ``batch_size`` rows.
-      mesh: the 1-D ``("data",)`` mesh.
-      num_epochs: epochs to train in total (a resumed run trains the rest).
-      steps_per_epoch: batches per epoch.
-      batch_size: rows per batch (for the throughput).
-      workdir: run folder.
-      checkpoint_every: steps between checkpoints (the last step is always saved).
-      log_every: steps between metric records.
-      seed: base PRNG seed.
-      progress: show a progress bar.
-      desc: progress-bar label.
-      loss_key: the metric shown in the progress bar.
-      rate_key: name of the logged throughput (rows per second), e.g. ``"meshes_per_s"``.
+      state: initial state, a pytree with an int32 ``step``; replicated over the batches' mesh.
+      train_step: the jitted ``(state, batch, rng) -> (state, metrics)``; ``rng`` is one fixed
+        key (``loop.seed``), steps fold in their own ``state.step``.
+      batches: the device batches (their ``steps_per_epoch`` sets the epoch length).
+      loop: duration, logging and checkpoint periods.
+      workdir: run folder (``checkpoints/``, ``metrics.jsonl``).
+      hooks: more hooks, called after the built-in logging and checkpointing ones.
+
+    Raises:
+      CheckpointError: the latest checkpoint cannot be read.
+      NonFiniteError: a logged metric is NaN or infinite.
     """
-    ckpt = Checkpoints(workdir, save_every=checkpoint_every)
-    state, start = ckpt.restore_or(replicate(state, mesh))
-    writer = MetricsWriter(workdir)
-    total = num_epochs * steps_per_epoch
-    rng = jax.random.key(seed)
-    meter = Throughput()
-    history: list[dict[str, float]] = []
-    bar = tqdm(total=total, initial=min(start, total), disable=not progress, desc=desc,
-               unit="step", leave=False)
-    step = start
+    t0 = time.perf_counter()
+    steps_per_epoch = batches.steps_per_epoch
+    total = loop.num_epochs * steps_per_epoch
+    ckpt = Checkpoints(workdir, save_every=loop.checkpoint_every)
+    log = LogMetrics(workdir, loop.log_every, batches.batch_size, total)
+    progress = None
+    step = 0
+    stopped = False
     try:
-        for epoch in range(start // steps_per_epoch, num_epochs):
-            skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
-            for i, host_batch in enumerate(batches(epoch)):
-                if i < skip:
-                    continue
-                state, metrics = train_step(state, shard_batch(host_batch, mesh), rng)
-                step += 1
-                meter.add(batch_size)
-                bar.update(1)
-                if step % log_every == 0 or step == total:
-                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    check_finite(host, step)
-                    host.update({rate_key: meter.rate(), "epoch": epoch, "time": time.time()})
-                    writer.write(step, host)
-                    history.append({"step": step, **host})
-                    bar.set_postfix({loss_key: f"{host[loss_key]:.3g}",
-                                     "per_s": f"{host[rate_key]:.0f}"})
-                ckpt.save(step, state)
+        state, start = ckpt.restore_or(replicate(state, batches.mesh))
+        step = start
+        progress = ReportProgress(total, start, log, desc=loop.desc, metric=loop.progress_metric,
+                                  enabled=loop.progress)
+        all_hooks = (log, SaveCheckpoint(ckpt), progress, *hooks)
+        rng = jax.random.key(loop.seed)
+        for epoch in range(start // steps_per_epoch, loop.num_epochs):
+            log.epoch = epoch
+            with batches.epoch(epoch, start=max(0, step - epoch * steps_per_epoch)) as it:
+                for batch in it:
+                    state, metrics = train_step(state, batch, rng)
+                    step += 1
+                    stop = [bool(h(step, state, metrics)) for h in all_hooks]
+                    if any(stop):
+                        stopped = True
+                        break
+            if stopped:
+                break
         ckpt.save(step, state, force=True)
     finally:
-        bar.close()
+        if progress is not None:
+            progress.close()
         ckpt.close()
-    return state, history
+    history = log.history
+    info = TrainInfo(
+        steps=int(jax.device_get(state.step)) if hasattr(state, "step") else step,
+        train_time_s=time.perf_counter() - t0,
+        examples_per_s=history[-1]["examples_per_s"] if history else None,
+        final=history[-1] if history else None,
+        history=history,
+        stopped_early=stopped,
+    )
+    return state, info
 
 
 def map_in_batches(
@@ -125,6 +299,9 @@ def map_in_batches(
 
     Returns:
       ``fn``'s outputs concatenated over the ``M`` rows (same pytree structure).
+
+    Raises:
+      ValueError: ``inputs`` have no rows.
     """
     n = inputs[0].shape[0]
     if n == 0:

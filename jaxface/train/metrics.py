@@ -38,13 +38,13 @@ def num_params(tree) -> int:
 
 
 def check_finite(metrics: Mapping[str, float], step: int) -> None:
-    """Raises :class:`NonFiniteError` naming the metric if any value is NaN or infinite."""
-    for name, value in metrics.items():
-        if not math.isfinite(float(value)):
-            raise NonFiniteError(
-                f"{name} is {float(value)} at step {step}; lower the learning rate or check "
-                "the input data"
-            )
+    """Raises :class:`NonFiniteError` naming every metric that is NaN or infinite."""
+    bad = {name: float(v) for name, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+        listed = ", ".join(f"{name} is {value}" for name, value in bad.items())
+        raise NonFiniteError(
+            f"{listed} at step {step}; lower the learning rate or check the input data"
+        )
 
 
 class MetricsWriter:

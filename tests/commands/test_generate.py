@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from jaxface.cli import main
-from jaxface.generate import (
-    RECIPE_ENV,
-    RECIPE_TIMES,
-    RECIPES,
-    bundle_name,
-    load_generator,
-    recipe_config,
-)
+from jaxface.configs.generate import RECIPES
+from jaxface.configs.generate import get_config as recipe_config
+from jaxface.generate import RECIPE_ENV, RECIPE_TIMES, bundle_name, load_generator
 from jaxface.mesh import primitives
 from jaxface.mesh.io import read_mesh, write_mesh
 
@@ -131,7 +126,7 @@ def test_quality_recipe_trains_the_same_networks_longer():
     assert quality.gan.model == default.gan.model and quality.s2d.model == default.s2d.model
     assert quality.gan.optim.num_epochs > default.gan.optim.num_epochs
     assert quality.s2d.optim.num_epochs > default.s2d.optim.num_epochs
-    assert quality.s2d_frame_stride < default.s2d_frame_stride
+    assert quality.s2d.frame_stride < default.s2d.frame_stride
     assert set(RECIPE_TIMES) == set(RECIPES)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxface.data import pipeline
+from jaxface.data import layout, source
 from jaxface.data.stats import compute_stats, load_stats
 
 
@@ -34,16 +34,16 @@ def check_prepared(builder, truth, *, num_vertices, source_files=True):
       The ``frames`` data source.
     """
     path = builder.data_path
-    ds = builder.as_data_source(pipeline.FRAMES_SPLIT)
+    ds = builder.as_data_source(layout.FRAMES_SPLIT)
     total = sum(v.shape[0] for v in truth.values())
     assert len(ds) == total
-    sequences = pipeline.load_sequences(path)
+    sequences = layout.load_sequences(path)
     assert [(s.subject, s.expression) for s in sequences] == sorted(truth)
-    expressions = json.loads((path / pipeline.SEQUENCES_FILE).read_text())["expressions"]
+    expressions = json.loads((path / layout.SEQUENCES_FILE).read_text())["expressions"]
     for info in sequences:
         want = truth[(info.subject, info.expression)]
         assert info.length == want.shape[0]
-        frames = pipeline.load_sequence(ds, info, features=None)
+        frames = source.load_sequence(ds, info, features=None)
         np.testing.assert_array_equal(frames["vertices"], want)
         assert frames["vertices"].dtype == np.float32
         assert frames["vertices"].shape == (info.length, num_vertices, 3)
@@ -57,15 +57,15 @@ def check_prepared(builder, truth, *, num_vertices, source_files=True):
         assert expressions[info.label] == info.expression
     # Statistics stored with the data equal numpy's over the same examples.
     everything = np.concatenate([truth[k] for k in sorted(truth)])
-    all_stats = load_stats(path / pipeline.STATS_FILE, "all")
+    all_stats = load_stats(path / layout.STATS_FILE, "all")
     ref = compute_stats(everything)
     np.testing.assert_allclose(all_stats.mean, ref.mean, atol=1e-7)
     np.testing.assert_allclose(all_stats.std, ref.std, atol=1e-6)
     assert all_stats.count == total
     for protocol in builder.info.metadata["protocols"]:
-        split = pipeline.load_split(path, protocol)
+        split = layout.load_split(path, protocol)
         if split.train.size:
-            got = pipeline.load_stats(path, protocol)
+            got = layout.load_stats(path, protocol)
             ref = compute_stats(everything[split.train])
             np.testing.assert_allclose(got.mean, ref.mean, atol=1e-7)
             np.testing.assert_allclose(got.std, ref.std, atol=1e-6)
@@ -73,18 +73,18 @@ def check_prepared(builder, truth, *, num_vertices, source_files=True):
     meta = builder.info.metadata
     if source_files:
         # Checksums: the manifest lists every source file and its sha256 is in the metadata.
-        manifest = (path / pipeline.MANIFEST_FILE).read_bytes()
+        manifest = (path / layout.MANIFEST_FILE).read_bytes()
         assert hashlib.sha256(manifest).hexdigest() == meta["source_manifest_sha256"]
         assert meta["source_files"] == total == len(manifest.decode().splitlines())
     else:
-        assert not (path / pipeline.MANIFEST_FILE).exists()
+        assert not (path / layout.MANIFEST_FILE).exists()
     assert meta["num_vertices"] == num_vertices
     assert meta["content_sha256"] == hashlib.sha256(everything.tobytes()).hexdigest()
     # A fresh reader needs nothing but the folder.
     fresh = tfds.builder_from_directory(os.fspath(path))
     assert fresh.info.metadata["content_sha256"] == meta["content_sha256"]
     np.testing.assert_array_equal(
-        pipeline.open_source(os.fspath(path))[total - 1]["vertices"],
+        source.open_source(os.fspath(path))[total - 1]["vertices"],
         truth[sorted(truth)[-1]][-1],
     )
     return ds

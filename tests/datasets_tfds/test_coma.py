@@ -9,7 +9,7 @@ import pytest
 from datasets_tfds.coma import EXPRESSIONS, Coma
 from datasets_tfds.coma.fixture import FIXTURE_SUBJECTS, write_fixture
 from datasets_tfds.common import LayoutError, fixture_sequence
-from jaxface.data import pipeline
+from jaxface.data import layout
 from jaxface.data.landmarks import extract_landmarks, from_flame_embedding
 
 SUBJECT = FIXTURE_SUBJECTS[0]
@@ -32,8 +32,8 @@ def test_prepares_and_reads_back(coma, check):
     assert ex["subject"] == SUBJECT.encode() and ex["expression"] == b"bareteeth"
     assert ex["source_frame"] == 1  # Frame numbers come from the file names.
     assert "landmarks" not in ex
-    assert pipeline.load_landmark_definition(builder.data_path) is None
-    template = pipeline.load_template(builder.data_path)
+    assert layout.load_landmark_definition(builder.data_path) is None
+    template = layout.load_template(builder.data_path)
     np.testing.assert_array_equal(template["faces"], fixture_sequence("x", 1)[1])
     np.testing.assert_array_equal(template["vertices"], truth[(SUBJECT, "bareteeth")][0])
 
@@ -44,12 +44,12 @@ def test_writes_coma_and_s2d_protocols(coma):
     protocols = set(builder.info.metadata["protocols"])
     assert {"interpolation", "extrapolation_mouth_up", "expression_fold1"} <= protocols
     assert "identity_fold1" not in protocols  # The fixture has 2 subjects only.
-    fold1 = pipeline.load_split(path, "expression_fold1")
+    fold1 = layout.load_split(path, "expression_fold1")
     assert set(fold1.held_out) == {"mouth_up", "mouth_side", "mouth_open"}
-    seqs = pipeline.load_sequences(path)
+    seqs = layout.load_sequences(path)
     test_expr = {s.expression for s in seqs for i in s.indices if i in set(fold1.test.tolist())}
     assert test_expr == set(fold1.held_out)
-    interp = pipeline.load_split(path, "interpolation")
+    interp = layout.load_split(path, "interpolation")
     assert interp.test.size == 10 and interp.train.size == 62  # 72 frames: ranks 0..9 test.
     np.testing.assert_array_equal(interp.test, np.arange(10))
 
@@ -93,14 +93,14 @@ def test_landmarks_config(tmp_path, prepare):
         landmark_embedding=embedding,
     )
     ds = builder.as_data_source("frames")
-    faces = pipeline.load_template(builder.data_path)["faces"]
+    faces = layout.load_template(builder.data_path)["faces"]
     definition = from_flame_embedding(embedding)
     for i in (0, 5, len(ds) - 1):
         ex = ds[i]
         assert ex["landmarks"].shape == (68, 3) and ex["landmarks"].dtype == np.float32
         want = extract_landmarks(ex["vertices"], definition, faces=faces)
         np.testing.assert_allclose(ex["landmarks"], want, atol=1e-7)
-    template = pipeline.load_template(builder.data_path)
+    template = layout.load_template(builder.data_path)
     np.testing.assert_array_equal(template["landmarks/face_indices"], definition.face_indices)
     assert builder.info.metadata["landmark_embedding"] == ["landmark_embedding.npz"]
     assert len(builder.info.metadata["landmark_embedding_sha256"][0]) == 64

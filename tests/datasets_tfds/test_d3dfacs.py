@@ -10,7 +10,7 @@ from datasets_tfds.common import LayoutError
 from datasets_tfds.d3dfacs import D3dfacs
 from datasets_tfds.d3dfacs.d3dfacs import RELEASE_FOLDER
 from datasets_tfds.d3dfacs.fixture import FIXTURE_FRAMES, FIXTURE_SEQUENCES, write_fixture
-from jaxface.data import pipeline
+from jaxface.data import layout
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def d3dfacs(tmp_path_factory, prepare):
 def test_prepares_and_reads_back(d3dfacs, check):
     _, truth, builder = d3dfacs
     check(builder, truth, num_vertices=12)
-    seqs = pipeline.load_sequences(builder.data_path)
+    seqs = layout.load_sequences(builder.data_path)
     # Frames ordered by number (98, 99, 100, 101), not by file name.
     assert all(s.source_frames == FIXTURE_FRAMES for s in seqs)
     names = sorted(n for v in FIXTURE_SEQUENCES.values() for n in v)
@@ -34,12 +34,12 @@ def test_prepares_and_reads_back(d3dfacs, check):
 def test_s2d_d3dfacs_protocols(d3dfacs):
     _, _, builder = d3dfacs
     path = builder.data_path
-    ident = pipeline.load_split(path, "identity_leading3")
+    ident = layout.load_split(path, "identity_leading3")
     assert ident.held_out == ("Adrian", "Darren", "Joe")
-    expr = pipeline.load_split(path, "expression_leading11")
+    expr = layout.load_split(path, "expression_leading11")
     names = sorted(n for v in FIXTURE_SEQUENCES.values() for n in v)
     assert expr.held_out == tuple(names[:11])
-    seqs = pipeline.load_sequences(path)
+    seqs = layout.load_sequences(path)
     train_names = {s.expression for s in seqs if s.start in set(expr.train.tolist())}
     assert train_names == {names[11]}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from datasets_tfds.faces4d import Faces4d
-from jaxface.data import pipeline
+from jaxface.data import layout
 from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.stats import stats_names
@@ -53,13 +53,13 @@ def test_sequence_index_template_and_metadata(tiny, procedural):
     builder, _ = tiny
     faces, _ = procedural
     path = builder.data_path
-    seqs = pipeline.load_sequences(path)
+    seqs = layout.load_sequences(path)
     assert len(seqs) == 3 * 12
     for info in seqs:
         index = faces.subject_names.index(info.subject)
         assert info.apex == faces.apex_frame(index, info.expression)
         assert info.length == faces.num_frames(index, info.expression)
-    template = pipeline.load_template(path)
+    template = layout.load_template(path)
     np.testing.assert_array_equal(template["faces"], faces.template.faces)
     np.testing.assert_array_equal(template["vertices"], faces.template.vertices)
     definition = LandmarkDefinition(vertex_indices=template["landmarks/vertex_indices"])
@@ -79,8 +79,8 @@ def test_protocols_and_stats(tiny):
     protocols = builder.info.metadata["protocols"]
     assert "interpolation" in protocols and "expression_fold1" in protocols
     assert "identity_fold1" not in protocols  # 3 subjects.
-    assert stats_names(path / pipeline.STATS_FILE) == sorted([*protocols, "all"])
-    stats = pipeline.load_stats(path, "interpolation")
+    assert stats_names(path / layout.STATS_FILE) == sorted([*protocols, "all"])
+    stats = layout.load_stats(path, "interpolation")
     assert stats.mean.shape == (468, 3) and stats.std.dtype == np.float32
     assert np.all(stats.std > 0)
 

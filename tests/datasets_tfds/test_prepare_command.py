@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from datasets_tfds.coma.fixture import FIXTURE_SUBJECTS, write_fixture
-from jaxface.cli import UserError
-from jaxface.commands import prepare
-from jaxface.data import pipeline
+from jaxface.commands import UserError, prepare
+from jaxface.data import layout, source
 
 
 def _run(argv):
@@ -22,9 +21,9 @@ def _run(argv):
 def test_prepare_faces4d_tiny(tmp_path, capsys):
     assert _run(["prepare", "faces4d", "--config", "tiny", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    path = pipeline.dataset_dir("faces4d", data_dir=tmp_path, config="tiny")
+    path = layout.dataset_dir("faces4d", data_dir=tmp_path, config="tiny")
     assert "faces4d/tiny prepared in" in out and path in out
-    assert len(pipeline.open_source(path)) > 0
+    assert len(source.open_source(path)) > 0
     # A second run reuses the prepared data.
     assert _run(["prepare", "faces4d", "--config", "tiny", "--data-dir", str(tmp_path)]) == 0
     assert "already prepared at" in capsys.readouterr().out
@@ -46,8 +45,8 @@ def test_prepare_coma_with_landmark_embedding(tmp_path, capsys):
         str(emb),
     ]
     assert _run(argv) == 0
-    path = pipeline.dataset_dir("coma", data_dir=tmp_path / "data", config="landmarks")
-    assert pipeline.open_source(path)[0]["landmarks"].shape == (68, 3)
+    path = layout.dataset_dir("coma", data_dir=tmp_path / "data", config="landmarks")
+    assert source.open_source(path)[0]["landmarks"].shape == (68, 3)
     assert "coma/landmarks prepared in" in capsys.readouterr().out
 
 
@@ -69,7 +68,7 @@ def test_argument_errors(tmp_path):
                 "x.npz",
             ]
         )
-    with pytest.raises(UserError, match="unknown config 'huge' for faces4d; choose from tiny"):
+    with pytest.raises(ValueError, match="unknown config 'huge' for faces4d; choose from tiny"):
         _run(["prepare", "faces4d", "--config", "huge", "--data-dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         _run(["prepare", "bu4dfe"])

@@ -9,7 +9,7 @@ from datasets_tfds.common import LayoutError
 from datasets_tfds.vocaset import Vocaset
 from datasets_tfds.vocaset.fixture import FIXTURE_SEQUENCES, write_fixture
 from datasets_tfds.vocaset.vocaset import RELEASE_FOLDER, TEST_SUBJECTS, VALIDATION_SUBJECTS
-from jaxface.data import pipeline
+from jaxface.data import layout
 
 TRAIN, VALIDATION, TEST = FIXTURE_SEQUENCES
 
@@ -24,7 +24,7 @@ def voca(tmp_path_factory, prepare):
 def test_prepares_and_reads_back(voca, check):
     _, written, builder = voca
     check(builder, {k: v for k, (_, v) in written.items()}, num_vertices=12)
-    seqs = {(s.subject, s.expression): s for s in pipeline.load_sequences(builder.data_path)}
+    seqs = {(s.subject, s.expression): s for s in layout.load_sequences(builder.data_path)}
     assert seqs[(TRAIN, "sentence22")].source_frames == (1, 3, 4)  # Gaps are kept.
     assert builder.info.metadata["expressions"] == ["sentence01", "sentence21", "sentence22"]
 
@@ -32,8 +32,8 @@ def test_prepares_and_reads_back(voca, check):
 def test_voca_split(voca):
     _, _, builder = voca
     path = builder.data_path
-    split = pipeline.load_split(path, "voca")
-    seqs = pipeline.load_sequences(path)
+    split = layout.load_split(path, "voca")
+    seqs = layout.load_sequences(path)
 
     def members(part):
         idx = set(split.parts[part].tolist())
@@ -43,7 +43,7 @@ def test_voca_split(voca):
     assert members("validation") == {(VALIDATION, "sentence21"), (VALIDATION, "sentence22")}
     assert members("test") == {(TEST, "sentence21"), (TEST, "sentence22")}
     assert set(split.held_out) == set(VALIDATION_SUBJECTS + TEST_SUBJECTS)
-    stats = pipeline.load_stats(path, "voca")
+    stats = layout.load_stats(path, "voca")
     assert stats.count == split.train.size
 
 

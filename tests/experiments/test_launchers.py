@@ -27,7 +27,7 @@ def test_launcher_requires_config_and_workdir(launcher):
 def test_motion3dgan_main_trains_and_samples(tiny_faces4d, tmp_path):
     data_dir, _ = tiny_faces4d
     workdir = tmp_path / "run"
-    out = _run(["experiments.motion3dgan.main", "--config=experiments/motion3dgan/configs/test.py",
+    out = _run(["experiments.motion3dgan.main", "--config=jaxface/configs/motion3dgan.py:test",
                 f"--config.data_dir={data_dir}", f"--workdir={workdir}"])
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)

@@ -17,7 +17,7 @@ def test_table3_command_writes_the_table(tiny_faces4d, tmp_path, split_rule):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     cmd = [
         sys.executable, "-m", "experiments.motion3dgan.table3",
-        "--config=experiments/motion3dgan/configs/test.py", f"--config.data_dir={data_dir}",
+        "--config=jaxface/configs/motion3dgan.py:test", f"--config.data_dir={data_dir}",
         f"--config.split_rule={split_rule}", f"--workdir={workdir}", f"--results={results}",
         "--name=subjects",
     ]

@@ -9,14 +9,14 @@ import time
 
 import numpy as np
 
-from experiments.s2d.configs import test as test_config
+from jaxface.configs import s2d
 from jaxface.s2d.experiment import train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _config(data_dir, **overrides):
-    c = test_config.get_config()
+    c = s2d.get_config("test")
     c.data_dir = data_dir
     for k, v in overrides.items():
         node = c
@@ -49,7 +49,7 @@ def test_resumes_after_sigkill(tiny_faces4d, tmp_path):
     workdir = tmp_path / "killed"
     cmd = [
         sys.executable, "-m", "experiments.s2d.main",
-        "--config=experiments/s2d/configs/test.py", f"--workdir={workdir}",
+        "--config=jaxface/configs/s2d.py:test", f"--workdir={workdir}",
         f"--config.data_dir={data_dir}", "--config.optim.num_epochs=12",
         "--config.checkpoint_every=3",
     ]

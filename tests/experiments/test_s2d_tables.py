@@ -3,17 +3,18 @@
 import json
 import os
 
-from experiments.s2d.configs import test as test_config
-from jaxface.s2d.tables import ABLATIONS, run_tables
+from jaxface.configs import s2d
+from jaxface.s2d.tables import ABLATIONS, METHODS, run_tables
 
 
 def test_tables_end_to_end(tiny_faces4d, tmp_path):
     data_dir, _ = tiny_faces4d
-    c = test_config.get_config()
+    c = s2d.get_config("test")
     c.data_dir = data_dir
     c.optim.num_epochs = 1
     out = run_tables(c, str(tmp_path))
-    methods = list(c.tables.methods)
+    methods = [METHODS[m].label(c) for m in c.tables.methods]
+    assert methods == ["PCA-99%", "PCA-20", "DL3DMM-20", "Neural3DMM", "S2D-Dec"]
     assert list(out["table1"]) == methods
     for method in methods:
         summary = out["table1"][method]["Expression split"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.motion3dgan.configs import test as test_config
+from jaxface.configs import motion3dgan
 
 
 @pytest.fixture(scope="session")
@@ -12,7 +12,7 @@ def tiny_motions(tiny_faces4d):
     from jaxface.motion3dgan.data import load_motions, split_motions
 
     _, path = tiny_faces4d
-    motions = load_motions(path, min_frames=test_config.get_config().min_frames)
+    motions = load_motions(path, min_frames=motion3dgan.get_config("test").min_frames)
     train, test = split_motions(motions, "first_sample")
     return path, motions, train, test
 
@@ -21,6 +21,6 @@ def tiny_motions(tiny_faces4d):
 def config(tiny_faces4d):
     """The test configuration, reading the session's tiny dataset."""
     data_dir, _ = tiny_faces4d
-    c = test_config.get_config()
+    c = motion3dgan.get_config("test")
     c.data_dir = data_dir
     return c

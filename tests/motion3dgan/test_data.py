@@ -67,11 +67,14 @@ def test_label_intensities_are_per_label_medians(tiny_motions):
     )
 
 
-def test_epochs_are_deterministic_full_batches(tiny_motions):
+def test_arrays_hold_the_batch_entries_of_every_motion(tiny_motions):
     _, _, train, _ = tiny_motions
-    a = list(train.epoch(8, np.random.default_rng(3), ("q", "label")))
-    b = list(train.epoch(8, np.random.default_rng(3), ("q", "label")))
-    assert len(a) == len(train) // 8
-    assert set(a[0]) == {"q", "label"} and a[0]["q"].shape == (8, 30, 204)
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_array_equal(x["label"], y["label"])
+    arrays = train.arrays(("q", "label", "neutral"))
+    assert set(arrays) == {"q", "label", "neutral"}
+    assert arrays["q"].shape == (len(train), 30, 204)
+    np.testing.assert_array_equal(arrays["label"], train.labels)
+    np.testing.assert_array_equal(arrays["neutral"], train.landmarks[:, 0])
+    batch = train.batch(np.array([3, 1]), ("q",))
+    np.testing.assert_array_equal(batch["q"], arrays["q"][[3, 1]])
+    with pytest.raises(ValueError, match="unknown batch entries"):
+        train.arrays(("colour",))

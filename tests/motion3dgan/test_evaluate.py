@@ -3,18 +3,18 @@
 import numpy as np
 import pytest
 
-from jaxface.data import pipeline
+from jaxface.configs import motion3dgan
+from jaxface.data import DatasetView, source
 from jaxface.data.landmarks import extract_landmarks, normalize_landmarks
 from jaxface.losses import frechet_distance
 from jaxface.motion3dgan.evaluate import (
     accuracy,
     classify,
     detected_landmarks,
-    s2d_training_data,
     table3_markdown,
     train_classifier,
 )
-from jaxface.s2d.experiment import DatasetView
+from jaxface.motion3dgan.data import s2d_training_data
 
 
 def test_classifier_accuracy_and_fid(config, tiny_motions, tmp_path):
@@ -34,15 +34,13 @@ def test_classifier_accuracy_and_fid(config, tiny_motions, tmp_path):
 def test_s2d_training_data_covers_only_the_training_frames(tiny_motions):
     path, _, train, _ = tiny_motions
     view = DatasetView(path)
-    from experiments.motion3dgan.configs import test as test_config
-
-    data = s2d_training_data(view, train, test_config.get_config().s2d.topology)
+    data = s2d_training_data(view, train, motion3dgan.get_config("test").s2d.topology)
     expected = 0
     for a, b in zip(train.start, train.stop, strict=True):
         expected += abs(int(a) - int(b)) + 1 - (min(a, b) == 0)
     assert len(data.train) == expected
     first = view.sequences[int(train.sequence[0])]
-    frame0 = pipeline.load_sequence(view.source, first)["vertices"][0]
+    frame0 = source.load_sequence(view.source, first)["vertices"][0]
     np.testing.assert_array_equal(data.train.neutrals[0], frame0)
     assert data.topology.level_sizes[0] == view.vertices.shape[0]
 

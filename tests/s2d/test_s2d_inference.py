@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from experiments.s2d.configs import test as test_config
 from jaxface.cli import main
+from jaxface.configs import s2d
 from jaxface.mesh import primitives
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
@@ -18,7 +18,7 @@ from jaxface.train import CheckpointError
 @pytest.fixture(scope="module")
 def run_dir(tiny_faces4d, tmp_path_factory):
     data_dir, _ = tiny_faces4d
-    c = test_config.get_config()
+    c = s2d.get_config("test")
     c.data_dir = data_dir
     c.optim.num_epochs = 1
     workdir = str(tmp_path_factory.mktemp("s2d_run"))

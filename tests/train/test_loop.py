@@ -9,9 +9,13 @@ import numpy as np
 import optax
 import pytest
 
+from jaxface.data.batches import InMemoryBatches
+from jaxface.sharding import data_mesh, replicate, shard_batch
 from jaxface.train import (
+    LoopConfig,
+    NonFiniteError,
+    PeriodicEval,
     create_train_state,
-    data_mesh,
     fit,
     make_supervised_step,
     map_in_batches,
@@ -44,19 +48,21 @@ def _state(lr=0.1):
     return create_train_state(_Linear(), jax.random.key(0), (jnp.zeros((1, DIM)),), optax.sgd(lr))
 
 
-def _batches(epoch):
+def _first_batch():
     x, y = _data()
-    order = np.random.default_rng([5, epoch]).permutation(NUM)
-    for i in range(NUM // BATCH):
-        idx = order[i * BATCH:(i + 1) * BATCH]
-        yield {"x": x[idx], "y": y[idx]}
+    return {"x": x[:BATCH], "y": y[:BATCH]}
+
+
+def _batches(seed=5):
+    x, y = _data()
+    return InMemoryBatches({"x": x, "y": y}, BATCH, mesh=data_mesh(), seed=seed)
 
 
 def test_supervised_step_matches_numpy_gradient_descent():
     state = _state(lr=0.1)
     assert state.step.dtype == jnp.int32
     step = make_supervised_step(_loss)
-    batch = next(_batches(0))
+    batch = _first_batch()
     new, metrics = step(state, batch, jax.random.key(0))
     # numpy reference: one SGD step on the mean squared error from w = 0, b = 0
     x, y = batch["x"], batch["y"]
@@ -75,10 +81,8 @@ def test_supervised_step_matches_numpy_gradient_descent():
 @pytest.mark.multidevice
 def test_sharded_supervised_step_equals_the_unsharded_one():
     mesh = data_mesh()
-    batch = next(_batches(0))
+    batch = _first_batch()
     plain, m1 = make_supervised_step(_loss)(_state(), batch, jax.random.key(0))
-    from jaxface.train import replicate, shard_batch
-
     sharded, m2 = make_supervised_step(_loss, mesh=mesh)(
         replicate(_state(), mesh), shard_batch(batch, mesh), jax.random.key(0))
     for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(sharded.params), strict=True):
@@ -86,33 +90,83 @@ def test_sharded_supervised_step_equals_the_unsharded_one():
     assert float(m1["loss"]) == pytest.approx(float(m2["loss"]), rel=1e-6)
 
 
-def _fit(workdir, num_epochs, progress=False):
-    return fit(
-        _state(), make_supervised_step(_loss), _batches, mesh=data_mesh(), num_epochs=num_epochs,
-        steps_per_epoch=NUM // BATCH, batch_size=BATCH, workdir=str(workdir),
-        checkpoint_every=3, log_every=2, seed=0, progress=progress, rate_key="rows_per_s",
-    )
+def _fit(workdir, num_epochs, progress=False, hooks=()):
+    loop = LoopConfig(num_epochs=num_epochs, checkpoint_every=3, log_every=2, seed=0,
+                      progress=progress)
+    return fit(_state(), make_supervised_step(_loss), _batches(), loop, str(workdir),
+               hooks=hooks)
 
 
 def test_fit_trains_logs_and_resumes_to_the_same_parameters(tmp_path):
-    straight, history = _fit(tmp_path / "a", num_epochs=3)
-    assert int(straight.step) == 12
+    straight, info = _fit(tmp_path / "a", num_epochs=3)
+    history = info.history
+    assert int(straight.step) == 12 and info.steps == 12 and not info.stopped_early
     assert history[-1]["loss"] < history[0]["loss"]
     assert [h["step"] for h in history] == [2, 4, 6, 8, 10, 12]
     records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text()
                .splitlines()]
-    assert records[-1]["step"] == 12 and records[-1]["rows_per_s"] > 0
+    assert records[-1]["step"] == 12 and records[-1]["examples_per_s"] > 0
     assert {"loss", "grad_norm", "abs_err", "epoch"} <= set(records[-1])
+    assert info.final == history[-1] and info.examples_per_s == history[-1]["examples_per_s"]
     # Stopped after one epoch, then resumed to three: the same parameters.
     _fit(tmp_path / "b", num_epochs=1)
     resumed, later = _fit(tmp_path / "b", num_epochs=3)
-    assert int(resumed.step) == 12 and later[0]["step"] == 6
+    assert int(resumed.step) == 12 and later.history[0]["step"] == 6
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     # A finished run resumed again trains nothing more.
     again, none = _fit(tmp_path / "b", num_epochs=3)
-    assert int(again.step) == 12 and none == []
+    assert int(again.step) == 12 and none.history == [] and none.final is None
+
+
+def test_fit_matches_a_numpy_sgd_loop_over_the_same_batches(tmp_path):
+    state, _ = _fit(tmp_path, num_epochs=2)
+    x, y = _data()
+    w, b = np.zeros(DIM), 0.0
+    batches = _batches()
+    for epoch in range(2):
+        for idx in batches.order(epoch):
+            resid = x[idx] @ w + b - y[idx]
+            w = w - 0.1 * 2 * x[idx].T @ resid / BATCH
+            b = b - 0.1 * 2 * resid.mean()
+    np.testing.assert_allclose(state.params["w"], w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(state.params["b"], b, rtol=1e-4, atol=1e-6)
+
+
+def test_periodic_eval_logs_and_can_stop_the_run(tmp_path):
+    x, y = _data()
+
+    def evaluate(state):
+        pred = x @ np.asarray(state.params["w"]) + float(state.params["b"])
+        return {"val_mse": float(np.mean((pred - y) ** 2))}
+
+    def stop(history):  # stop once the validation error is below 1
+        return history[-1]["val_mse"] < 1.0
+
+    hook = PeriodicEval(evaluate, every=2, workdir=str(tmp_path), stop=stop)
+    state, info = _fit(tmp_path, num_epochs=50, hooks=(hook,))
+    assert info.stopped_early and info.steps < 50 * (NUM // BATCH)
+    assert hook.history[-1]["val_mse"] < 1.0 <= hook.history[-2]["val_mse"]
+    assert info.steps == hook.history[-1]["step"] == int(state.step)
+    records = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [h["step"] for h in hook.history]
+    # The last step was checkpointed: resuming continues from it.
+    _, again = _fit(tmp_path, num_epochs=50, hooks=())
+    assert again.history[0]["step"] > info.steps
+
+
+def test_non_finite_metrics_stop_the_run_with_a_clear_error(tmp_path):
+    def bad_loss(params, batch):
+        loss, parts = _loss(params, batch)
+        return loss * jnp.where(params["w"][0] > 0.5, jnp.nan, 1.0), parts
+
+    loop = LoopConfig(num_epochs=20, log_every=1, progress=False)
+    state = create_train_state(_Linear(), jax.random.key(0), (jnp.zeros((1, DIM)),),
+                               optax.sgd(0.1))
+    # w[0] grows from 0 towards the data's 1.0; the loss turns NaN past 0.5.
+    with pytest.raises(NonFiniteError, match="loss is nan.* at step 4"):
+        fit(state, make_supervised_step(bad_loss), _batches(), loop, str(tmp_path))
 
 
 def test_map_in_batches_pads_the_last_chunk_and_compiles_once():

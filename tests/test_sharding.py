@@ -2,15 +2,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxface.train import (
-    DATA_AXIS,
-    NonFiniteError,
-    check_finite,
-    data_mesh,
-    global_norm,
-    replicate,
-    shard_batch,
-)
+from jaxface.sharding import DATA_AXIS, data_mesh, replicate, shard_batch
+from jaxface.train import NonFiniteError, check_finite, global_norm
 
 
 def test_shard_batch_on_all_devices():

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 from flax.training import train_state
 from jax.sharding import Mesh
 
+from jaxface.sharding import batch_sharding, replicated
 from jaxface.train.metrics import global_norm
-from jaxface.train.sharding import batch_sharding, replicated
 
 __all__ = [
     "TrainState",

@@ -1,8 +1,10 @@
 """Motion3DGAN and its Table 3 evaluation on the CoMA-scale procedural set.
 
-Paper settings (default, the official architecture)::
+Modes (``--config=jaxface/configs/motion3dgan.py:<mode>``):
 
-    python -m experiments.motion3dgan.main --config=experiments/motion3dgan/configs/default.py \
+``paper`` (default), the official architecture::
+
+    python -m experiments.motion3dgan.main --config=jaxface/configs/motion3dgan.py \
         --workdir=workdirs/motion3dgan
 
 * generator: dense 128+12 -> 51*7*1024, then nearest-resize + 3x3 conv stages with 512/256/128
@@ -15,11 +17,11 @@ Paper settings (default, the official architecture)::
   Adam(0.5, 0.9), lr 1e-4, batch 128, 8000 epochs; reference point = Karcher mean of the
   training SRVFs (``sphere.reference="sample"`` is the official single sample).
 
-``:cpu`` mode, sized for a 2-core CPU (15-25 minutes for all of Table 3 depending on the load,
-see ``experiments/motion3dgan/README.md``)::
+``cpu``, sized for a 2-core CPU (15-25 minutes for all of Table 3 depending on the load, see
+``experiments/motion3dgan/README.md``)::
 
     python -m experiments.motion3dgan.table3 \
-        --config=experiments/motion3dgan/configs/default.py:cpu --workdir=workdirs/m3d_table3
+        --config=jaxface/configs/motion3dgan.py:cpu --workdir=workdirs/m3d_table3
 
 It keeps the data, the losses and their weights, but shrinks the networks and the schedule:
 
@@ -32,18 +34,23 @@ It keeps the data, the losses and their weights, but shrinks the networks and th
   networks (paper 1e-4), 100 epochs = 900 steps (paper 8000 epochs of batch 128);
 * LSTM baseline: 128 hidden units, 40 epochs; classifier: 128 hidden units, 150 epochs;
 * S2D-Dec for the Det-LM rows: channels 32/16/16/16/8, every second training frame, 3 epochs.
+
+``test``: the tiny procedural set and tiny networks, seconds on a CPU.
 """
 
 import ml_collections
 
-from experiments.s2d.configs import default as s2d_default
+from jaxface.configs import s2d
+from jaxface.configs.common import parse_mode
+
+MODES = ("paper", "cpu", "test")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The paper configuration, or with ``arg == "cpu"`` the CPU-sized one."""
-    if arg not in (None, "", "cpu"):
-        raise ValueError(f"unknown mode {arg!r}; use '' or 'cpu'")
+    """The Motion3DGAN configuration of a mode (see the module docstring)."""
+    mode = parse_mode(arg, MODES)
     c = ml_collections.ConfigDict()
+    c.mode = mode
     c.dataset = "faces4d"
     c.dataset_config = "coma_scale"
     c.data_dir = "~/.cache/jaxface/datasets"
@@ -95,6 +102,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # The deterministic LSTM landmark generator (Table 3 baseline).
     c.baseline = ml_collections.ConfigDict()
+    c.baseline.name = "lstm_landmark_generator"
     c.baseline.hidden_size = 256
     c.baseline.latent_size = 64
     c.baseline.learning_rate = 1e-3
@@ -104,6 +112,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # The LSTM expression classifier (accuracy and 512-d FID features).
     c.classifier = ml_collections.ConfigDict()
+    c.classifier.name = "lstm_expression_classifier"
     c.classifier.hidden_size = 256
     c.classifier.feature_size = 512
     c.classifier.learning_rate = 1e-3
@@ -111,15 +120,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.classifier.num_epochs = 100
 
     # S2D-Dec for the Det-LM rows (the S2D experiment's configuration).
-    c.s2d = s2d_default.get_config()
-    c.s2d.progress = True
+    c.s2d = s2d.get_config("test" if mode == "test" else "paper")
+    c.s2d.progress = mode != "test"
 
     c.table3 = ml_collections.ConfigDict()
     c.table3.s2d_workdir = ""  # reuse a trained S2D-Dec run folder; "" trains one in <workdir>/s2d
     c.table3.s2d_frame_stride = 1
     c.table3.sample_seed = 0
 
-    if arg == "cpu":
+    if mode == "cpu":
         c.model.gen_base_channels = 64
         c.model.gen_init = "lecun"
         c.model.output_scale = 0.25
@@ -139,5 +148,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.s2d.optim.num_epochs = 3
         c.s2d.checkpoint_every = 200
         c.s2d.log_every = 20
+        c.table3.s2d_frame_stride = 2
+    elif mode == "test":
+        c.dataset_config = "tiny"
+        c.min_frames = 5  # tiny sequences have 12-20 frames
+        c.model.gen_base_channels = 8
+        c.model.noise_dim = 8
+        c.model.critic_channels = (4, 4, 4)
+        c.model.critic_hidden = 16
+        c.optim.batch_size = 8
+        c.optim.num_epochs = 1
+        c.optim.n_critic = 2
+        c.samples_per_label = 2
+        c.checkpoint_every = 2
+        c.log_every = 1
+        c.progress = False
+        c.baseline.hidden_size = 16
+        c.baseline.latent_size = 8
+        c.baseline.batch_size = 8
+        c.baseline.num_epochs = 1
+        c.classifier.hidden_size = 16
+        c.classifier.feature_size = 16
+        c.classifier.batch_size = 8
+        c.classifier.num_epochs = 2
         c.table3.s2d_frame_stride = 2
     return c

@@ -1,0 +1,240 @@
+"""The datasets jaxface can prepare, by name, and opening a prepared one.
+
+:data:`DATASETS` is the one registry of dataset builders (TFDS builders in the top-level
+``datasets_tfds`` package, imported when a dataset is prepared): ``jaxface prepare`` offers its
+names and :func:`prepare_dataset` builds one. :func:`open_dataset` finds a configured dataset
+(preparing the embedded procedural set on first use) and returns a :class:`DatasetView`, the
+template, landmarks, sequence index and random-access source every experiment starts from.
+
+Adding a dataset is a builder module plus one :class:`DatasetSpec` entry here (see
+``docs/adding_a_dataset.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxface.data.landmarks import LandmarkDefinition
+from jaxface.data.layout import (
+    SequenceInfo,
+    dataset_dir,
+    load_sequences,
+    load_split,
+    load_template,
+)
+from jaxface.data.source import open_source
+from jaxface.data.splits import Split
+
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "DatasetView",
+    "builder_class",
+    "open_dataset",
+    "prepare_dataset",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one dataset.
+
+    Attributes:
+      builder: ``"module:Class"`` of its TFDS builder.
+      manual: whether it is built from a release downloaded by hand (licence-gated).
+      landmark_embedding: whether it accepts a FLAME landmark embedding.
+      summary: one line for ``jaxface prepare --help``.
+    """
+
+    builder: str
+    manual: bool
+    landmark_embedding: bool = False
+    summary: str = ""
+
+
+#: Dataset name -> builder. The procedural ``faces4d`` is generated; the others read a release.
+DATASETS: dict[str, DatasetSpec] = {
+    "coma": DatasetSpec("datasets_tfds.coma.coma:Coma", manual=True, landmark_embedding=True,
+                        summary="CoMA (12 subjects x 12 expressions, FLAME topology)"),
+    "d3dfacs": DatasetSpec("datasets_tfds.d3dfacs.d3dfacs:D3dfacs", manual=True,
+                           landmark_embedding=True,
+                           summary="D3DFACS registered to FLAME (action-unit sequences)"),
+    "faces4d": DatasetSpec("datasets_tfds.faces4d.faces4d:Faces4d", manual=False,
+                           summary="the embedded procedural 4D face set (no download)"),
+    "vocaset": DatasetSpec("datasets_tfds.vocaset.vocaset:Vocaset", manual=True,
+                           landmark_embedding=True, summary="VOCASET speech sequences"),
+}
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def builder_class(name: str) -> type:
+    """The TFDS builder class of a registered dataset (imports its module)."""
+    module, _, cls = _spec(name).builder.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _check_request(name: str, spec: DatasetSpec, manual_dir, landmark_embedding, config):
+    if spec.manual and manual_dir is None:
+        raise ValueError(f"{name} is licence-gated: give the folder of the downloaded release "
+                         "(manual_dir)")
+    if not spec.manual and manual_dir is not None:
+        raise ValueError(f"{name} is generated; a manual download folder does not apply")
+    if landmark_embedding is not None:
+        if not spec.landmark_embedding:
+            raise ValueError(f"{name} has its own landmarks; a landmark embedding does not apply")
+        if len(landmark_embedding) not in (1, 2):
+            raise ValueError("a landmark embedding is one file or two (static, dynamic), got "
+                             f"{len(landmark_embedding)}")
+        if config not in (None, "landmarks"):
+            raise ValueError(f"a landmark embedding needs the 'landmarks' config, not {config!r}")
+
+
+def prepare_dataset(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    config: str | None = None,
+    manual_dir: str | None = None,
+    landmark_embedding: Sequence[str] | None = None,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> str:
+    """Builds (or reuses) a prepared dataset and returns its folder.
+
+    Args:
+      name: a key of :data:`DATASETS`.
+      data_dir: TFDS data folder (default: TFDS's, ``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``).
+      config: builder config name (default: the builder's first; ``"landmarks"`` when a
+        landmark embedding is given).
+      manual_dir: the downloaded release (licence-gated datasets only).
+      landmark_embedding: FLAME landmark embedding file(s): one file with 68 landmarks, or the
+        static and the dynamic embedding files.
+      overwrite: rebuild even if already prepared.
+      verbose: print where the dataset went.
+
+    Returns:
+      ``<data_dir>/<name>/<config>/<version>``.
+
+    Raises:
+      ValueError: an unknown dataset or config, or options that do not apply to it.
+    """
+    import tensorflow_datasets as tfds  # Deferred: heavy, and only needed to build.
+
+    spec = _spec(name)
+    _check_request(name, spec, manual_dir, landmark_embedding, config)
+    if landmark_embedding is not None:
+        config = "landmarks"
+    builder_cls = builder_class(name)
+    configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
+    if config is not None and config not in configs:
+        raise ValueError(f"unknown config {config!r} for {name}; choose from {', '.join(configs)}")
+    kwargs: dict[str, Any] = {"data_dir": data_dir, "config": config}
+    if landmark_embedding is not None:
+        kwargs["landmark_embedding"] = list(landmark_embedding)
+    builder = builder_cls(**kwargs)
+    if overwrite and builder.data_path.exists():
+        builder.data_path.rmtree()
+        builder = builder_cls(**kwargs)
+    mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
+            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    existed = builder.data_path.joinpath("dataset_info.json").exists()
+    start = time.perf_counter()
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir if spec.manual else None, download_mode=mode))
+    seconds = time.perf_counter() - start
+    if verbose:
+        meta = builder.info.metadata
+        what = "already prepared at" if existed else f"prepared in {seconds:.1f} s at"
+        print(f"{builder.name}/{builder.builder_config.name} {what} {builder.data_path}")
+        print(
+            f"  {meta.get('num_examples')} meshes in {meta.get('num_sequences')} sequences, "
+            f"{meta.get('num_vertices')} vertices each; protocols: "
+            f"{len(meta.get('protocols', []))}"
+        )
+    return str(builder.data_path)
+
+
+class DatasetView:
+    """A prepared dataset's template, landmark definition, sequences and protocols.
+
+    Args:
+      path: the prepared dataset folder.
+      require_landmarks: raise unless the dataset defines 68 landmarks on its template.
+
+    Attributes:
+      path: the folder.
+      faces: int32 ``[F, 3]`` template faces (shared by every mesh).
+      vertices: float32 ``[N, 3]`` reference vertices.
+      landmarks: the landmark definition, or ``None``.
+      sequences: the sequence index.
+
+    Raises:
+      FileNotFoundError: the folder is not a prepared dataset.
+      ValueError: ``require_landmarks`` and the dataset has none.
+    """
+
+    def __init__(self, path: str, *, require_landmarks: bool = True):
+        self.path = os.fspath(path)
+        template = load_template(self.path)
+        self.faces: np.ndarray = template["faces"]
+        self.vertices: np.ndarray = template["vertices"]
+        fields = {k.split("/", 1)[1]: v for k, v in template.items() if k.startswith("landmarks/")}
+        if require_landmarks and not fields:
+            raise ValueError(
+                f"dataset at {self.path} has no landmark definition; 68 landmarks are needed "
+                "(for CoMA, prepare it with FLAME's landmark embedding)"
+            )
+        self.landmarks: LandmarkDefinition | None = LandmarkDefinition(**fields) if fields else None
+        self.sequences: list[SequenceInfo] = load_sequences(self.path)
+        self._source = None
+
+    @property
+    def source(self):
+        """The random-access source of the ``frames`` split (opened on first use)."""
+        if self._source is None:
+            self._source = open_source(self.path)
+        return self._source
+
+    def split(self, protocol: str) -> Split:
+        """The protocol's train/test example indices."""
+        return load_split(self.path, protocol)
+
+    def sequences_of(self, indices: np.ndarray) -> list[SequenceInfo]:
+        """The sequences whose frames are all in ``indices`` (a split part)."""
+        chosen = np.zeros(len(self.source), bool)
+        chosen[np.asarray(indices, np.int64)] = True
+        return [s for s in self.sequences if chosen[s.start : s.stop].all()]
+
+
+def open_dataset(config, *, verbose: bool = True) -> DatasetView:
+    """Finds (and, for the procedural set, prepares when missing) the configured dataset.
+
+    Args:
+      config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config`` and ``data_dir``.
+      verbose: print what preparing does.
+
+    Raises:
+      FileNotFoundError: a licence-gated dataset that has not been prepared.
+    """
+    data_dir = os.path.expanduser(config.data_dir)
+    try:
+        path = dataset_dir(config.dataset, data_dir=data_dir, config=config.dataset_config)
+    except FileNotFoundError:
+        if _spec(config.dataset).manual:
+            raise
+        path = prepare_dataset(config.dataset, data_dir=data_dir, config=config.dataset_config,
+                               verbose=verbose)
+    return DatasetView(path)

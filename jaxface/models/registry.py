@@ -1,0 +1,82 @@
+"""Models by name: ``create_model(config.model, **context)``.
+
+Experiment configs name their network (``config.model.name``) and give its fields in the same
+block; :func:`create_model` looks the name up in :data:`MODELS` and builds the Flax module.
+``context`` carries what comes from the data rather than the config (a template's
+:class:`~jaxface.models.s2d.SpiralTopology`, the number of expression labels, the sequence
+length). Adding a model is a module with the network plus one entry here (see
+``docs/adding_a_model.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxface.models.neural3dmm import Neural3DMM
+from jaxface.models.s2d import S2DDecoder, SpiralTopology
+from jaxface.models.sequence_lstm import LSTMExpressionClassifier, LSTMLandmarkGenerator
+
+__all__ = ["MODELS", "compute_dtype", "create_model"]
+
+
+def compute_dtype(name: str | None):
+    """The compute dtype of a config's ``compute_dtype`` (``None`` keeps float32)."""
+    if name in (None, "float32"):
+        return None
+    if name == "bfloat16":
+        return jnp.bfloat16
+    raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {name!r}")
+
+
+def _s2d_decoder(cfg, *, topology: SpiralTopology) -> S2DDecoder:
+    return S2DDecoder(
+        topology, channels=tuple(cfg.channels), activation=cfg.activation,
+        learned_padding=cfg.learned_padding, dtype=compute_dtype(cfg.get("compute_dtype")),
+        spiral_impl=cfg.get("spiral_impl", "auto"),
+    )
+
+
+def _neural3dmm(cfg, *, topology: SpiralTopology) -> Neural3DMM:
+    return Neural3DMM(
+        topology, encoder_channels=tuple(cfg.encoder_channels),
+        decoder_channels=tuple(cfg.decoder_channels), latent=cfg.latent,
+        activation=cfg.activation, dtype=compute_dtype(cfg.get("compute_dtype")),
+    )
+
+
+def _lstm_landmark_generator(cfg, *, num_frames: int, num_classes: int) -> LSTMLandmarkGenerator:
+    return LSTMLandmarkGenerator(num_frames=num_frames, num_classes=num_classes,
+                                 hidden_size=cfg.hidden_size, latent_size=cfg.latent_size)
+
+
+def _lstm_expression_classifier(cfg, *, num_classes: int) -> LSTMExpressionClassifier:
+    return LSTMExpressionClassifier(num_classes=num_classes, hidden_size=cfg.hidden_size,
+                                    feature_size=cfg.feature_size)
+
+
+#: Model name -> ``factory(model_config, **context) -> nn.Module``.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "lstm_expression_classifier": _lstm_expression_classifier,
+    "lstm_landmark_generator": _lstm_landmark_generator,
+    "neural3dmm": _neural3dmm,
+    "s2d_decoder": _s2d_decoder,
+}
+
+
+def create_model(cfg, **context) -> nn.Module:
+    """The module named by ``cfg.name``, built from the fields of ``cfg``.
+
+    Args:
+      cfg: a config block with ``name`` (a key of :data:`MODELS`) and that model's fields.
+      **context: what the model needs from the data (e.g. ``topology=``, ``num_classes=``).
+
+    Raises:
+      ValueError: an unknown name.
+    """
+    name = cfg.get("name")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+    return MODELS[name](cfg, **context)
