@@ -63,8 +63,8 @@ from jaxface.s2d import S2DInference, train_s2d
 
 __all__ = [
     "BUNDLE_FORMAT",
-    "RECIPE_TIMES",
     "RECIPE_ENV",
+    "RECIPE_TIMES",
     "FaceGenerator",
     "GeneratedExpression",
     "bundle_name",

@@ -30,7 +30,7 @@ from datasets_tfds.common import (
 from jaxface.data.procedural import EXPRESSIONS  # the 12 CoMA expressions, sorted
 from jaxface.data.splits import Split, coma_protocols
 
-__all__ = ["EXPRESSIONS", "EXPECTED_LAYOUT", "SUBJECT_PATTERN", "Coma"]
+__all__ = ["EXPECTED_LAYOUT", "EXPRESSIONS", "SUBJECT_PATTERN", "Coma"]
 
 SUBJECT_PATTERN = re.compile(r"FaceTalk_\d{6}_\d{5}_TA")
 EXPECTED_LAYOUT = "<FaceTalk_XXXXXX_XXXXX_TA>/<expression>/<expression>.NNNNNN.ply"

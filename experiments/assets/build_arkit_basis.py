@@ -128,24 +128,24 @@ from jaxface.data.template import load_face_template
 from jaxface.viz import render
 
 __all__ = [
+    "BIND_KINDS",
     "FACECAP_MEMBER",
     "FACECAP_SHA256",
     "FACECAP_SIZE",
-    "BIND_KINDS",
-    "FaceCap",
     "Binding",
-    "read_facecap_bytes",
-    "decode_glb",
-    "load_facecap",
-    "render_neutral",
-    "detect_landmarks",
-    "similarity_transform",
+    "FaceCap",
     "bind_template",
-    "transfer",
-    "capture_pose",
     "build_basis",
-    "render_sheet",
+    "capture_pose",
+    "decode_glb",
+    "detect_landmarks",
+    "load_facecap",
     "main",
+    "read_facecap_bytes",
+    "render_neutral",
+    "render_sheet",
+    "similarity_transform",
+    "transfer",
 ]
 
 FACECAP_MEMBER = "openfacefx/studio_web/assets/facecap.glb"

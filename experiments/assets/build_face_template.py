@@ -67,18 +67,18 @@ import scipy.spatial
 from jaxface.data.template import IBUG68_VERTICES
 
 __all__ = [
-    "MOUTH_UPPER_INNER",
-    "MOUTH_LOWER_INNER",
     "MOUTH_INNER_CORNERS",
+    "MOUTH_LOWER_INNER",
+    "MOUTH_UPPER_INNER",
+    "align_and_symmetrize",
+    "build_template",
+    "check_orientation",
     "detect_landmarks",
+    "main",
+    "mirror_pairs",
+    "neutralize_mouth",
     "tessellation_triangles",
     "to_metric_frame",
-    "check_orientation",
-    "mirror_pairs",
-    "align_and_symmetrize",
-    "neutralize_mouth",
-    "build_template",
-    "main",
 ]
 
 

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "NUM_IBUG_LANDMARKS",
     "LandmarkDefinition",
     "LandmarkEmbeddingError",
+    "extract_landmarks",
     "from_flame_embedding",
     "from_flame_embeddings",
-    "extract_landmarks",
-    "normalize_landmarks",
     "landmark_displacement",
-    "NUM_IBUG_LANDMARKS",
+    "normalize_landmarks",
 ]
 
 NUM_IBUG_LANDMARKS = 68

@@ -36,15 +36,15 @@ from jaxface.data.landmarks import LandmarkDefinition
 from jaxface.mesh.subdivision import subdivide
 
 __all__ = [
-    "FaceTemplate",
-    "load_face_template",
-    "IBUG68_VERTICES",
     "IBUG68_GROUPS",
+    "IBUG68_VERTICES",
     "MOUTH_CORNERS",
-    "MOUTH_UPPER_INNER",
     "MOUTH_LOWER_INNER",
+    "MOUTH_UPPER_INNER",
     "NUM_BASE_VERTICES",
     "TEMPLATE_ASSET",
+    "FaceTemplate",
+    "load_face_template",
 ]
 
 TEMPLATE_ASSET = "face_template.npz"

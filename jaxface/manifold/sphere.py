@@ -31,14 +31,14 @@ import jax.numpy as jnp
 
 __all__ = [
     "SphereConfig",
+    "exp_map",
+    "geodesic_distance",
+    "geodesic_path",
     "inner",
+    "log_map",
     "norm",
     "project_to_sphere",
     "project_to_tangent",
-    "exp_map",
-    "log_map",
-    "geodesic_distance",
-    "geodesic_path",
 ]
 
 # Below this squared angle the Taylor series are used (theta < 1e-3; the truncation error, theta^6 /

@@ -3,12 +3,8 @@
 from jaxface.models.motion3dgan import (
     Motion3DGANCritic,
     Motion3DGANGenerator,
-    TrainModeBatchNorm,
-    official_conv_init,
-    official_dense_init,
     one_hot_condition,
     rb_condition,
-    resize_nearest,
 )
 from jaxface.models.neural3dmm import Neural3DMM, SpiralEncoder
 from jaxface.models.registry import MODELS, compute_dtype, create_model
@@ -30,14 +26,10 @@ __all__ = [
     "S2DDecoder",
     "SpiralEncoder",
     "SpiralTopology",
-    "TrainModeBatchNorm",
     "compute_dtype",
     "create_model",
     "expression_code",
-    "official_conv_init",
-    "official_dense_init",
     "one_hot_condition",
     "rb_condition",
-    "resize_nearest",
     "sequence_l1_loss",
 ]

@@ -59,10 +59,10 @@ from jaxface.manifold import (
 from jaxface.models import (
     Motion3DGANCritic,
     Motion3DGANGenerator,
-    official_conv_init,
     one_hot_condition,
     rb_condition,
 )
+from jaxface.models.motion3dgan import official_conv_init
 from jaxface.motion3dgan.data import MotionSet
 from jaxface.sharding import data_mesh
 from jaxface.train import LoopConfig, fit, global_norm, jit_train_step, num_params

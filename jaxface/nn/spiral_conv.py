@@ -30,29 +30,24 @@ Implementations (``impl``):
 All gathers carry the batch as an explicit gather batch dimension, so a batch sharded along
 ``B`` stays sharded (only the weight gradient is all-reduced).
 
-Measured on a 2-core CPU (B=16, N=5023, L=9, fp32, jit, median of 20 interleaved calls, machine
-shared with other jobs, so absolute numbers are inflated; ms, forward / forward+backward):
-
-======================  ===========  ===========  ===========
-impl                    32->32       32->3        3->32
-======================  ===========  ===========  ===========
-x_pad[:, idx] @ W       152 / 328    118 / 205    4.8 / 85
-gather_matmul           168 / 308    104 / 199    16 / 111
-matmul_gather           133 / 617    11 / 81      102 / 680
-gather_matmul_inverse   162 / 290    100 / 220    8.3 / 110
-matmul_gather_inverse   128 / 337    7.1 / 24     113 / 330
-======================  ===========  ===========  ===========
+Measured speeds of every implementation per layer shape are in ``benchmarks/README.md``
+(``python -m benchmarks.run``).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxface.nn._spiral_gathers import (
+    gather_then_matmul,
+    inverse_spiral_indices,
+    matmul_then_gather,
+)
 
 __all__ = [
     "SPIRAL_IMPLS",
@@ -72,278 +67,6 @@ SPIRAL_IMPLS = (
 
 
 # --------------------------------------------------------------------------------------------
-# Inverse spiral indices
-# --------------------------------------------------------------------------------------------
-
-
-def inverse_spiral_indices(indices: np.ndarray, num_vertices: int) -> np.ndarray:
-    """Lists, for every vertex, the flat spiral positions that reference it.
-
-    Position ``p`` of the flattened index array stands for the pair ``(n, l) = divmod(p, L)``
-    (row-major). Entries equal to ``num_vertices`` (the dummy index) are ignored.
-
-    Args:
-      indices: int array of any shape (usually ``[N, L]`` spiral indices), values in
-        ``[0, num_vertices]``.
-      num_vertices: number of real vertices ``N``; the value ``N`` in ``indices`` is the dummy.
-
-    Returns:
-      int32 array ``[num_vertices, K]``, ``K = max(1, max_v count(v))``. Row ``v`` holds the flat
-      positions ``p`` with ``indices.flat[p] == v`` in increasing order, padded with
-      ``indices.size`` (a dummy position that reads zeros).
-
-    Raises:
-      ValueError: if an index lies outside ``[0, num_vertices]``.
-
-    Example:
-      >>> inverse_spiral_indices(np.array([[0, 1], [1, 2]]), 2)
-      array([[0, 4],
-             [1, 2]], dtype=int32)
-    """
-    flat = np.asarray(indices).reshape(-1).astype(np.int64)
-    num_vertices = int(num_vertices)
-    if flat.size and (flat.min() < 0 or flat.max() > num_vertices):
-        raise ValueError(
-            f"indices must lie in [0, {num_vertices}] (the dummy index is {num_vertices}); "
-            f"got range [{flat.min()}, {flat.max()}]"
-        )
-    positions = np.nonzero(flat < num_vertices)[0]
-    values = flat[positions]
-    order = np.argsort(values, kind="stable")
-    values, positions = values[order], positions[order]
-    counts = np.bincount(values, minlength=num_vertices)
-    width = max(1, int(counts.max()) if counts.size else 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    columns = np.arange(values.size) - starts[values]
-    out = np.full((num_vertices, width), flat.size, dtype=np.int32)
-    out[values, columns] = positions
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Gathers
-# --------------------------------------------------------------------------------------------
-
-
-def _take_rows(src: jax.Array, idx: Any) -> jax.Array:
-    """``src[:, idx]`` for in-bounds indices: ``[B, S, C], [*I] -> [B, *I, C]``.
-
-    Expressed as a gather with an explicit batch dimension (indices broadcast over ``B``): the
-    output comes out batch-major without a transpose, and a batch-sharded ``src`` stays sharded.
-    """
-    idx = jnp.asarray(idx, jnp.int32)
-    batch, _, channels = src.shape
-    starts = jnp.broadcast_to(idx[None, ..., None], (batch, *idx.shape, 1))
-    dnums = jax.lax.GatherDimensionNumbers(
-        offset_dims=(idx.ndim + 1,),
-        collapsed_slice_dims=(1,),
-        start_index_map=(1,),
-        operand_batching_dims=(0,),
-        start_indices_batching_dims=(0,),
-    )
-    return jax.lax.gather(
-        src,
-        starts,
-        dnums,
-        slice_sizes=(1, 1, channels),
-        mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS,
-    )
-
-
-def _replace(values: jax.Array, mask: Any, fill: Any) -> jax.Array:
-    """``where(mask, fill, values)``; ``mask`` broadcasts against ``values``, ``fill=None`` is 0."""
-    if mask is None:
-        return values
-    fill = jnp.zeros((), values.dtype) if fill is None else fill.astype(values.dtype)
-    return jnp.where(mask, fill, values)
-
-
-def _gather_sum(src: jax.Array, cols: Any, masks: Any = None, fills: Any = None) -> jax.Array:
-    """``sum_k src[:, cols[:, k]]``, entry ``(r, k)`` replaced by ``fills[k]`` where ``masks[k]``.
-
-    Args:
-      src: ``[B, S, C]``.
-      cols: int ``[R, K]`` in ``[0, S)``.
-      masks: ``None`` or a length-``K`` sequence of bool ``[R]`` masks (or ``None`` entries).
-      fills: ``None`` (zeros) or a length-``K`` sequence of ``[B, C]`` replacement rows.
-
-    Returns:
-      ``[B, R, C]``.
-
-    The sum is written as ``K`` single-column gathers added up rather than a gather to
-    ``[B, R, K, C]`` followed by a reduction.
-    """
-    out = None
-    for k in range(cols.shape[1]):
-        term = _take_rows(src, cols[:, k])
-        mask = None if masks is None or masks[k] is None else masks[k][None, :, None]
-        fill = None if fills is None else fills[k][:, None, :]
-        term = _replace(term, mask, fill)
-        out = term if out is None else out + term
-    return out
-
-
-#: Columns of the inverse table filled for at least this fraction of rows are gathered densely;
-#: the entries of sparser columns are added by a small scatter with unique indices.
-_DENSE_FRACTION = 0.5
-
-
-class _InversePlan:
-    """Numpy constants of one spiral topology for the custom-VJP gathers.
-
-    The backward pass of a gather ``out[r] = src[idx[r]]`` is, for every source row ``s``, the sum
-    of the cotangent rows that read it. Those lists (:func:`inverse_spiral_indices`) have
-    different lengths, so they are split: the first ``K`` columns, filled for most rows, are
-    gathered for all rows at once (missing entries masked or pointed at a zero row); the few
-    entries of the longer lists are added with one scatter per extra column, whose indices are
-    unique and sorted (so it is deterministic and conflict-free).
-
-    Attributes:
-      idx: int32 ``[N, L]`` source rows (dummy entries point at row 0).
-      is_dummy: bool ``[N, L]`` (``None`` when there is no padding).
-      dummy_cols: per column ``l``, bool ``[N]`` (or ``None`` when the column has no padding).
-      inverse: int32 ``[S, K]`` cotangent rows read by each source row (dense columns).
-      invalid_cols: per column ``k`` of ``inverse``, bool ``[S]`` marking missing entries, or
-        ``None`` when the column has none (or they point at a zero row).
-      extra: tuple of ``(rows [M], cols [M])`` int32 pairs: source rows (unique, sorted) and the
-        cotangent rows they also read.
-
-    Compared by identity: instances are cached per topology.
-    """
-
-    def __init__(self, idx, is_dummy, inverse, invalid, extra):
-        self.idx = idx
-        self.is_dummy = is_dummy if is_dummy.any() else None
-        self.dummy_cols = _columns(is_dummy)
-        self.inverse = inverse
-        self.invalid_cols = _columns(invalid)
-        self.extra = extra
-
-
-def _columns(mask: np.ndarray) -> tuple[np.ndarray | None, ...]:
-    return tuple(m if m.any() else None for m in np.ascontiguousarray(mask.T))
-
-
-def _inverse_transpose(plan: _InversePlan, g_rows: jax.Array) -> jax.Array:
-    """``d_src[s] = sum of g_rows[r] over the cotangent rows r that read s``: ``[B, S, C]``."""
-    d_src = _gather_sum(g_rows, plan.inverse, plan.invalid_cols)
-    for rows, cols in plan.extra:
-        d_src = d_src.at[:, rows].add(
-            _take_rows(g_rows, cols),
-            indices_are_sorted=True,
-            unique_indices=True,
-            mode="promise_in_bounds",
-        )
-    return d_src
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gather_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | None) -> jax.Array:
-    """``[B, N, C] -> [B, N, L, C]`` spiral gather (dummy reads ``fill [B, C]`` or 0).
-
-    The backward pass gathers over ``plan.inverse`` (cotangent rows = positions ``n * L + l``).
-    """
-    mask = None if plan.is_dummy is None else plan.is_dummy[None, :, :, None]
-    fill = None if fill is None else fill[:, None, None, :]
-    return _replace(_take_rows(src, plan.idx), mask, fill)
-
-
-def _gather_inverse_fwd(plan, src, fill):
-    return _gather_inverse(plan, src, fill), fill
-
-
-def _gather_inverse_bwd(plan, fill, g):
-    d_src = _inverse_transpose(plan, g.reshape(g.shape[0], -1, g.shape[-1]))
-    if fill is None:
-        d_fill = None
-    elif plan.is_dummy is None:
-        d_fill = jnp.zeros_like(fill)
-    else:
-        d_fill = jnp.einsum("bnlc,nl->bc", g, plan.is_dummy.astype(g.dtype))
-    return d_src, d_fill
-
-
-_gather_inverse.defvjp(_gather_inverse_fwd, _gather_inverse_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gather_sum_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | None) -> jax.Array:
-    """``[B, N * L, C] -> [B, N, C]``: ``out[n] = sum_l src[idx[n, l]]`` (dummy of column ``l``
-    reads ``fill[:, l]`` of ``fill [B, L, C]``, or 0).
-
-    The backward pass gathers over ``plan.inverse`` (cotangent rows = output rows ``n``, plus a
-    zero row ``N``).
-    """
-    fills = None if fill is None else [fill[:, k] for k in range(fill.shape[1])]
-    return _gather_sum(src, plan.idx, plan.dummy_cols, fills)
-
-
-def _gather_sum_inverse_fwd(plan, src, fill):
-    return _gather_sum_inverse(plan, src, fill), fill
-
-
-def _gather_sum_inverse_bwd(plan, fill, g):
-    g_pad = jnp.concatenate([g, jnp.zeros((g.shape[0], 1, g.shape[2]), g.dtype)], axis=1)
-    d_src = _inverse_transpose(plan, g_pad)
-    if fill is None:
-        d_fill = None
-    elif plan.is_dummy is None:
-        d_fill = jnp.zeros_like(fill)
-    else:
-        d_fill = jnp.einsum("bnc,nl->blc", g, plan.is_dummy.astype(g.dtype))
-    return d_src, d_fill
-
-
-_gather_sum_inverse.defvjp(_gather_sum_inverse_fwd, _gather_sum_inverse_bwd)
-
-
-def _split_inverse(positions: np.ndarray, missing: int, to_row, pad_row: int | None):
-    """Dense columns + sparse extras of an inverse table (see :class:`_InversePlan`)."""
-    valid = positions != missing
-    dense = max(1, int(np.sum(valid.mean(axis=0) >= _DENSE_FRACTION)))
-    extra = []
-    for k in range(dense, positions.shape[1]):
-        rows = np.nonzero(valid[:, k])[0]
-        extra.append((rows.astype(np.int32), to_row(positions[rows, k]).astype(np.int32)))
-    valid = valid[:, :dense]
-    rows = to_row(positions[:, :dense])
-    if pad_row is None:
-        inverse, invalid = np.where(valid, rows, 0), ~valid
-    else:
-        inverse, invalid = np.where(valid, rows, pad_row), np.zeros_like(valid)
-    return inverse.astype(np.int32), invalid, tuple(extra)
-
-
-@functools.lru_cache(maxsize=64)
-def _inverse_plan_cached(key: bytes, shape: tuple[int, int], layout: str) -> _InversePlan:
-    indices = np.frombuffer(key, dtype=np.int32).reshape(shape)
-    n, length = shape
-    is_dummy = indices == n
-    safe = np.where(is_dummy, 0, indices).astype(np.int32)
-    if layout == "gather_matmul":
-        # Source rows: vertices. Cotangent rows: flat positions n * L + l (masked when missing).
-        idx = safe
-        positions = inverse_spiral_indices(indices, n)
-        inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p, None)
-    else:
-        # Source rows: (vertex, position) pairs y[v * L + l]. Cotangent rows: output rows n;
-        # missing entries read row n, a zero row appended to the (small) cotangent.
-        idx = safe * length + np.arange(length, dtype=np.int32)
-        positions = inverse_spiral_indices(np.where(is_dummy, n * length, idx), n * length)
-        inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p // length, n)
-    arrays = [idx.astype(np.int32), is_dummy, inverse, invalid]
-    arrays += [a for pair in extra for a in pair]
-    for a in arrays:
-        a.setflags(write=False)
-    return _InversePlan(arrays[0], is_dummy, inverse, invalid, extra)
-
-
-def _inverse_plan(indices: np.ndarray, layout: str) -> _InversePlan:
-    indices = np.ascontiguousarray(indices, dtype=np.int32)
-    return _inverse_plan_cached(indices.tobytes(), indices.shape, layout)
-
-
-# --------------------------------------------------------------------------------------------
 # Functional op
 # --------------------------------------------------------------------------------------------
 
@@ -353,6 +76,27 @@ def _concrete(indices: Any) -> np.ndarray | None:
     if isinstance(indices, jax.core.Tracer):
         return None
     return np.asarray(indices)
+
+
+def _check_indices(indices: Any, n: int, c: int, kernel: jax.Array) -> np.ndarray | None:
+    """Checks the shapes (and concrete values) of ``indices`` and ``kernel``; returns the
+    indices as numpy when they are concrete, else ``None``."""
+    idx_shape = tuple(np.shape(indices))
+    if len(idx_shape) != 2 or idx_shape[0] != n:
+        raise ValueError(f"indices must be [N={n}, L], got shape {idx_shape}")
+    length = idx_shape[1]
+    if kernel.ndim != 2 or kernel.shape[0] != length * c:
+        raise ValueError(f"kernel must be [L*C={length * c}, C_out], got shape {kernel.shape}")
+    concrete = _concrete(indices)
+    if concrete is not None and concrete.size:
+        if not np.issubdtype(concrete.dtype, np.integer):
+            raise ValueError(f"indices must be integers, got {concrete.dtype}")
+        lo, hi = int(concrete.min()), int(concrete.max())
+        if lo < 0 or hi > n:
+            raise ValueError(
+                f"indices must lie in [0, {n}] ({n} = dummy/padding); got [{lo}, {hi}]"
+            )
+    return concrete
 
 
 def select_spiral_impl(in_features: int, out_features: int, concrete: bool = True) -> str:
@@ -426,28 +170,11 @@ def spiral_conv(
     kernel = jnp.asarray(kernel)
     if x.ndim < 2:
         raise ValueError(f"x must be [..., N, C], got shape {x.shape}")
-    lead = x.shape[:-2]
-    n, c = x.shape[-2:]
+    lead, (n, c) = x.shape[:-2], x.shape[-2:]
     batch = int(np.prod(lead, dtype=np.int64))
-    x = x.reshape(batch, n, c)
-    concrete = _concrete(indices)
-    idx_shape = tuple(np.shape(indices))
-    if len(idx_shape) != 2 or idx_shape[0] != n:
-        raise ValueError(f"indices must be [N={n}, L], got shape {idx_shape}")
-    length = idx_shape[1]
-    if kernel.ndim != 2 or kernel.shape[0] != length * c:
-        raise ValueError(f"kernel must be [L*C={length * c}, C_out], got shape {kernel.shape}")
-    c_out = kernel.shape[1]
-    if concrete is not None and concrete.size:
-        if not np.issubdtype(concrete.dtype, np.integer):
-            raise ValueError(f"indices must be integers, got {concrete.dtype}")
-        lo, hi = int(concrete.min()), int(concrete.max())
-        if lo < 0 or hi > n:
-            raise ValueError(
-                f"indices must lie in [0, {n}] ({n} = dummy/padding); got [{lo}, {hi}]"
-            )
+    concrete = _check_indices(indices, n, c, kernel)
     if impl in ("auto", "auto_autodiff"):
-        impl = select_spiral_impl(c, c_out, impl == "auto" and concrete is not None)
+        impl = select_spiral_impl(c, kernel.shape[1], impl == "auto" and concrete is not None)
     if impl not in SPIRAL_IMPLS:
         raise ValueError(
             f"impl must be 'auto', 'auto_autodiff' or one of {SPIRAL_IMPLS}, got {impl!r}"
@@ -461,35 +188,11 @@ def spiral_conv(
             raise ValueError(f"padding must be [..., C] = {(*lead, c)}, got {padding.shape}")
         padding = padding.reshape(batch, c)
 
-    if impl.startswith("gather_matmul"):
-        if inverse:
-            gathered = _gather_inverse(_inverse_plan(concrete, "gather_matmul"), x, padding)
-        else:
-            idx = jnp.asarray(indices, jnp.int32)
-            is_dummy = idx == n
-            fill = None if padding is None else padding[:, None, None, :]
-            gathered = _take_rows(x, jnp.where(is_dummy, 0, idx))
-            gathered = _replace(gathered, is_dummy[None, :, :, None], fill)
-        out = jnp.matmul(gathered.reshape(batch, n, length * c), kernel, precision=precision)
-    else:
-        # y[b, v * L + l] = x[b, v] @ W_l with W_l = kernel[l * C:(l + 1) * C].
-        w = kernel.reshape(length, c, c_out).transpose(1, 0, 2).reshape(c, length * c_out)
-        y = jnp.matmul(x, w, precision=precision).reshape(batch, n * length, c_out)
-        fill = None
-        if padding is not None:
-            fill = jnp.matmul(padding, w, precision=precision).astype(y.dtype)
-            fill = fill.reshape(batch, length, c_out)
-        if inverse:
-            out = _gather_sum_inverse(_inverse_plan(concrete, "matmul_gather"), y, fill)
-        else:
-            idx = jnp.asarray(indices, jnp.int32)
-            is_dummy = idx == n
-            cols = jnp.where(is_dummy, 0, idx) * length + jnp.arange(length, dtype=jnp.int32)
-            fills = None if fill is None else [fill[:, k] for k in range(length)]
-            out = _gather_sum(y, cols, [is_dummy[:, k] for k in range(length)], fills)
+    form = gather_then_matmul if impl.startswith("gather_matmul") else matmul_then_gather
+    out = form(x.reshape(batch, n, c), indices, concrete, kernel, padding, precision, inverse)
     if bias is not None:
         out = out + jnp.asarray(bias, out.dtype)
-    return out.reshape(*lead, n, c_out)
+    return out.reshape(*lead, n, kernel.shape[1])
 
 
 # --------------------------------------------------------------------------------------------

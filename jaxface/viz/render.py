@@ -26,13 +26,13 @@ import numpy as np
 
 __all__ = [
     "Camera",
-    "fit_camera",
-    "project_points",
-    "render_mesh",
-    "draw_points",
     "add_colorbar",
     "add_title",
     "contact_sheet",
+    "draw_points",
+    "fit_camera",
+    "project_points",
+    "render_mesh",
     "save_png",
     "vertex_normals",
 ]

@@ -94,7 +94,7 @@ def test_timing_fields_and_recorder(tmp_path):
     path = str(tmp_path / "out.jsonl")
     rec = common.Recorder(path, "run")
     rec.add(case="c", kind="timing", value=np.float32(1.5), bad=float("nan"))
-    line = json.loads(open(path, encoding="utf-8").read().strip())
+    line = json.loads(pathlib.Path(path).read_text(encoding="utf-8").strip())
     assert line == {"run_id": "run", "case": "c", "kind": "timing", "value": 1.5, "bad": None}
 
 
@@ -132,7 +132,8 @@ def test_run_machine_case_writes_outputs(tmp_path):
     status = run.main(["--cases", "machine", "--quick", "--out", str(tmp_path), "--name", "smoke",
                        "--allocator", "default", "--no-torch"], reexec=False)
     assert status == 0
-    lines = [json.loads(x) for x in open(tmp_path / "smoke.jsonl", encoding="utf-8")]
+    text = (tmp_path / "smoke.jsonl").read_text(encoding="utf-8")
+    lines = [json.loads(x) for x in text.splitlines()]
     assert lines[0]["kind"] == "machine" and "finished" in lines[0]
     peaks = [x for x in lines if x["kind"] == "peak"]
     assert {p["backend"] for p in peaks} >= {"jax", "numpy"}

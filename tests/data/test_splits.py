@@ -1,5 +1,7 @@
 """Protocols of jaxface.data.splits on synthetic name lists."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,6 @@ def test_write_and_read_round_trip(tmp_path):
     splits.write_splits(again, splits.coma_protocols(subj, expr, frame).values())
     for path in paths:
         name = path.split("/")[-1]
-        assert (again / name).read_bytes() == open(path, "rb").read()
+        assert (again / name).read_bytes() == pathlib.Path(path).read_bytes()
     with pytest.raises(FileNotFoundError, match="available protocols"):
         splits.read_split(tmp_path, "identity_fold9")

@@ -15,7 +15,7 @@ from jaxface.losses import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
-from jaxface.models import (
+from jaxface.models.motion3dgan import (
     Motion3DGANCritic,
     Motion3DGANGenerator,
     TrainModeBatchNorm,

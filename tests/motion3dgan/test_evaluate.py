@@ -7,6 +7,7 @@ from jaxface.configs import motion3dgan
 from jaxface.data import DatasetView, source
 from jaxface.data.landmarks import extract_landmarks, normalize_landmarks
 from jaxface.losses import frechet_distance
+from jaxface.motion3dgan.data import s2d_training_data
 from jaxface.motion3dgan.evaluate import (
     accuracy,
     classify,
@@ -14,7 +15,6 @@ from jaxface.motion3dgan.evaluate import (
     table3_markdown,
     train_classifier,
 )
-from jaxface.motion3dgan.data import s2d_training_data
 
 
 def test_classifier_accuracy_and_fid(config, tiny_motions, tmp_path):
