@@ -57,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "dynamic embedding files",
     )
     parser.add_argument(
+        "--version", default=None,
+        help="dataset version to build (default: the builder's current one; older versions "
+        "stay buildable so that earlier results can be reproduced)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="rebuild even if the dataset is already prepared"
     )
     parser.set_defaults(func=run)
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args, DATASETS[args.dataset])
     prepare_dataset(
         args.dataset, data_dir=args.data_dir, config=args.config, manual_dir=args.manual_dir,
-        landmark_embedding=args.landmark_embedding, overwrite=args.overwrite,
+        landmark_embedding=args.landmark_embedding, version=args.version,
+        overwrite=args.overwrite,
     )
     return 0

@@ -54,6 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.dataset = "faces4d"
     c.dataset_config = "coma_scale"
     c.data_dir = "~/.cache/jaxface/datasets"
+    c.dataset_version = ""  # "": the builder's current version (generated sets)
     c.split_rule = "first_sample"  # first sample of each (subject, expression) is test
     c.num_frames = 30
     c.min_frames = 10

@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.dataset = "faces4d"
     c.dataset_config = "coma_scale"
     c.data_dir = "~/.cache/jaxface/datasets"
+    c.dataset_version = ""  # "": the builder's current version (generated sets)
     c.protocol = "identity"  # identity | expression | any prepared protocol name
     c.fold = 1
     c.frame_stride = 1  # keep every n-th training frame

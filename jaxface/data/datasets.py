@@ -108,6 +108,7 @@ def prepare_dataset(
     config: str | None = None,
     manual_dir: str | None = None,
     landmark_embedding: Sequence[str] | None = None,
+    version: str | None = None,
     overwrite: bool = False,
     verbose: bool = True,
 ) -> str:
@@ -122,6 +123,7 @@ def prepare_dataset(
       manual_dir: the downloaded release (licence-gated datasets only).
       landmark_embedding: FLAME landmark embedding file(s): one file with 68 landmarks, or the
         static and the dynamic embedding files.
+      version: the dataset version to build (default: the builder's current one).
       overwrite: rebuild even if already prepared.
       verbose: print where the dataset went.
 
@@ -142,6 +144,12 @@ def prepare_dataset(
     if config is not None and config not in configs:
         raise ValueError(f"unknown config {config!r} for {name}; choose from {', '.join(configs)}")
     kwargs: dict[str, Any] = {"data_dir": data_dir, "config": config}
+    if version is not None:
+        supported = [str(v) for v in (builder_cls.VERSION, *builder_cls.SUPPORTED_VERSIONS)]
+        if version not in supported:
+            raise ValueError(f"{name} has no version {version!r}; choose from "
+                             f"{', '.join(supported)}")
+        kwargs["version"] = version
     if landmark_embedding is not None:
         kwargs["landmark_embedding"] = list(landmark_embedding)
     builder = builder_cls(**kwargs)
@@ -220,21 +228,32 @@ class DatasetView:
 
 
 def open_dataset(config, *, verbose: bool = True) -> DatasetView:
-    """Finds (and, for the procedural set, prepares when missing) the configured dataset.
+    """Finds (and, for a generated dataset, prepares when missing) the configured dataset.
+
+    The version is ``config.dataset_version`` when the config has one; otherwise the builder's
+    current version for a generated dataset (so an update of the generator is prepared and used,
+    while older prepared versions stay on disk), and the highest prepared version of a
+    downloaded release.
 
     Args:
-      config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config`` and ``data_dir``.
+      config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config``, ``data_dir`` and
+        optionally ``dataset_version``.
       verbose: print what preparing does.
 
     Raises:
       FileNotFoundError: a licence-gated dataset that has not been prepared.
     """
     data_dir = os.path.expanduser(config.data_dir)
+    spec = _spec(config.dataset)
+    version = config.get("dataset_version") or None
+    if version is None and not spec.manual:
+        version = str(builder_class(config.dataset).VERSION)
     try:
-        path = dataset_dir(config.dataset, data_dir=data_dir, config=config.dataset_config)
+        path = dataset_dir(config.dataset, data_dir=data_dir, config=config.dataset_config,
+                           version=version)
     except FileNotFoundError:
-        if _spec(config.dataset).manual:
+        if spec.manual:
             raise
         path = prepare_dataset(config.dataset, data_dir=data_dir, config=config.dataset_config,
-                               verbose=verbose)
+                               version=version, verbose=verbose)
     return DatasetView(path)
