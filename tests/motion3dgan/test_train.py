@@ -106,7 +106,8 @@ def test_train_resumes_and_reports(config, tiny_motions, tmp_path):
 def test_train_and_evaluate_writes_samples(config, tmp_path):
     res = train_and_evaluate(config, str(tmp_path / "run"))
     assert res["train_motions"] == 36 and res["test_motions"] == 36
-    assert 0.0 <= res["nearest_label_agreement"] <= 1.0
+    assert abs(res["sample_norm"]["min"] - 1.0) < 1e-4 and abs(res["sample_norm"]["max"] - 1) < 1e-4
+    assert res["steps"] == 36 // config.optim.batch_size
     with np.load(tmp_path / "run" / "samples.npz") as z:
         assert z["q"].shape == (12 * config.samples_per_label, 30, 204)
     assert os.path.exists(tmp_path / "run" / "results.json")
