@@ -2,8 +2,10 @@
 
 Everything exported here is numpy-only (the TFDS builders import it without JAX):
 
-* :mod:`~jaxface.data.template`, :mod:`~jaxface.data.landmarks`, :mod:`~jaxface.data.procedural`:
-  the face template, 68-landmark definitions and the procedural 4D face generator;
+* :mod:`~jaxface.data.template`, :mod:`~jaxface.data.landmarks`,
+  :mod:`~jaxface.data.expression_basis`, :mod:`~jaxface.data.procedural`: the face template,
+  68-landmark definitions, the ARKit expression basis of a real capture and the procedural 4D
+  face generator;
 * :mod:`~jaxface.data.layout`: the files of a prepared dataset; :mod:`~jaxface.data.source`:
   random access to its examples; :mod:`~jaxface.data.datasets`: the dataset registry,
   :func:`prepare_dataset` and :func:`open_dataset`;
@@ -20,6 +22,7 @@ from jaxface.data.datasets import (
     open_dataset,
     prepare_dataset,
 )
+from jaxface.data.expression_basis import ExpressionBasis, load_expression_basis
 from jaxface.data.landmarks import (
     LandmarkDefinition,
     LandmarkEmbeddingError,
@@ -39,6 +42,7 @@ __all__ = [
     "EXPRESSIONS",
     "DatasetSpec",
     "DatasetView",
+    "ExpressionBasis",
     "FaceTemplate",
     "LandmarkDefinition",
     "LandmarkEmbeddingError",
@@ -50,6 +54,7 @@ __all__ = [
     "from_flame_embedding",
     "from_flame_embeddings",
     "landmark_displacement",
+    "load_expression_basis",
     "load_face_template",
     "normalize_landmarks",
     "open_dataset",
