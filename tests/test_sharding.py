@@ -1,9 +1,10 @@
+"""The ("data",) device mesh, replicated states and sharded batches on 8 CPU devices."""
+
 import jax
 import numpy as np
 import pytest
 
 from jaxface.sharding import DATA_AXIS, data_mesh, replicate, shard_batch
-from jaxface.train import NonFiniteError, check_finite, global_norm
 
 
 def test_shard_batch_on_all_devices():
@@ -38,10 +39,3 @@ def test_jitted_step_on_sharded_batch_matches_unsharded():
         float(loss(params, shard_batch(x, mesh))), float(((x @ np.ones((3, 2))) ** 2).mean()),
         rtol=1e-6,
     )
-
-
-def test_global_norm_and_finite_check():
-    assert float(global_norm({"a": np.array([3.0]), "b": np.array([4.0])})) == pytest.approx(5)
-    check_finite({"loss": 1.0}, step=1)
-    with pytest.raises(NonFiniteError, match="loss is nan at step 7"):
-        check_finite({"loss": float("nan")}, step=7)

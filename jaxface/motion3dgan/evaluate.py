@@ -66,8 +66,10 @@ __all__ = [
     "classify",
     "create_classifier",
     "detected_landmarks",
+    "generate_landmarks",
     "run_table3",
     "table3_markdown",
+    "table3_metrics",
     "train_classifier",
 ]
 
@@ -215,9 +217,71 @@ def table3_markdown(results: dict[str, Any]) -> str:
 
 
 def _neutral_meshes(view, test: MotionSet) -> np.ndarray:
+    """float32 ``[S, N, 3]``: the mesh each test motion starts from."""
     pairs = zip(test.sequence.tolist(), test.start.tolist(), strict=True)
     idx = np.asarray([view.sequences[s].start + a for s, a in pairs], np.int64)
     return load_split_arrays(view.source, idx, features=("vertices",))["vertices"]
+
+
+class _Stages:
+    """Wall time of each named stage of a run."""
+
+    def __init__(self):
+        self.wall_s: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.wall_s[name] = round(now - self._t0, 1)
+        self._t0 = now
+
+
+def generate_landmarks(config, models, gan_state, lstm, lstm_params, train: MotionSet,
+                       test: MotionSet) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The Gen-LM sequences of every method for the test motions' labels and neutral faces.
+
+    Returns:
+      ``({"GT", "Motion3DGAN", "LSTM"} -> float32 [S, T, K, 3], Motion3DGAN SRVFs [S, T, D])``.
+    """
+    intensity = label_intensities(train, config.intensity_statistic)
+    q = np.asarray(
+        make_sample_fn(models)(gan_state.gen_params, jnp.asarray(gan_state.reference),
+                               jnp.asarray(test.labels), jax.random.key(config.table3.sample_seed)),
+        np.float32,
+    )
+    generated = {
+        "GT": test.landmarks,
+        "Motion3DGAN": motion_to_landmarks(
+            q, test.neutral, intensity[test.labels], spacing=config.sphere.inverse_spacing
+        ),
+        "LSTM": generate_lstm_landmarks(lstm, lstm_params, test.labels, test.neutral),
+    }
+    return generated, q
+
+
+def table3_metrics(clf, clf_params, rows: dict[str, dict[str, np.ndarray]], labels: np.ndarray):
+    """Accuracy (%) and FID of every row (``"Gen-LM"``/``"Det-LM"``) and method.
+
+    Args:
+      clf, clf_params: the trained classifier.
+      rows: row -> method -> landmark sequences ``[S, T, K, 3]`` (``"GT"`` among the methods).
+      labels: int ``[S]``.
+
+    Returns:
+      ``(accuracy[row][method], fid[row][method], outputs[row][method] = (logits, features))``;
+      FID compares each method's features with the ground truth's of the same row.
+    """
+    acc: dict[str, dict[str, float]] = {}
+    fid: dict[str, dict[str, float]] = {}
+    outputs = {}
+    for row, sets in rows.items():
+        outputs[row] = {m: classify(clf, clf_params, seqs) for m, seqs in sets.items()}
+        acc[row] = {m: accuracy(logits, labels) for m, (logits, _) in outputs[row].items()}
+        fid[row] = {
+            m: frechet_distance(outputs[row]["GT"][1], feats)
+            for m, (_, feats) in outputs[row].items() if m != "GT"
+        }
+    return acc, fid, outputs
 
 
 def run_table3(config, workdir: str) -> dict[str, Any]:
@@ -229,104 +293,72 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     with the same work directory resumes or reuses every finished stage.
 
     Args:
-      config: experiment config (``jaxface/configs/motion3dgan.py``).
+      config: a :mod:`jaxface.configs.motion3dgan` config.
       workdir: work directory.
 
     Returns:
       The results dict written to ``table3.json``: ``accuracy[row][method]`` (%),
       ``fid[row][method]``, sizes, per-stage training info and wall times.
+
+    Raises:
+      ValueError: the split rule leaves no test motions.
     """
     t_start = time.perf_counter()
     workdir = os.path.abspath(workdir)
     write_config(workdir, config.to_dict())
-    timings: dict[str, float] = {}
+    stages = _Stages()
 
-    def stage(name: str, t0: float) -> None:
-        timings[name] = round(time.perf_counter() - t0, 1)
-
-    t0 = time.perf_counter()
     view = open_dataset(config, verbose=False)
-    path = view.path
     train, test = load_motion_splits(
-        path, config.split_rule, num_frames=config.num_frames, min_frames=config.min_frames,
-        source=view.source,
+        view.path, config.split_rule, num_frames=config.num_frames,
+        min_frames=config.min_frames, source=view.source,
     )
     if len(test) == 0:
         raise ValueError(f"split rule {config.split_rule!r} leaves no test motions")
     neutral_meshes = _neutral_meshes(view, test)
-    stage("data", t0)
+    stages.done("data")
 
-    t0 = time.perf_counter()
     t3 = config.table3
     s2d_dir = t3.s2d_workdir or os.path.join(workdir, "s2d")
     s2d_data = s2d_training_data(view, train, config.s2d.topology, t3.s2d_frame_stride)
     _, s2d_info = train_s2d(config.s2d, s2d_dir, s2d_data)
     decode = S2DInference.load(s2d_dir).decode
     s2d_info["train_frames"] = len(s2d_data.train)
-    stage("s2d", t0)
-
-    t0 = time.perf_counter()
+    stages.done("s2d")
     models, gan_state, gan_info = train_gan(config, os.path.join(workdir, "gan"), train)
-    stage("gan", t0)
-    t0 = time.perf_counter()
+    stages.done("gan")
     lstm, lstm_params, lstm_info = train_lstm_generator(
-        config, os.path.join(workdir, "lstm"), train
-    )
-    stage("lstm", t0)
-    t0 = time.perf_counter()
+        config, os.path.join(workdir, "lstm"), train)
+    stages.done("lstm")
     clf, clf_params, clf_info = train_classifier(config, os.path.join(workdir, "classifier"), train)
-    stage("classifier", t0)
+    stages.done("classifier")
 
-    t0 = time.perf_counter()
-    intensity = label_intensities(train, config.intensity_statistic)
-    sample = make_sample_fn(models)
-    q = np.asarray(
-        sample(gan_state.gen_params, jnp.asarray(gan_state.reference),
-               jnp.asarray(test.labels), jax.random.key(t3.sample_seed)),
-        np.float32,
-    )
-    generated = {
-        "GT": test.landmarks,
-        "Motion3DGAN": motion_to_landmarks(
-            q, test.neutral, intensity[test.labels], spacing=config.sphere.inverse_spacing
-        ),
-        "LSTM": generate_lstm_landmarks(lstm, lstm_params, test.labels, test.neutral),
-    }
-    stage("generate", t0)
-    t0 = time.perf_counter()
+    generated, q = generate_landmarks(config, models, gan_state, lstm, lstm_params, train, test)
+    stages.done("generate")
     detected = {
         m: detected_landmarks(decode, seqs, test.neutral, neutral_meshes, view.landmarks,
                               view.faces)
         for m, seqs in generated.items()
     }
-    stage("det_lm", t0)
+    stages.done("det_lm")
     write_npz(os.path.join(workdir, "generated.npz"), {
         "labels": test.labels, "motion3dgan_q": q,
         **{f"gen_{m}": v for m, v in generated.items()},
         **{f"det_{m}": v for m, v in detected.items()},
     })
 
-    t0 = time.perf_counter()
-    acc: dict[str, dict[str, float]] = {}
-    fid: dict[str, dict[str, float]] = {}
-    outputs = {}
-    for row, sets in (("Gen-LM", generated), ("Det-LM", detected)):
-        outputs[row] = {m: classify(clf, clf_params, seqs) for m, seqs in sets.items()}
-        acc[row] = {m: accuracy(logits, test.labels) for m, (logits, _) in outputs[row].items()}
-        fid[row] = {
-            m: frechet_distance(outputs[row]["GT"][1], feats)
-            for m, (_, feats) in outputs[row].items() if m != "GT"
-        }
+    acc, fid, outputs = table3_metrics(clf, clf_params,
+                                       {"Gen-LM": generated, "Det-LM": detected}, test.labels)
     train_logits, train_feats = classify(clf, clf_params, train.landmarks)
     test_feats = outputs["Gen-LM"]["GT"][1]  # the GT of Gen-LM is the test landmarks
-    stage("metrics", t0)
+    stages.done("metrics")
 
     counts = np.bincount(test.labels, minlength=test.num_classes)
     per_label = (
         str(int(counts[0])) if np.all(counts == counts[0]) else f"{counts.min()}-{counts.max()}"
     )
     results = {
-        "dataset": path,
+        "dataset": view.path,
         "split_rule": config.split_rule,
         "num_train": len(train),
         "num_test": len(test),
@@ -336,12 +368,12 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         "fid": fid,
         "fid_gt_train_vs_test": frechet_distance(train_feats, test_feats),
         "classifier_train_accuracy": accuracy(train_logits, train.labels),
-        "label_intensity": intensity.tolist(),
+        "label_intensity": label_intensities(train, config.intensity_statistic).tolist(),
         "s2d": s2d_info,
         "gan": gan_info,
         "lstm": lstm_info,
         "classifier": clf_info,
-        "stage_wall_s": timings,
+        "stage_wall_s": stages.wall_s,
         "wall_s": round(time.perf_counter() - t_start, 1),
         "devices": [str(d) for d in jax.devices()],
     }
