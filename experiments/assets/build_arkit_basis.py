@@ -125,6 +125,7 @@ import scipy.sparse.csgraph
 
 from jaxface.data.expression_basis import ARKIT_NAMES
 from jaxface.data.template import load_face_template
+from jaxface.mesh.topology import boundary_loops
 from jaxface.viz import render
 
 __all__ = [
@@ -445,25 +446,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.nd
     return scale, rot, md - scale * rot @ ms
 
 
-def _boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
-    """Boundary loops, each ordered along the face winding."""
-    f = np.asarray(faces, np.int64)
-    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    present = set(map(tuple, directed.tolist()))
-    nxt = {a: b for a, b in directed.tolist() if (b, a) not in present}
-    loops, seen = [], set()
-    for start in sorted(nxt):
-        if start in seen:
-            continue
-        loop, cur = [], start
-        while cur not in seen:
-            seen.add(cur)
-            loop.append(cur)
-            cur = nxt[cur]
-        loops.append(np.array(loop, np.int64))
-    return loops
-
-
 def _loop_near(loops: list[np.ndarray], vertices: np.ndarray, size: int, x: float) -> np.ndarray:
     cands = [lp for lp in loops if len(lp) == size]
     if not cands:
@@ -617,7 +599,7 @@ class _Surface:
         for t, (a, b, c) in enumerate(self.f.tolist()):
             for k, (i, j) in enumerate(((a, b), (b, c), (c, a))):
                 self.edge_face[(i, j)] = (t, k)
-        loops = _boundary_loops(self.f)
+        loops = boundary_loops(self.f)
         specs = {"mouth": (36, 0.0, "jawOpen", False), "eye_L": (24, 0.036, "eyeBlink_L", True),
                  "eye_R": (24, -0.036, "eyeBlink_R", True)}
         graph = _edge_graph(self.v, self.f, weighted=True)
@@ -710,7 +692,7 @@ def bind_template(facecap: FaceCap, landmarks: np.ndarray, camera, scene_v, scen
     h, w = camera.image_size
     pix = np.asarray(landmarks, np.float64)[:, :2] * np.array([w, h])
 
-    t_loops = _boundary_loops(template_faces)
+    t_loops = boundary_loops(template_faces)
     t_graph = _edge_graph(tv, template_faces, weighted=False)
     rule: dict[int, tuple] = {}  # vertex -> ("corner", i) | ("half", chain) | ("side", mask)
     for key, x in (("mouth", 0.0), ("eye_L", 0.035), ("eye_R", -0.035)):

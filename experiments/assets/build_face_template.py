@@ -65,6 +65,7 @@ import scipy.sparse.linalg
 import scipy.spatial
 
 from jaxface.data.template import IBUG68_VERTICES
+from jaxface.mesh.topology import boundary_loops
 
 __all__ = [
     "MOUTH_INNER_CORNERS",
@@ -263,24 +264,6 @@ def _cotangent_laplacian(
     return lap.tocsr(), mass
 
 
-def _boundary_loops(faces: np.ndarray) -> list[list[int]]:
-    f = np.asarray(faces, np.int64)
-    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    present = set(map(tuple, directed.tolist()))
-    nxt = {a: b for a, b in directed.tolist() if (b, a) not in present}
-    loops, seen = [], set()
-    for start in sorted(nxt):
-        if start in seen:
-            continue
-        loop, cur = [], start
-        while cur not in seen:
-            seen.add(cur)
-            loop.append(cur)
-            cur = nxt[cur]
-        loops.append(loop)
-    return loops
-
-
 def neutralize_mouth(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -317,7 +300,7 @@ def neutralize_mouth(
 
     nostril_y = v[2, 1]  # subnasale
     fixed = (v[:, 1] > nostril_y - 0.0005) | (np.abs(v[:, 0]) > 0.058)
-    outer = max(_boundary_loops(f), key=len)
+    outer = max(boundary_loops(f), key=len)
     fixed[[b for b in outer if v[b, 1] > -0.05]] = True
     handles = np.array(sorted(targets), np.int64)
     fixed[handles] = False

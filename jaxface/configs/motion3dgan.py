@@ -41,7 +41,7 @@ It keeps the data, the losses and their weights, but shrinks the networks and th
 import ml_collections
 
 from jaxface.configs import s2d
-from jaxface.configs.common import parse_mode
+from jaxface.configs.common import base_config, parse_mode
 
 MODES = ("paper", "cpu", "test")
 
@@ -49,17 +49,11 @@ MODES = ("paper", "cpu", "test")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The Motion3DGAN configuration of a mode (see the module docstring)."""
     mode = parse_mode(arg, MODES)
-    c = ml_collections.ConfigDict()
-    c.mode = mode
-    c.dataset = "faces4d"
-    c.dataset_config = "coma_scale"
-    c.data_dir = "~/.cache/jaxface/datasets"
-    c.dataset_version = ""  # "": the builder's current version (generated sets)
+    c = base_config(mode, seed=0)
     c.split_rule = "first_sample"  # first sample of each (subject, expression) is test
     c.num_frames = 30
     c.min_frames = 10
     c.num_landmarks = 68
-    c.seed = 0
 
     c.model = ml_collections.ConfigDict()
     c.model.gen_base_channels = 1024
@@ -97,9 +91,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.intensity_statistic = "median"  # per-label SRVF length given to generated motions
     c.samples_per_label = 10
-    c.checkpoint_every = 1000
-    c.log_every = 50
-    c.progress = True
 
     # The deterministic LSTM landmark generator (Table 3 baseline).
     c.baseline = ml_collections.ConfigDict()

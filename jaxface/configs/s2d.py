@@ -26,7 +26,7 @@ Modes (``--config=jaxface/configs/s2d.py:<mode>``):
 
 import ml_collections
 
-from jaxface.configs.common import parse_mode
+from jaxface.configs.common import base_config, parse_mode
 
 MODES = ("paper", "cpu", "test")
 
@@ -34,18 +34,12 @@ MODES = ("paper", "cpu", "test")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The S2D configuration of a mode (see the module docstring)."""
     mode = parse_mode(arg, MODES)
-    c = ml_collections.ConfigDict()
-    c.mode = mode
-    c.dataset = "faces4d"
-    c.dataset_config = "coma_scale"
-    c.data_dir = "~/.cache/jaxface/datasets"
-    c.dataset_version = ""  # "": the builder's current version (generated sets)
+    c = base_config(mode, seed=2)
     c.protocol = "identity"  # identity | expression | any prepared protocol name
     c.fold = 1
     c.frame_stride = 1  # keep every n-th training frame
     c.eval_frame_stride = 1
     c.loader = "memory"  # memory: frames held on the devices | stream: read by grain per batch
-    c.seed = 2
 
     c.topology = ml_collections.ConfigDict()
     c.topology.factors = (4, 4, 4, 4)
@@ -98,10 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.tables.num_heatmaps = 4
     c.tables.curve_max_mm = 3.0
 
-    c.checkpoint_every = 1000
-    c.log_every = 50
     c.eval_batch_size = 64
-    c.progress = True
 
     if mode == "cpu":
         c.dataset_config = "coma_scale_lite"

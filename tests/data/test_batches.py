@@ -17,12 +17,8 @@ from jaxface.sharding import data_mesh
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from datasets_tfds.faces4d import Faces4d
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    Faces4d(data_dir=str(data_dir), config="tiny").download_and_prepare()
-    return layout.dataset_dir("faces4d", data_dir=data_dir, config="tiny")
+def tiny_dir(tiny_faces4d):
+    return tiny_faces4d[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,8 @@ from jaxface.data import layout, source
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from datasets_tfds.faces4d import Faces4d
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    Faces4d(data_dir=str(data_dir), config="tiny").download_and_prepare()
-    return layout.dataset_dir("faces4d", data_dir=data_dir, config="tiny")
+def tiny_dir(tiny_faces4d):
+    return tiny_faces4d[1]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +17,7 @@ def frames(tiny_dir):
 
 
 def test_dataset_dir_and_readers(tiny_dir, tmp_path):
-    assert tiny_dir.endswith("faces4d/tiny/1.0.0")
+    assert "/faces4d/tiny/" in tiny_dir
     with pytest.raises(FileNotFoundError, match="no prepared dataset 'coma'"):
         layout.dataset_dir("coma", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="not a prepared TFDS dataset"):
