@@ -42,16 +42,16 @@ def gradient_penalty(
     penalty's own gradient is finite when a critic gradient is exactly zero.
 
     Args:
-        critic_fn: maps ``[B, ...]`` inputs to ``[B]`` (or ``[B, 1]``) scores; typically a closure
-            over the critic's params and condition, e.g.
-            ``lambda x: critic.apply(params, x, cond)``.
-        real: ``[B, ...]`` real samples (tangent vectors ``[B, T, F]``).
-        fake: ``[B, ...]`` generated samples, same shape.
-        key: PRNG key for the interpolation weights.
-        weight: ``lambda`` (10 in the paper and the official code).
+      critic_fn: maps ``[B, ...]`` inputs to ``[B]`` (or ``[B, 1]``) scores; typically a closure
+        over the critic's params and condition, e.g.
+        ``lambda x: critic.apply(params, x, cond)``.
+      real: ``[B, ...]`` real samples (tangent vectors ``[B, T, F]``).
+      fake: ``[B, ...]`` generated samples, same shape.
+      key: PRNG key for the interpolation weights.
+      weight: ``lambda`` (10 in the paper and the official code).
 
     Returns:
-        float32 scalar.
+      float32 scalar.
     """
     real, fake = jnp.asarray(real), jnp.asarray(fake)
     alpha = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
@@ -67,11 +67,11 @@ def wasserstein_critic_loss(real_scores: jax.Array, fake_scores: jax.Array) -> j
     """Critic loss ``mean(D(fake)) - mean(D(real))`` (add :func:`gradient_penalty`).
 
     Args:
-        real_scores: ``[B]`` critic scores of real samples.
-        fake_scores: ``[B']`` critic scores of generated samples.
+      real_scores: ``[B]`` critic scores of real samples.
+      fake_scores: ``[B']`` critic scores of generated samples.
 
     Returns:
-        float32 scalar.
+      float32 scalar.
     """
     return jnp.mean(fake_scores) - jnp.mean(real_scores)
 
@@ -80,10 +80,10 @@ def wasserstein_generator_loss(fake_scores: jax.Array) -> jax.Array:
     """Generator adversarial loss ``-mean(D(fake))``.
 
     Args:
-        fake_scores: ``[B]`` critic scores of generated samples.
+      fake_scores: ``[B]`` critic scores of generated samples.
 
     Returns:
-        float32 scalar.
+      float32 scalar.
     """
     return -jnp.mean(fake_scores)
 
@@ -95,11 +95,11 @@ def tangent_l1(pred: jax.Array, target: jax.Array) -> jax.Array:
     the two differ by the constant ``B * T * F``, which rescales ``alpha2``.
 
     Args:
-        pred: ``[B, T, F]`` generated tangent vectors ``log_p(exp_p(G(z, c)))``.
-        target: ``[B, T, F]`` real tangent vectors ``log_p(q)`` paired by batch index.
+      pred: ``[B, T, F]`` generated tangent vectors ``log_p(exp_p(G(z, c)))``.
+      target: ``[B, T, F]`` real tangent vectors ``log_p(q)`` paired by batch index.
 
     Returns:
-        float32 scalar.
+      float32 scalar.
     """
     return jnp.mean(jnp.abs(pred - target))
 
@@ -114,17 +114,17 @@ def frechet_distance_from_stats(
     negligible imaginary diagonal is replaced by its real part.
 
     Args:
-        mu1: ``[F]`` mean of the first distribution.
-        sigma1: ``[F, F]`` covariance of the first distribution.
-        mu2: ``[F]`` mean of the second distribution.
-        sigma2: ``[F, F]`` covariance of the second distribution.
-        eps: diagonal offset of the fallback.
+      mu1: ``[F]`` mean of the first distribution.
+      sigma1: ``[F, F]`` covariance of the first distribution.
+      mu2: ``[F]`` mean of the second distribution.
+      sigma2: ``[F, F]`` covariance of the second distribution.
+      eps: diagonal offset of the fallback.
 
     Returns:
-        Python float.
+      Python float.
 
     Raises:
-        ValueError: if the square root has a significant imaginary part.
+      ValueError: if the square root has a significant imaginary part.
     """
     mu1, mu2 = (
         np.atleast_1d(np.asarray(mu1, np.float64)),
@@ -156,12 +156,12 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, *, eps: float = 1
     """Fréchet distance (FID) between two feature sets, from their means and unbiased covariances.
 
     Args:
-        feats_a: ``[N, F]`` features (e.g. the 512-d classifier features of real sequences).
-        feats_b: ``[M, F]`` features of generated sequences.
-        eps: see :func:`frechet_distance_from_stats`.
+      feats_a: ``[N, F]`` features (e.g. the 512-d classifier features of real sequences).
+      feats_b: ``[M, F]`` features of generated sequences.
+      eps: see :func:`frechet_distance_from_stats`.
 
     Returns:
-        Python float.
+      Python float.
     """
     a = np.asarray(feats_a, np.float64)
     b = np.asarray(feats_b, np.float64)

@@ -29,15 +29,15 @@ def karcher_mean(
     tolerance. The mean is unique when the points lie in an open hemisphere.
 
     Args:
-        qs: ``[M, T, D]`` points on the sphere.
-        max_iters: maximal number of updates (static).
-        step: update step in ``(0, 1]``.
-        tol: stop once the norm of the mean log map falls below this.
-        init: ``[T, D]`` starting point; ``None`` starts at ``qs[0]``.
-        return_iterations: also return the number of updates made.
+      qs: ``[M, T, D]`` points on the sphere.
+      max_iters: maximal number of updates (static).
+      step: update step in ``(0, 1]``.
+      tol: stop once the norm of the mean log map falls below this.
+      init: ``[T, D]`` starting point; ``None`` starts at ``qs[0]``.
+      return_iterations: also return the number of updates made.
 
     Returns:
-        ``[T, D]`` mean, and with ``return_iterations`` an int32 scalar.
+      ``[T, D]`` mean, and with ``return_iterations`` an int32 scalar.
     """
     qs = jnp.asarray(qs)
     if qs.ndim != 3:
@@ -71,13 +71,13 @@ def reference_point(
     """The point whose tangent space hosts the GAN, as chosen by ``config.reference``.
 
     Args:
-        qs: ``[M, T, D]`` training SRVFs on the sphere.
-        config: ``reference == "mean"`` (paper) returns :func:`karcher_mean` of ``qs``; ``"sample"``
-            (official code) returns ``qs[config.reference_index]``. ``None``: ``SphereConfig()``.
-        **karcher_kwargs: forwarded to :func:`karcher_mean`.
+      qs: ``[M, T, D]`` training SRVFs on the sphere.
+      config: ``reference == "mean"`` (paper) returns :func:`karcher_mean` of ``qs``; ``"sample"``
+        (official code) returns ``qs[config.reference_index]``. ``None``: ``SphereConfig()``.
+      **karcher_kwargs: forwarded to :func:`karcher_mean`.
 
     Returns:
-        ``[T, D]`` reference point.
+      ``[T, D]`` reference point.
     """
     qs = jnp.asarray(qs)
     config = SphereConfig() if config is None else config

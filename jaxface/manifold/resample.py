@@ -53,19 +53,19 @@ def resample_arclength(curve: jax.Array, num: int = 30, *, time_axis: int = 0) -
     """Resample a curve to ``num`` frames uniformly spaced in arc length.
 
     Args:
-        curve: ``[*batch, T, *point_shape]`` float array with ``T >= 2`` (e.g. ``[T, 68, 3]`` or
-            ``[T, 204]``); distances are Euclidean over all of ``point_shape``.
-        num: number of output frames (static).
-        time_axis: index of the time axis; the axes before it are batch axes.
+      curve: ``[*batch, T, *point_shape]`` float array with ``T >= 2`` (e.g. ``[T, 68, 3]`` or
+        ``[T, 204]``); distances are Euclidean over all of ``point_shape``.
+      num: number of output frames (static).
+      time_axis: index of the time axis; the axes before it are batch axes.
 
     Returns:
-        ``[*batch, num, *point_shape]`` array; the first and last frames equal those of ``curve``.
+      ``[*batch, num, *point_shape]`` array; the first and last frames equal those of ``curve``.
 
     Example:
-        >>> import jax.numpy as jnp
-        >>> curve = jnp.array([[0.0], [1.0], [3.0]])
-        >>> [round(float(x), 4) for x in resample_arclength(curve, 4)[:, 0]]
-        [0.0, 1.0, 2.0, 3.0]
+      >>> import jax.numpy as jnp
+      >>> curve = jnp.array([[0.0], [1.0], [3.0]])
+      >>> [round(float(x), 4) for x in resample_arclength(curve, 4)[:, 0]]
+      [0.0, 1.0, 2.0, 3.0]
     """
     curve = jnp.asarray(curve)
     if not jnp.issubdtype(curve.dtype, jnp.floating):
@@ -89,11 +89,11 @@ def resample_arclength_np(curve: np.ndarray, num: int = 30) -> np.ndarray:
     rules).
 
     Args:
-        curve: ``[T, *point_shape]`` array with ``T >= 2``.
-        num: number of output frames.
+      curve: ``[T, *point_shape]`` array with ``T >= 2``.
+      num: number of output frames.
 
     Returns:
-        ``[num, *point_shape]`` array of ``curve``'s float dtype (float64 for integer input).
+      ``[num, *point_shape]`` array of ``curve``'s float dtype (float64 for integer input).
     """
     curve = np.asarray(curve)
     if not np.issubdtype(curve.dtype, np.floating):

@@ -57,21 +57,21 @@ class SphereConfig:
     under ``jax.jit``.
 
     Attributes:
-        cos_clip: If set, :func:`log_map` and :func:`geodesic_distance` compute the angle as
-            ``arccos(clip(<p, q>, -cos_clip, cos_clip))``, as the official TensorFlow code does with
-            ``0.98``. This floors every angle at ``arccos(0.98) = 0.2003`` rad, so even
-            ``log_map(p, p)`` has a length of 0.2 (in a direction set by round-off). ``None``
-            (default, the paper) uses the exact angle.
-        reference: Where the tangent space of the GAN lives. ``"mean"`` (default, the paper: "the
-            mean SRVF of the CoMA data") is the Karcher mean of the training SRVFs; ``"sample"``
-            (official code) is one training SRVF, ``qs[reference_index]``. See
-            :func:`jaxface.manifold.reference_point`.
-        reference_index: The training sample used when ``reference == "sample"``.
-        inverse_spacing: Time step of the cumulative integral in
-            :func:`jaxface.manifold.srvf_inverse`. ``"forward"`` (default) is ``1/T``, the step
-            :func:`jaxface.manifold.srvf` differentiates with, so that the inverse reproduces the
-            curve; ``"linspace"`` (official code) is ``1/(T-1)``, which inflates the recovered
-            motion by ``T/(T-1)`` (3.4% for ``T = 30``).
+      cos_clip: If set, :func:`log_map` and :func:`geodesic_distance` compute the angle as
+        ``arccos(clip(<p, q>, -cos_clip, cos_clip))``, as the official TensorFlow code does with
+        ``0.98``. This floors every angle at ``arccos(0.98) = 0.2003`` rad, so even
+        ``log_map(p, p)`` has a length of 0.2 (in a direction set by round-off). ``None``
+        (default, the paper) uses the exact angle.
+      reference: Where the tangent space of the GAN lives. ``"mean"`` (default, the paper: "the
+        mean SRVF of the CoMA data") is the Karcher mean of the training SRVFs; ``"sample"``
+        (official code) is one training SRVF, ``qs[reference_index]``. See
+        :func:`jaxface.manifold.reference_point`.
+      reference_index: The training sample used when ``reference == "sample"``.
+      inverse_spacing: Time step of the cumulative integral in
+        :func:`jaxface.manifold.srvf_inverse`. ``"forward"`` (default) is ``1/T``, the step
+        :func:`jaxface.manifold.srvf` differentiates with, so that the inverse reproduces the
+        curve; ``"linspace"`` (official code) is ``1/(T-1)``, which inflates the recovered
+        motion by ``T/(T-1)`` (3.4% for ``T = 30``).
     """
 
     cos_clip: float | None = None
@@ -105,17 +105,17 @@ def inner(q1: jax.Array, q2: jax.Array) -> jax.Array:
     """Inner product of the SRVF space, ``sum(q1 * q2) / T`` over the last two axes.
 
     Args:
-        q1: ``[..., T, D]`` float array.
-        q2: ``[..., T, D]`` float array (broadcasts against ``q1``).
+      q1: ``[..., T, D]`` float array.
+      q2: ``[..., T, D]`` float array (broadcasts against ``q1``).
 
     Returns:
-        ``[...]`` float array.
+      ``[...]`` float array.
 
     Example:
-        >>> import jax.numpy as jnp
-        >>> q = jnp.ones((30, 204)) / jnp.sqrt(204.0)
-        >>> round(float(inner(q, q)), 5)
-        1.0
+      >>> import jax.numpy as jnp
+      >>> q = jnp.ones((30, 204)) / jnp.sqrt(204.0)
+      >>> round(float(inner(q, q)), 5)
+      1.0
     """
     q1, q2 = jnp.asarray(q1), jnp.asarray(q2)
     _check_rank(q1, q2)
@@ -132,10 +132,10 @@ def norm(q: jax.Array) -> jax.Array:
     """Norm induced by :func:`inner`, with a finite (zero) gradient at ``q = 0``.
 
     Args:
-        q: ``[..., T, D]`` float array.
+      q: ``[..., T, D]`` float array.
 
     Returns:
-        ``[...]`` float array.
+      ``[...]`` float array.
     """
     return _safe_sqrt(inner(q, q))
 
@@ -144,10 +144,10 @@ def project_to_sphere(q: jax.Array) -> jax.Array:
     """Rescale ``q`` to unit norm (a zero array is returned unchanged).
 
     Args:
-        q: ``[..., T, D]`` float array.
+      q: ``[..., T, D]`` float array.
 
     Returns:
-        ``[..., T, D]`` array with ``norm == 1`` wherever ``q != 0``.
+      ``[..., T, D]`` array with ``norm == 1`` wherever ``q != 0``.
     """
     q = jnp.asarray(q)
     n = norm(q)
@@ -159,11 +159,11 @@ def project_to_tangent(p: jax.Array, v: jax.Array) -> jax.Array:
     """Orthogonal projection of ``v`` onto the tangent space at ``p``: ``v - <v, p> / <p, p> * p``.
 
     Args:
-        p: ``[..., T, D]`` base point (normally of unit norm; any non-zero ``p`` works).
-        v: ``[..., T, D]`` vector (broadcasts against ``p``).
+      p: ``[..., T, D]`` base point (normally of unit norm; any non-zero ``p`` works).
+      v: ``[..., T, D]`` vector (broadcasts against ``p``).
 
     Returns:
-        ``[..., T, D]`` vector with ``<result, p> = 0``.
+      ``[..., T, D]`` vector with ``<result, p> = 0``.
     """
     p, v = jnp.asarray(p), jnp.asarray(v)
     pp = inner(p, p)
@@ -181,11 +181,11 @@ def exp_map(p: jax.Array, v: jax.Array) -> jax.Array:
     finite (it is the identity on ``v``).
 
     Args:
-        p: ``[..., T, D]`` base point on the sphere.
-        v: ``[..., T, D]`` tangent vector at ``p`` (broadcasts against ``p``).
+      p: ``[..., T, D]`` base point on the sphere.
+      v: ``[..., T, D]`` tangent vector at ``p`` (broadcasts against ``p``).
 
     Returns:
-        ``[..., T, D]`` point.
+      ``[..., T, D]`` point.
     """
     p, v = jnp.asarray(p), jnp.asarray(v)
     theta2 = inner(v, v)
@@ -215,12 +215,12 @@ def _log_ratio(c: jax.Array, u2: jax.Array, cos_clip: float | None) -> jax.Array
     """The factor ``theta / |u|`` of the log map, guarded at ``|u| -> 0``.
 
     Args:
-        c: ``[...]`` inner product ``<p, q>``.
-        u2: ``[...]`` squared norm of ``u = q - <p, q> p``.
-        cos_clip: See :class:`SphereConfig`.
+      c: ``[...]`` inner product ``<p, q>``.
+      u2: ``[...]`` squared norm of ``u = q - <p, q> p``.
+      cos_clip: See :class:`SphereConfig`.
 
     Returns:
-        ``[...]`` float array.
+      ``[...]`` float array.
     """
     if cos_clip is not None:
         # Official behaviour: theta = arccos(clip(c)); zero vector where u vanishes.
@@ -256,13 +256,13 @@ def log_map(p: jax.Array, q: jax.Array, *, cos_clip: float | None = None) -> jax
       gradients stay finite throughout.
 
     Args:
-        p: ``[..., T, D]`` base point on the sphere.
-        q: ``[..., T, D]`` point (broadcasts against ``p``).
-        cos_clip: Official-code option, see :class:`SphereConfig` (``0.98`` there); ``None``
-            (default, the paper) uses the exact angle.
+      p: ``[..., T, D]`` base point on the sphere.
+      q: ``[..., T, D]`` point (broadcasts against ``p``).
+      cos_clip: Official-code option, see :class:`SphereConfig` (``0.98`` there); ``None``
+        (default, the paper) uses the exact angle.
 
     Returns:
-        ``[..., T, D]`` tangent vector at ``p``.
+      ``[..., T, D]`` tangent vector at ``p``.
     """
     p, q = jnp.asarray(p), jnp.asarray(q)
     c, u = _split(p, q)
@@ -278,13 +278,13 @@ def geodesic_distance(p: jax.Array, q: jax.Array, *, cos_clip: float | None = No
     gradient there is defined as zero.
 
     Args:
-        p: ``[..., T, D]`` point on the sphere.
-        q: ``[..., T, D]`` point on the sphere (broadcasts against ``p``).
-        cos_clip: Official-code option: ``arccos(clip(<p, q>, -cos_clip, cos_clip))`` (``0.98``
-            there). Not symmetric in round-off but symmetric in exact arithmetic.
+      p: ``[..., T, D]`` point on the sphere.
+      q: ``[..., T, D]`` point on the sphere (broadcasts against ``p``).
+      cos_clip: Official-code option: ``arccos(clip(<p, q>, -cos_clip, cos_clip))`` (``0.98``
+        there). Not symmetric in round-off but symmetric in exact arithmetic.
 
     Returns:
-        ``[...]`` float array in ``[0, pi]``.
+      ``[...]`` float array in ``[0, pi]``.
     """
     p, q = jnp.asarray(p), jnp.asarray(q)
     c, u = _split(p, q)
@@ -302,12 +302,12 @@ def geodesic_path(q1: jax.Array, q2: jax.Array, taus: jax.Array) -> jax.Array:
     constant path at ``q1``).
 
     Args:
-        q1: ``[..., T, D]`` start point on the sphere.
-        q2: ``[..., T, D]`` end point on the sphere (broadcasts against ``q1``).
-        taus: ``[K]`` path parameters (``[0, 1]`` interpolates, values outside extrapolate).
+      q1: ``[..., T, D]`` start point on the sphere.
+      q2: ``[..., T, D]`` end point on the sphere (broadcasts against ``q1``).
+      taus: ``[K]`` path parameters (``[0, 1]`` interpolates, values outside extrapolate).
 
     Returns:
-        ``[..., K, T, D]`` points.
+      ``[..., K, T, D]`` points.
     """
     q1, q2 = jnp.asarray(q1), jnp.asarray(q2)
     taus = jnp.asarray(taus)

@@ -43,12 +43,12 @@ def time_gradient(x: jax.Array, spacing: float, *, axis: int = -2) -> jax.Array:
     """Derivative along ``axis`` like ``numpy.gradient(x, spacing, axis=axis)`` (first-order edges).
 
     Args:
-        x: float array with at least 2 samples along ``axis``.
-        spacing: sample spacing.
-        axis: the time axis.
+      x: float array with at least 2 samples along ``axis``.
+      spacing: sample spacing.
+      axis: the time axis.
 
     Returns:
-        Array of the shape of ``x``.
+      Array of the shape of ``x``.
     """
     x = jnp.moveaxis(jnp.asarray(x), axis, 0)
     if x.shape[0] < 2:
@@ -84,22 +84,22 @@ def srvf(
     with zero velocity.
 
     Args:
-        curve: ``[*batch, T, *point_shape]`` float array, e.g. ``[T, 68, 3]`` or ``[B, T, 204]``;
-            the axes after ``time_axis`` are flattened row-major into ``D`` features.
-        time_axis: index of the time axis; the axes before it are batch axes.
-        spacing: time step of the derivative; ``None`` (default, official) is ``1/T``.
-        return_length: also return the length ``L`` (intensity).
+      curve: ``[*batch, T, *point_shape]`` float array, e.g. ``[T, 68, 3]`` or ``[B, T, 204]``;
+        the axes after ``time_axis`` are flattened row-major into ``D`` features.
+      time_axis: index of the time axis; the axes before it are batch axes.
+      spacing: time step of the derivative; ``None`` (default, official) is ``1/T``.
+      return_length: also return the length ``L`` (intensity).
 
     Returns:
-        ``q`` of shape ``[*batch, T, D]``, and with ``return_length`` also ``L`` of shape
-        ``[*batch]``.
+      ``q`` of shape ``[*batch, T, D]``, and with ``return_length`` also ``L`` of shape
+      ``[*batch]``.
 
     Example:
-        >>> import jax.numpy as jnp
-        >>> t = jnp.linspace(0.0, 1.0, 30)[:, None, None]
-        >>> q = srvf(t * jnp.ones((30, 68, 3)))
-        >>> q.shape
-        (30, 204)
+      >>> import jax.numpy as jnp
+      >>> t = jnp.linspace(0.0, 1.0, 30)[:, None, None]
+      >>> q = srvf(t * jnp.ones((30, 68, 3)))
+      >>> q.shape
+      (30, 204)
     """
     curve = jnp.asarray(curve)
     x, _ = _flatten_time_major(curve, time_axis)
@@ -145,19 +145,19 @@ def srvf_inverse(
     finite difference).
 
     Args:
-        q: ``[*batch, T, D]`` SRVF.
-        neutral: ``[*batch, *point_shape]`` starting configuration (the normalised neutral
-            landmarks, e.g. ``[68, 3]``), with ``prod(point_shape) = D``; ``point_shape`` is the
-            shortest run of trailing axes with ``D`` elements. Batch axes broadcast against those of
-            ``q``.
-        intensity: ``[*batch]`` or scalar amplitude (the curve length ``L``; the official code uses
-            a fixed 0.2).
-        spacing: integration step. ``None`` or ``"forward"`` (default): ``1/T``, consistent with
-            :func:`srvf`; ``"linspace"``: ``1/(T-1)``, the official code's ``linspace(0, 1, T)``; or
-            a float.
+      q: ``[*batch, T, D]`` SRVF.
+      neutral: ``[*batch, *point_shape]`` starting configuration (the normalised neutral
+        landmarks, e.g. ``[68, 3]``), with ``prod(point_shape) = D``; ``point_shape`` is the
+        shortest run of trailing axes with ``D`` elements. Batch axes broadcast against those of
+        ``q``.
+      intensity: ``[*batch]`` or scalar amplitude (the curve length ``L``; the official code uses
+        a fixed 0.2).
+      spacing: integration step. ``None`` or ``"forward"`` (default): ``1/T``, consistent with
+        :func:`srvf`; ``"linspace"``: ``1/(T-1)``, the official code's ``linspace(0, 1, T)``; or
+        a float.
 
     Returns:
-        ``[*batch, T, *point_shape]`` landmark curve.
+      ``[*batch, T, *point_shape]`` landmark curve.
     """
     q = jnp.asarray(q)
     neutral = jnp.asarray(neutral)

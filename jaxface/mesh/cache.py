@@ -96,10 +96,10 @@ def save_topology(path: str | os.PathLike[str], hierarchy: MeshHierarchy,
     string). Missing parent folders are created.
 
     Args:
-        path: Destination file (``.npz``).
-        hierarchy: The hierarchy.
-        spirals: One ``[n_i, L_i]`` int32 array per level.
-        meta: Optional JSON-serialisable metadata (cache key, parameters).
+      path: Destination file (``.npz``).
+      hierarchy: The hierarchy.
+      spirals: One ``[n_i, L_i]`` int32 array per level.
+      meta: Optional JSON-serialisable metadata (cache key, parameters).
     """
     if len(spirals) != hierarchy.num_levels:
         raise ValueError(f"expected {hierarchy.num_levels} spiral tables, got {len(spirals)}")
@@ -114,13 +114,13 @@ def load_topology(path: str | os.PathLike[str]) -> tuple[MeshHierarchy, list[np.
     """Reads a file written by :func:`save_topology`.
 
     Args:
-        path: The ``.npz`` file.
+      path: The ``.npz`` file.
 
     Returns:
-        ``(hierarchy, spirals, meta)``.
+      ``(hierarchy, spirals, meta)``.
 
     Raises:
-        MeshError: if the file is missing, not an ``.npz`` or lacks required arrays.
+      MeshError: if the file is missing, not an ``.npz`` or lacks required arrays.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -157,20 +157,20 @@ def load_or_build_topology(
     :func:`jaxface.mesh.hierarchy.spirals_for`. An unreadable cache file is rebuilt.
 
     Args:
-        vertices: ``[N, 3]`` template coordinates.
-        faces: ``[F, 3]`` template triangles.
-        factors: Decimation factor per level step.
-        spiral_lengths: Spiral length per level (``None``: data-driven, Neural3DMM order).
-        rings: Rings per level (Neural3DMM order; default 1).
-        dilations: Dilation per level.
-        reference_vertices: Optional level-0 reference vertices.
-        order: ``"neural3dmm"`` or ``"spiralnet"``.
-        method: Decimation method (see :func:`jaxface.mesh.hierarchy.build_hierarchy`).
-        boundary_weight: Boundary quadric weight.
-        cache_dir: Cache folder; default :func:`default_cache_dir`.
+      vertices: ``[N, 3]`` template coordinates.
+      faces: ``[F, 3]`` template triangles.
+      factors: Decimation factor per level step.
+      spiral_lengths: Spiral length per level (``None``: data-driven, Neural3DMM order).
+      rings: Rings per level (Neural3DMM order; default 1).
+      dilations: Dilation per level.
+      reference_vertices: Optional level-0 reference vertices.
+      order: ``"neural3dmm"`` or ``"spiralnet"``.
+      method: Decimation method (see :func:`jaxface.mesh.hierarchy.build_hierarchy`).
+      boundary_weight: Boundary quadric weight.
+      cache_dir: Cache folder; default :func:`default_cache_dir`.
 
     Returns:
-        ``(hierarchy, spirals, cache_path)``.
+      ``(hierarchy, spirals, cache_path)``.
     """
     v = validate_vertices(vertices).astype(np.float32)
     f = validate_faces(faces, v.shape[0]).astype(np.int32)

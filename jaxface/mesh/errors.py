@@ -16,10 +16,10 @@ class MeshError(ValueError):
     line among them) can treat it as ordinary bad input.
 
     Attributes:
-        source: The file the data came from, or ``None`` for in-memory arrays.
-        field: The part of the mesh that is wrong (``"vertices"``, ``"faces"``, ...), or
-            ``None`` when the whole file is unusable.
-        detail: The message without the source and field prefix.
+      source: The file the data came from, or ``None`` for in-memory arrays.
+      field: The part of the mesh that is wrong (``"vertices"``, ``"faces"``, ...), or
+        ``None`` when the whole file is unusable.
+      detail: The message without the source and field prefix.
     """
 
     def __init__(

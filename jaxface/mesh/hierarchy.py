@@ -77,14 +77,14 @@ class Level:
     """One level of a :class:`MeshHierarchy`.
 
     Attributes:
-        vertices: ``[n_i, 3]`` float32 coordinates (original template positions).
-        faces: ``[f_i, 3]`` int32 triangles.
-        down_indices: ``[n_i]`` int32 ascending indices into level ``i-1``'s vertices;
-            ``None`` at level 0.
-        up_indices: ``[n_{i-1}, 3]`` int32 indices into this level's vertices; ``None`` at
-            level 0.
-        up_weights: ``[n_{i-1}, 3]`` float32 barycentric weights, rows summing to 1;
-            ``None`` at level 0.
+      vertices: ``[n_i, 3]`` float32 coordinates (original template positions).
+      faces: ``[f_i, 3]`` int32 triangles.
+      down_indices: ``[n_i]`` int32 ascending indices into level ``i-1``'s vertices;
+        ``None`` at level 0.
+      up_indices: ``[n_{i-1}, 3]`` int32 indices into this level's vertices; ``None`` at
+        level 0.
+      up_weights: ``[n_{i-1}, 3]`` float32 barycentric weights, rows summing to 1;
+        ``None`` at level 0.
     """
 
     vertices: np.ndarray
@@ -111,10 +111,10 @@ class MeshHierarchy:
         x_prev = (x_i[..., up_indices(i), :] * up_weights(i)[..., None]).sum(-2)
 
     Attributes:
-        levels: The levels, finest first.
-        factors: Decimation factor of each step (``len(levels) - 1`` entries).
-        method: Decimation method name.
-        boundary_weight: Weight of the boundary-preserving quadrics.
+      levels: The levels, finest first.
+      factors: Decimation factor of each step (``len(levels) - 1`` entries).
+      method: Decimation method name.
+      boundary_weight: Weight of the boundary-preserving quadrics.
     """
 
     levels: tuple[Level, ...]
@@ -160,8 +160,8 @@ class MeshHierarchy:
         """Down-sampling from level ``i-1`` to ``i`` as COO ``(rows, cols, vals)``.
 
         Returns:
-            int32 ``rows`` (level ``i`` vertex), int32 ``cols`` (level ``i-1`` vertex) and
-            float32 ``vals`` (all ones), each ``[n_i]``.
+          int32 ``rows`` (level ``i`` vertex), int32 ``cols`` (level ``i-1`` vertex) and
+          float32 ``vals`` (all ones), each ``[n_i]``.
         """
         down = self.down_indices(i)
         return (np.arange(down.shape[0], dtype=np.int32), down.astype(np.int32),
@@ -173,8 +173,8 @@ class MeshHierarchy:
         Zero weights are dropped.
 
         Returns:
-            int32 ``rows`` (level ``i-1`` vertex), int32 ``cols`` (level ``i`` vertex) and
-            float32 ``vals``, each of length ``<= 3 n_{i-1}``.
+          int32 ``rows`` (level ``i-1`` vertex), int32 ``cols`` (level ``i`` vertex) and
+          float32 ``vals``, each of length ``<= 3 n_{i-1}``.
         """
         index, weight = self.up_indices(i), self.up_weights(i)
         rows = np.repeat(np.arange(index.shape[0], dtype=np.int32), 3)
@@ -544,13 +544,13 @@ def closest_points_on_mesh(points, vertices, faces):
     point).
 
     Args:
-        points: ``[P, 3]`` query positions.
-        vertices: ``[N, 3]`` mesh vertices.
-        faces: ``[F, 3]`` mesh triangles (at least one).
+      points: ``[P, 3]`` query positions.
+      vertices: ``[N, 3]`` mesh vertices.
+      faces: ``[F, 3]`` mesh triangles (at least one).
 
     Returns:
-        ``(face_index [P] int64, barycentric [P, 3] float64, squared_distance [P])``;
-        exact ties go to the lowest face index.
+      ``(face_index [P] int64, barycentric [P, 3] float64, squared_distance [P])``;
+      exact ties go to the lowest face index.
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
     vertices = np.asarray(vertices, np.float64)
@@ -615,20 +615,20 @@ def build_hierarchy(
     """Builds a CoMA-style hierarchy of decimated meshes with down/up-sampling arrays.
 
     Args:
-        vertices: ``[N, 3]`` template coordinates.
-        faces: ``[F, 3]`` template triangles (consistent winding).
-        factors: Decimation factor per step (>= 1); level ``i`` has
-            ``ceil(n_{i-1} / factors[i-1])`` vertices.
-        method: ``"qslim"`` (the only method; see the module docstring).
-        boundary_weight: Weight of boundary-preserving quadrics; 0 reproduces CoMA's
-            quadrics.
+      vertices: ``[N, 3]`` template coordinates.
+      faces: ``[F, 3]`` template triangles (consistent winding).
+      factors: Decimation factor per step (>= 1); level ``i`` has
+        ``ceil(n_{i-1} / factors[i-1])`` vertices.
+      method: ``"qslim"`` (the only method; see the module docstring).
+      boundary_weight: Weight of boundary-preserving quadrics; 0 reproduces CoMA's
+        quadrics.
 
     Returns:
-        The :class:`MeshHierarchy` with ``len(factors) + 1`` levels.
+      The :class:`MeshHierarchy` with ``len(factors) + 1`` levels.
 
     Raises:
-        MeshError: for malformed input or when a level cannot reach its size.
-        ValueError: for an unknown method or a factor below 1.
+      MeshError: for malformed input or when a level cannot reach its size.
+      ValueError: for an unknown method or a factor below 1.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -664,11 +664,11 @@ def level_reference_vertices(hierarchy: MeshHierarchy, reference_vertices=None) 
     reference position, the nearest vertex of that level that belongs to a face.
 
     Args:
-        hierarchy: The hierarchy.
-        reference_vertices: Optional level-0 vertex indices.
+      hierarchy: The hierarchy.
+      reference_vertices: Optional level-0 vertex indices.
 
     Returns:
-        One int32 array per level.
+      One int32 array per level.
     """
     level0 = hierarchy.levels[0]
     if reference_vertices is None:
@@ -713,17 +713,17 @@ def spirals_for(
     paths.
 
     Args:
-        hierarchy: The hierarchy.
-        lengths: Spiral length per level; ``None`` entries mean the data-driven
-            Neural3DMM length (``order="neural3dmm"`` only).
-        rings: Rings per level for ``"neural3dmm"`` (default 1); must be None for
-            ``"spiralnet"``.
-        dilations: Dilation per level.
-        reference_vertices: Optional level-0 reference vertex indices.
-        order: ``"neural3dmm"`` or ``"spiralnet"``.
+      hierarchy: The hierarchy.
+      lengths: Spiral length per level; ``None`` entries mean the data-driven
+        Neural3DMM length (``order="neural3dmm"`` only).
+      rings: Rings per level for ``"neural3dmm"`` (default 1); must be None for
+        ``"spiralnet"``.
+      dilations: Dilation per level.
+      reference_vertices: Optional level-0 reference vertex indices.
+      order: ``"neural3dmm"`` or ``"spiralnet"``.
 
     Returns:
-        One ``[n_i, L_i]`` int32 array per level, padded with ``n_i``.
+      One ``[n_i, L_i]`` int32 array per level, padded with ``n_i``.
     """
     count = hierarchy.num_levels
     lengths = _per_level("lengths", lengths, count)

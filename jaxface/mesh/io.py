@@ -146,16 +146,16 @@ def read_mesh(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     face uses. Texture coordinates, normals and colours are ignored.
 
     Args:
-        path: A ``.ply`` or ``.obj`` file.
+      path: A ``.ply`` or ``.obj`` file.
 
     Returns:
-        ``(vertices, faces)``: ``[N, 3]`` float32 coordinates and ``[F, 3]`` int32
-        indices, both in file order.
+      ``(vertices, faces)``: ``[N, 3]`` float32 coordinates and ``[F, 3]`` int32
+      indices, both in file order.
 
     Raises:
-        MeshError: naming the file, if it is missing, has another suffix, cannot be
-            parsed, has no faces, has quads or other polygons, has NaN or infinite
-            coordinates, or has out-of-range indices.
+      MeshError: naming the file, if it is missing, has another suffix, cannot be
+        parsed, has no faces, has quads or other polygons, has NaN or infinite
+        coordinates, or has out-of-range indices.
     """
     path = os.fspath(path)
     kind = _format_of(path)
@@ -197,14 +197,14 @@ def check_topology(
     of a face's indices do not matter, orientation and the indices themselves do.
 
     Args:
-        vertices: ``[N, 3]`` coordinates of the mesh.
-        faces: ``[F, 3]`` indices of the mesh.
-        template_faces: ``[F_t, 3]`` indices of the template.
-        template_num_vertices: The template's vertex count.
-        source: File the mesh came from, used in error messages.
+      vertices: ``[N, 3]`` coordinates of the mesh.
+      faces: ``[F, 3]`` indices of the mesh.
+      template_faces: ``[F_t, 3]`` indices of the template.
+      template_num_vertices: The template's vertex count.
+      source: File the mesh came from, used in error messages.
 
     Raises:
-        MeshError: if the vertex count or the faces differ from the template's.
+      MeshError: if the vertex count or the faces differ from the template's.
     """
     num_vertices = np.asarray(vertices).shape[0]
     if num_vertices != template_num_vertices:
@@ -268,13 +268,13 @@ def write_mesh(path: str | os.PathLike[str], vertices, faces, *, ascii: bool = F
     float32 values read back exactly). Missing parent folders are created.
 
     Args:
-        path: Destination file.
-        vertices: ``[N, 3]`` float coordinates.
-        faces: ``[F, 3]`` integer indices.
-        ascii: For PLY, write ASCII instead of binary little-endian. Ignored for OBJ.
+      path: Destination file.
+      vertices: ``[N, 3]`` float coordinates.
+      faces: ``[F, 3]`` integer indices.
+      ascii: For PLY, write ASCII instead of binary little-endian. Ignored for OBJ.
 
     Raises:
-        MeshError: for another suffix, a malformed array or non-finite coordinates.
+      MeshError: for another suffix, a malformed array or non-finite coordinates.
     """
     path = os.fspath(path)
     kind = _format_of(path)
@@ -296,18 +296,18 @@ def write_sequence(
     """Writes one mesh file per frame: ``folder/{prefix}_{t:06d}.{fmt}``.
 
     Args:
-        folder: Output folder, created if missing.
-        frames: ``[T, N, 3]`` float coordinates, one mesh per frame.
-        faces: ``[F, 3]`` integer indices shared by all frames.
-        fmt: ``"ply"`` or ``"obj"``.
-        prefix: File name prefix.
-        ascii: For PLY, write ASCII instead of binary.
+      folder: Output folder, created if missing.
+      frames: ``[T, N, 3]`` float coordinates, one mesh per frame.
+      faces: ``[F, 3]`` integer indices shared by all frames.
+      fmt: ``"ply"`` or ``"obj"``.
+      prefix: File name prefix.
+      ascii: For PLY, write ASCII instead of binary.
 
     Returns:
-        The ``T`` written paths, in frame order.
+      The ``T`` written paths, in frame order.
 
     Raises:
-        MeshError: for a malformed array, non-finite coordinates or an unknown format.
+      MeshError: for a malformed array, non-finite coordinates or an unknown format.
     """
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[2] != 3:

@@ -23,7 +23,7 @@ def tetrahedron() -> tuple[np.ndarray, np.ndarray]:
     """A regular tetrahedron inscribed in the unit sphere.
 
     Returns:
-        ``(vertices [4, 3] float32, faces [4, 3] int32)``, outward winding.
+      ``(vertices [4, 3] float32, faces [4, 3] int32)``, outward winding.
     """
     vertices = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], np.float64)
     vertices /= np.sqrt(3.0)
@@ -37,7 +37,7 @@ def octahedron() -> tuple[np.ndarray, np.ndarray]:
     Vertex order: ``+x, -x, +y, -y, +z, -z``.
 
     Returns:
-        ``(vertices [6, 3] float32, faces [8, 3] int32)``, outward winding.
+      ``(vertices [6, 3] float32, faces [8, 3] int32)``, outward winding.
     """
     vertices = np.array(
         [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
@@ -67,10 +67,10 @@ def icosphere(subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
     Sizes: ``10 * 4**s + 2`` vertices and ``20 * 4**s`` faces (s=5: 10242 vertices).
 
     Args:
-        subdivisions: Number of subdivision steps, >= 0.
+      subdivisions: Number of subdivision steps, >= 0.
 
     Returns:
-        ``(vertices [N, 3] float32, faces [F, 3] int32)``, outward winding.
+      ``(vertices [N, 3] float32, faces [F, 3] int32)``, outward winding.
     """
     if subdivisions < 0:
         raise ValueError(f"subdivisions must be >= 0, got {subdivisions}")
@@ -98,12 +98,12 @@ def grid_patch(rows: int = 4, cols: int = 4) -> tuple[np.ndarray, np.ndarray]:
     cell is split along its diagonal from ``(i, j)`` to ``(i + 1, j + 1)``.
 
     Args:
-        rows: Number of vertex rows, >= 2.
-        cols: Number of vertex columns, >= 2.
+      rows: Number of vertex rows, >= 2.
+      cols: Number of vertex columns, >= 2.
 
     Returns:
-        ``(vertices [rows*cols, 3] float32, faces [2*(rows-1)*(cols-1), 3] int32)``,
-        counter-clockwise seen from ``+z``.
+      ``(vertices [rows*cols, 3] float32, faces [2*(rows-1)*(cols-1), 3] int32)``,
+      counter-clockwise seen from ``+z``.
     """
     if rows < 2 or cols < 2:
         raise ValueError(f"grid_patch needs rows, cols >= 2, got {rows}, {cols}")
@@ -123,11 +123,11 @@ def spherical_cap(subdivisions: int = 3, min_z: float = 0.0) -> tuple[np.ndarray
     with ``min_z=0`` gives a ~5k-vertex open surface with one boundary loop.
 
     Args:
-        subdivisions: Icosphere subdivision level.
-        min_z: Height threshold in ``(-1, 1)``.
+      subdivisions: Icosphere subdivision level.
+      min_z: Height threshold in ``(-1, 1)``.
 
     Returns:
-        ``(vertices [N, 3] float32, faces [F, 3] int32)``, outward winding.
+      ``(vertices [N, 3] float32, faces [F, 3] int32)``, outward winding.
     """
     vertices, faces = icosphere(subdivisions)
     keep = (vertices[faces, 2] >= min_z).all(axis=1)
@@ -145,7 +145,7 @@ def two_components() -> tuple[np.ndarray, np.ndarray]:
     component is closed, the other has a boundary loop of 8 vertices.
 
     Returns:
-        ``(vertices [15, 3] float32, faces [16, 3] int32)``.
+      ``(vertices [15, 3] float32, faces [16, 3] int32)``.
     """
     v_oct, f_oct = octahedron()
     v_grid, f_grid = grid_patch(3, 3)

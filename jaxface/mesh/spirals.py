@@ -71,14 +71,14 @@ class OrderedOneRings:
     """Counter-clockwise one-rings of every vertex, stored flat (CSR layout).
 
     Attributes:
-        offsets: ``[N + 1]`` int64; vertex ``v``'s ring is
-            ``neighbours[offsets[v]:offsets[v + 1]]``.
-        neighbours: ``[sum of degrees]`` int32 neighbour indices, counter-clockwise
-            around each vertex (seen from the side the face winding points to).
-        breaks: ``[sum of degrees]`` bool; True where no face joins a neighbour to the
-            next one in the (cyclic) list, i.e. where the ring crosses the mesh
-            boundary. An interior vertex of a manifold has no breaks; a boundary vertex
-            has one, after its last neighbour.
+      offsets: ``[N + 1]`` int64; vertex ``v``'s ring is
+        ``neighbours[offsets[v]:offsets[v + 1]]``.
+      neighbours: ``[sum of degrees]`` int32 neighbour indices, counter-clockwise
+        around each vertex (seen from the side the face winding points to).
+      breaks: ``[sum of degrees]`` bool; True where no face joins a neighbour to the
+        next one in the (cyclic) list, i.e. where the ring crosses the mesh
+        boundary. An interior vertex of a manifold has no breaks; a boundary vertex
+        has one, after its last neighbour.
     """
 
     offsets: np.ndarray
@@ -140,11 +140,11 @@ def ordered_one_rings(faces, num_vertices: int) -> OrderedOneRings:
     after each.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
 
     Returns:
-        The rings in CSR layout.
+      The rings in CSR layout.
     """
     f = validate_faces(faces, num_vertices)
     centre = f.T.ravel()
@@ -176,11 +176,11 @@ def nearest_vertices(points, vertices) -> np.ndarray:
     positions and the coarse vertices.
 
     Args:
-        points: ``[P, 3]`` query positions.
-        vertices: ``[N, 3]`` candidate vertices.
+      points: ``[P, 3]`` query positions.
+      vertices: ``[N, 3]`` candidate vertices.
 
     Returns:
-        ``[P]`` int32 indices into ``vertices``.
+      ``[P]`` int32 indices into ``vertices``.
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
     tree = scipy.spatial.cKDTree(np.asarray(vertices, np.float64))
@@ -192,14 +192,14 @@ def default_reference_vertices(faces, num_vertices: int, vertices=None) -> np.nd
     """One deterministic reference vertex per connected component that has faces.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
-        vertices: Optional ``[N, 3]`` coordinates. With them, each component's vertex
-            nearest its centroid is chosen; without, its lowest index.
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
+      vertices: Optional ``[N, 3]`` coordinates. With them, each component's vertex
+        nearest its centroid is chosen; without, its lowest index.
 
     Returns:
-        ``[C]`` int32 vertex indices, one per component with faces, ordered by component
-        label.
+      ``[C]`` int32 vertex indices, one per component with faces, ordered by component
+      label.
     """
     f = validate_faces(faces, num_vertices)
     _, labels = connected_components(f, num_vertices)
@@ -270,16 +270,16 @@ def spiral_start_vertices(
     """First vertex of ring 1 for every vertex (the reference-direction rule).
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
-        reference_vertices: Optional vertex indices (one per component is typical).
-            Components without one get :func:`default_reference_vertices`.
-        vertices: Optional ``[N, 3]`` coordinates for Euclidean shortest paths and
-            closest neighbours; without them hop counts and lowest indices decide.
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
+      reference_vertices: Optional vertex indices (one per component is typical).
+        Components without one get :func:`default_reference_vertices`.
+      vertices: Optional ``[N, 3]`` coordinates for Euclidean shortest paths and
+        closest neighbours; without them hop counts and lowest indices decide.
 
     Returns:
-        ``[N]`` int32: the neighbour towards the nearest reference vertex (the closest
-        neighbour for a reference vertex itself), or -1 for vertices without faces.
+      ``[N]`` int32: the neighbour towards the nearest reference vertex (the closest
+      neighbour for a reference vertex itself), or -1 for vertices without faces.
     """
     f = validate_faces(faces, num_vertices)
     coords = None if vertices is None else validate_vertices(vertices)
@@ -411,16 +411,16 @@ def raw_spirals(
     """Unpadded Neural3DMM-order spirals, after dilation.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
-        rings: Number of rings to walk (Neural3DMM's step size).
-        dilation: Keep the centre, then every ``dilation``-th entry.
-        reference_vertices: Optional reference vertex indices (see module docstring).
-        vertices: Optional ``[N, 3]`` coordinates (Euclidean shortest paths).
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
+      rings: Number of rings to walk (Neural3DMM's step size).
+      dilation: Keep the centre, then every ``dilation``-th entry.
+      reference_vertices: Optional reference vertex indices (see module docstring).
+      vertices: Optional ``[N, 3]`` coordinates (Euclidean shortest paths).
 
     Returns:
-        ``N`` int32 arrays; entry ``v`` starts with ``v``, and the value ``N`` marks a cut
-        of a ring by the mesh boundary. Vertices without faces give ``[v]``.
+      ``N`` int32 arrays; entry ``v`` starts with ``v``, and the value ``N`` marks a cut
+      of a ring by the mesh boundary. Vertices without faces give ``[v]``.
     """
     rings = _check_positive("rings", rings)
     dilation = _check_positive("dilation", dilation)
@@ -445,11 +445,11 @@ def neural3dmm_length(raw_lengths, num_stds: float = 2.0) -> int:
     """Data-driven spiral length: ``int(mean + num_stds * std)`` of the raw lengths.
 
     Args:
-        raw_lengths: Lengths of the unpadded spirals (e.g. ``[len(s) for s in raw]``).
-        num_stds: Number of (population) standard deviations above the mean.
+      raw_lengths: Lengths of the unpadded spirals (e.g. ``[len(s) for s in raw]``).
+      num_stds: Number of (population) standard deviations above the mean.
 
     Returns:
-        The length, at least 1.
+      The length, at least 1.
     """
     lengths = np.asarray(raw_lengths, np.float64).reshape(-1)
     if lengths.size == 0:
@@ -471,21 +471,21 @@ def spiral_indices(
     """Fixed-length spiral index table ``[N, L]`` padded with the dummy index ``N``.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices (counter-clockwise winding).
-        num_vertices: Number of vertices ``N``.
-        length: Spiral length ``L``. With ``order="neural3dmm"``, ``None`` means the
-            data-driven :func:`neural3dmm_length` of the raw spirals. Required for
-            ``"spiralnet"``.
-        rings: ``"neural3dmm"`` only: rings to walk (default 1). Must be None for
-            ``"spiralnet"``, whose ring count follows from ``length * dilation``.
-        dilation: Dilation factor (see module docstring).
-        reference_vertices: Optional reference vertex indices, e.g. one per component.
-        vertices: Optional ``[N, 3]`` template coordinates: Euclidean shortest paths to
-            the references and, for ``"spiralnet"``, the nearest-vertex fill.
-        order: ``"neural3dmm"`` or ``"spiralnet"``.
+      faces: ``[F, 3]`` integer vertex indices (counter-clockwise winding).
+      num_vertices: Number of vertices ``N``.
+      length: Spiral length ``L``. With ``order="neural3dmm"``, ``None`` means the
+        data-driven :func:`neural3dmm_length` of the raw spirals. Required for
+        ``"spiralnet"``.
+      rings: ``"neural3dmm"`` only: rings to walk (default 1). Must be None for
+        ``"spiralnet"``, whose ring count follows from ``length * dilation``.
+      dilation: Dilation factor (see module docstring).
+      reference_vertices: Optional reference vertex indices, e.g. one per component.
+      vertices: Optional ``[N, 3]`` template coordinates: Euclidean shortest paths to
+        the references and, for ``"spiralnet"``, the nearest-vertex fill.
+      order: ``"neural3dmm"`` or ``"spiralnet"``.
 
     Returns:
-        ``[N, L]`` int32; row ``v`` starts with ``v``; entries equal to ``N`` are padding.
+      ``[N, L]`` int32; row ``v`` starts with ``v``; entries equal to ``N`` are padding.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")

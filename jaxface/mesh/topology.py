@@ -32,14 +32,14 @@ def validate_vertices(vertices, *, source=None) -> np.ndarray:
     """Checks a vertex array and returns it as float64.
 
     Args:
-        vertices: ``[N, 3]`` float array.
-        source: File the array came from, used in error messages.
+      vertices: ``[N, 3]`` float array.
+      source: File the array came from, used in error messages.
 
     Returns:
-        ``[N, 3]`` float64 copy-free view when possible.
+      ``[N, 3]`` float64 copy-free view when possible.
 
     Raises:
-        MeshError: if the shape is not ``[N, 3]`` or a coordinate is NaN or infinite.
+      MeshError: if the shape is not ``[N, 3]`` or a coordinate is NaN or infinite.
     """
     array = np.asarray(vertices)
     if array.ndim != 2 or array.shape[1] != 3:
@@ -62,16 +62,16 @@ def validate_faces(faces, num_vertices: int, *, source=None) -> np.ndarray:
     """Checks a triangle index array and returns it as int64.
 
     Args:
-        faces: ``[F, 3]`` integer array of vertex indices.
-        num_vertices: Number of vertices ``N``; every index must lie in ``[0, N)``.
-        source: File the array came from, used in error messages.
+      faces: ``[F, 3]`` integer array of vertex indices.
+      num_vertices: Number of vertices ``N``; every index must lie in ``[0, N)``.
+      source: File the array came from, used in error messages.
 
     Returns:
-        ``[F, 3]`` int64 array.
+      ``[F, 3]`` int64 array.
 
     Raises:
-        MeshError: if the shape is not ``[F, 3]``, an index is out of range, or a face
-            repeats a vertex.
+      MeshError: if the shape is not ``[F, 3]``, an index is out of range, or a face
+        repeats a vertex.
     """
     array = np.asarray(faces)
     if array.ndim != 2 or array.shape[1] != 3:
@@ -110,11 +110,11 @@ def edges(faces) -> np.ndarray:
     """Undirected edges of a triangle mesh.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
+      faces: ``[F, 3]`` integer vertex indices.
 
     Returns:
-        ``[E, 2]`` int32 array, each row ``(i, j)`` with ``i < j``, rows unique and sorted
-        lexicographically.
+      ``[E, 2]`` int32 array, each row ``(i, j)`` with ``i < j``, rows unique and sorted
+      lexicographically.
     """
     f = _faces_array(faces)
     pairs = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
@@ -126,12 +126,12 @@ def vertex_adjacency(faces, num_vertices: int) -> scipy.sparse.csr_array:
     """Symmetric 0/1 vertex adjacency matrix.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
 
     Returns:
-        ``[N, N]`` ``scipy.sparse.csr_array`` of float64 with a 1 at ``(i, j)`` and
-        ``(j, i)`` for every edge and zeros on the diagonal.
+      ``[N, N]`` ``scipy.sparse.csr_array`` of float64 with a 1 at ``(i, j)`` and
+      ``(j, i)`` for every edge and zeros on the diagonal.
     """
     e = edges(faces).astype(np.int64)
     rows = np.concatenate([e[:, 0], e[:, 1]])
@@ -148,12 +148,12 @@ def connected_components(faces, num_vertices: int) -> tuple[int, np.ndarray]:
     Vertices that no face references form one component each.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
-        num_vertices: Number of vertices ``N``.
+      faces: ``[F, 3]`` integer vertex indices.
+      num_vertices: Number of vertices ``N``.
 
     Returns:
-        ``(count, labels)``: the number of components and an ``[N]`` int32 label per
-        vertex. Labels are numbered in order of each component's lowest vertex index.
+      ``(count, labels)``: the number of components and an ``[N]`` int32 label per
+      vertex. Labels are numbered in order of each component's lowest vertex index.
     """
     count, labels = scipy.sparse.csgraph.connected_components(
         vertex_adjacency(faces, num_vertices), directed=False)
@@ -169,11 +169,11 @@ def boundary_loops(faces) -> list[np.ndarray]:
     vertex at the end. A vertex where several loops touch appears once in each loop.
 
     Args:
-        faces: ``[F, 3]`` integer vertex indices.
+      faces: ``[F, 3]`` integer vertex indices.
 
     Returns:
-        List of int32 arrays of vertex indices, longest loop first (ties: lowest first
-        vertex first). Empty for a closed mesh.
+      List of int32 arrays of vertex indices, longest loop first (ties: lowest first
+      vertex first). Empty for a closed mesh.
     """
     f = _faces_array(faces)
     if f.shape[0] == 0:
@@ -219,15 +219,15 @@ def face_normals(vertices, faces, *, normalize: bool = True) -> np.ndarray:
     """Per-face normals from the face winding.
 
     Args:
-        vertices: ``[N, 3]`` float coordinates.
-        faces: ``[F, 3]`` integer vertex indices.
-        normalize: If True return unit normals (zero for degenerate faces); otherwise
-            return the cross products ``(v1 - v0) x (v2 - v0)``, whose length is twice
-            the face area.
+      vertices: ``[N, 3]`` float coordinates.
+      faces: ``[F, 3]`` integer vertex indices.
+      normalize: If True return unit normals (zero for degenerate faces); otherwise
+        return the cross products ``(v1 - v0) x (v2 - v0)``, whose length is twice
+        the face area.
 
     Returns:
-        ``[F, 3]`` normals in the floating dtype of ``vertices`` (float64 for integer
-        input).
+      ``[F, 3]`` normals in the floating dtype of ``vertices`` (float64 for integer
+      input).
     """
     v = np.asarray(vertices)
     dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64
@@ -248,12 +248,12 @@ def vertex_normals(vertices, faces) -> np.ndarray:
     faces cancel, get a zero vector.
 
     Args:
-        vertices: ``[N, 3]`` float coordinates.
-        faces: ``[F, 3]`` integer vertex indices.
+      vertices: ``[N, 3]`` float coordinates.
+      faces: ``[F, 3]`` integer vertex indices.
 
     Returns:
-        ``[N, 3]`` normals in the floating dtype of ``vertices`` (float64 for integer
-        input).
+      ``[N, 3]`` normals in the floating dtype of ``vertices`` (float64 for integer
+      input).
     """
     v = np.asarray(vertices)
     dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64
@@ -271,13 +271,13 @@ def cotangent_weights(vertices, faces) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Half-cotangent weights of every face corner.
 
     Args:
-        vertices: ``[N, 3]`` float coordinates.
-        faces: ``[F, 3]`` integer vertex indices.
+      vertices: ``[N, 3]`` float coordinates.
+      faces: ``[F, 3]`` integer vertex indices.
 
     Returns:
-        ``(rows, cols, weights)`` of length ``3F``: for the corner at ``faces[:, k]`` the
-        weight ``cot(angle) / 2`` belongs to the opposite edge ``(rows, cols)``.
-        Degenerate faces contribute zero.
+      ``(rows, cols, weights)`` of length ``3F``: for the corner at ``faces[:, k]`` the
+      weight ``cot(angle) / 2`` belongs to the opposite edge ``(rows, cols)``.
+      Degenerate faces contribute zero.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = _faces_array(faces)
@@ -305,11 +305,11 @@ def cotangent_laplacian(vertices, faces) -> scipy.sparse.csr_array:
     ``x @ L @ x`` is the Dirichlet energy of a field ``x``).
 
     Args:
-        vertices: ``[N, 3]`` float coordinates.
-        faces: ``[F, 3]`` integer vertex indices.
+      vertices: ``[N, 3]`` float coordinates.
+      faces: ``[F, 3]`` integer vertex indices.
 
     Returns:
-        ``[N, N]`` ``scipy.sparse.csr_array`` of float64.
+      ``[N, N]`` ``scipy.sparse.csr_array`` of float64.
     """
     n = np.asarray(vertices).shape[0]
     rows, cols, weights = cotangent_weights(vertices, faces)

@@ -78,20 +78,20 @@ def harmonic_uv(
     mouth) are free, i.e. natural boundary conditions.
 
     Args:
-        vertices: ``[N, 3]`` coordinates.
-        faces: ``[F, 3]`` triangles.
-        corner_vertex: Vertex of the outer loop placed at ``(0, 0)``; default: the
-            loop's lowest vertex index.
-        allow_other_components: If False, vertices outside the outer loop's connected
-            component raise an error; if True they get NaN coordinates.
+      vertices: ``[N, 3]`` coordinates.
+      faces: ``[F, 3]`` triangles.
+      corner_vertex: Vertex of the outer loop placed at ``(0, 0)``; default: the
+        loop's lowest vertex index.
+      allow_other_components: If False, vertices outside the outer loop's connected
+        component raise an error; if True they get NaN coordinates.
 
     Returns:
-        ``[N, 2]`` float64 UV coordinates in ``[0, 1]^2``.
+      ``[N, 2]`` float64 UV coordinates in ``[0, 1]^2``.
 
     Raises:
-        MeshError: if the mesh has no boundary, the outer loop has fewer than 4
-            vertices, ``corner_vertex`` is not on it, or (by default) the mesh has other
-            components.
+      MeshError: if the mesh has no boundary, the outer loop has fewer than 4
+        vertices, ``corner_vertex`` is not on it, or (by default) the mesh has other
+        components.
     """
     v = validate_vertices(vertices)
     f = validate_faces(faces, v.shape[0])
@@ -150,11 +150,11 @@ class GeometryImageMap:
     pointing up).
 
     Attributes:
-        vertex_indices: ``[H, W, 3]`` int32 corners of the UV triangle containing the
-            pixel centre; 0 where ``mask`` is False.
-        barycentric: ``[H, W, 3]`` float32 weights of those corners (sum 1); 0 where
-            ``mask`` is False.
-        mask: ``[H, W]`` bool, True where a triangle covers the pixel centre.
+      vertex_indices: ``[H, W, 3]`` int32 corners of the UV triangle containing the
+        pixel centre; 0 where ``mask`` is False.
+      barycentric: ``[H, W, 3]`` float32 weights of those corners (sum 1); 0 where
+        ``mask`` is False.
+      mask: ``[H, W]`` bool, True where a triangle covers the pixel centre.
     """
 
     vertex_indices: np.ndarray
@@ -169,10 +169,10 @@ class GeometryImageMap:
         """Geometry image of per-vertex values (numpy reference of the mapping layer).
 
         Args:
-            values: ``[..., N, C]`` per-vertex values.
+          values: ``[..., N, C]`` per-vertex values.
 
         Returns:
-            ``[..., H, W, C]`` images; uncovered pixels are 0.
+          ``[..., H, W, C]`` images; uncovered pixels are 0.
         """
         values = np.asarray(values)
         gathered = np.take(values, self.vertex_indices, axis=-2)  # [..., H, W, 3, C]
@@ -188,13 +188,13 @@ def rasterize_uv(uv, faces, height: int, width: int) -> GeometryImageMap:
     face index). Faces with non-finite UVs or zero UV area are skipped.
 
     Args:
-        uv: ``[N, 2]`` UV coordinates (normally in ``[0, 1]^2``).
-        faces: ``[F, 3]`` triangles.
-        height: Image height ``H`` (rows, along v).
-        width: Image width ``W`` (columns, along u).
+      uv: ``[N, 2]`` UV coordinates (normally in ``[0, 1]^2``).
+      faces: ``[F, 3]`` triangles.
+      height: Image height ``H`` (rows, along v).
+      width: Image width ``W`` (columns, along u).
 
     Returns:
-        The :class:`GeometryImageMap`.
+      The :class:`GeometryImageMap`.
     """
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}, {width}")

@@ -62,11 +62,11 @@ def one_hot_condition(labels: jax.Array, num_classes: int = 12) -> jax.Array:
     """The paper's condition: one-hot expression labels.
 
     Args:
-        labels: ``[B]`` int labels in ``[0, num_classes)``.
-        num_classes: number of expressions.
+      labels: ``[B]`` int labels in ``[0, num_classes)``.
+      num_classes: number of expressions.
 
     Returns:
-        ``[B, num_classes]`` float32.
+      ``[B, num_classes]`` float32.
     """
     return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
 
@@ -81,13 +81,13 @@ def rb_condition(
     it for every batch.
 
     Args:
-        labels: ``[B]`` int labels in ``[0, num_classes)``.
-        key: PRNG key.
-        num_classes: number of expressions.
-        rb_dim: slots per class.
+      labels: ``[B]`` int labels in ``[0, num_classes)``.
+      key: PRNG key.
+      num_classes: number of expressions.
+      rb_dim: slots per class.
 
     Returns:
-        ``[B, num_classes * rb_dim]`` float32, class-major (``[class0 slots, class1 slots, ...]``).
+      ``[B, num_classes * rb_dim]`` float32, class-major (``[class0 slots, class1 slots, ...]``).
     """
     labels = jnp.asarray(labels)
     a = jnp.abs(jax.random.uniform(key, (labels.shape[0], rb_dim), jnp.float32, -1.0, 1.0))
@@ -103,11 +103,11 @@ def resize_nearest(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     each pixel.
 
     Args:
-        x: ``[B, H, W, C]``.
-        size: output ``(H', W')`` (static).
+      x: ``[B, H, W, C]``.
+      size: output ``(H', W')`` (static).
 
     Returns:
-        ``[B, H', W', C]``.
+      ``[B, H', W', C]``.
     """
     h, w = x.shape[1:3]
     rows = np.minimum(np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int32), h - 1)
@@ -127,12 +127,12 @@ def official_dense_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float3
     """The official ``fc`` initialiser: normal with std ``(fan_in * fan_out) ** -0.25``.
 
     Args:
-        key: PRNG key.
-        shape: ``(fan_in, fan_out)``.
-        dtype: parameter dtype.
+      key: PRNG key.
+      shape: ``(fan_in, fan_out)``.
+      dtype: parameter dtype.
 
     Returns:
-        ``shape`` array.
+      ``shape`` array.
     """
     return jax.random.normal(key, shape, dtype) * (shape[0] * shape[1]) ** -0.25
 
@@ -148,8 +148,8 @@ class TrainModeBatchNorm(nn.Module):
     mutable collection is needed. Statistics are taken over every axis but the last.
 
     Attributes:
-        use_scale: learn a per-channel scale (official: ``False``).
-        epsilon: variance offset.
+      use_scale: learn a per-channel scale (official: ``False``).
+      epsilon: variance offset.
     """
 
     use_scale: bool = False
@@ -171,24 +171,24 @@ class Motion3DGANGenerator(nn.Module):
     """Conditional generator of tangent vectors at the reference point.
 
     Attributes:
-        num_frames: ``T`` (30).
-        num_features: ``F`` (204); must be divisible by 4.
-        base_channels: channels after the dense layer (official 1024); the later stages use 1/2,
-            1/4 and 1/8 of it.
-        project_to_tangent: project the output onto the tangent space at ``reference`` (default; the
-            official code does not).
-        conv_init: convolution kernel initialiser (official: truncated normal, std 0.02).
-        dense_init: dense kernel initialiser (official: normal with std
-            ``(fan_in * fan_out) ** -0.25``).
+      num_frames: ``T`` (30).
+      num_features: ``F`` (204); must be divisible by 4.
+      base_channels: channels after the dense layer (official 1024); the later stages use 1/2,
+        1/4 and 1/8 of it.
+      project_to_tangent: project the output onto the tangent space at ``reference`` (default; the
+        official code does not).
+      conv_init: convolution kernel initialiser (official: truncated normal, std 0.02).
+      dense_init: dense kernel initialiser (official: normal with std
+        ``(fan_in * fan_out) ** -0.25``).
 
     Example:
-        >>> import jax, jax.numpy as jnp
-        >>> gen = Motion3DGANGenerator()  # official size: traced only, nothing allocated
-        >>> z, cond = jnp.zeros((2, 128)), one_hot_condition(jnp.array([0, 3]))
-        >>> reference = jnp.ones((30, 204)) / jnp.sqrt(204.0)
-        >>> init = lambda key: gen.init_with_output(key, z, cond, reference)[0]
-        >>> jax.eval_shape(init, jax.random.key(0)).shape
-        (2, 30, 204)
+      >>> import jax, jax.numpy as jnp
+      >>> gen = Motion3DGANGenerator()  # official size: traced only, nothing allocated
+      >>> z, cond = jnp.zeros((2, 128)), one_hot_condition(jnp.array([0, 3]))
+      >>> reference = jnp.ones((30, 204)) / jnp.sqrt(204.0)
+      >>> init = lambda key: gen.init_with_output(key, z, cond, reference)[0]
+      >>> jax.eval_shape(init, jax.random.key(0)).shape
+      (2, 30, 204)
     """
 
     num_frames: int = 30
@@ -205,12 +205,12 @@ class Motion3DGANGenerator(nn.Module):
         """Generate tangent vectors.
 
         Args:
-            z: ``[B, noise_dim]`` noise (official: N(0, 1), 128-d).
-            condition: ``[B, C]`` condition code (one-hot or rb code).
-            reference: ``[T, F]`` reference point; required when ``project_to_tangent``.
+          z: ``[B, noise_dim]`` noise (official: N(0, 1), 128-d).
+          condition: ``[B, C]`` condition code (one-hot or rb code).
+          reference: ``[T, F]`` reference point; required when ``project_to_tangent``.
 
         Returns:
-            ``[B, T, F]`` float32 tangent vectors, entries in ``[-1, 1]`` before projection.
+          ``[B, T, F]`` float32 tangent vectors, entries in ``[-1, 1]`` before projection.
         """
         if self.num_features % 4:
             raise ValueError(f"num_features must be divisible by 4, got {self.num_features}.")
@@ -252,22 +252,22 @@ class Motion3DGANCritic(nn.Module):
     """Conditional WGAN critic on tangent vectors.
 
     Attributes:
-        channels: channels of the stride-2 5x5 convolutions, one stage each (official
-            ``(64, 32, 16)``).
-        hidden: width of the dense layer (official 1024).
-        norm: ``"layer"`` (default), ``"batch"`` (official; batch statistics, see
-            :class:`TrainModeBatchNorm`) or ``"none"``.
-        conv_init: convolution kernel initialiser (official: truncated normal, std 0.02).
-        dense_init: dense kernel initialiser (official: normal with std
-            ``(fan_in * fan_out) ** -0.25``).
+      channels: channels of the stride-2 5x5 convolutions, one stage each (official
+        ``(64, 32, 16)``).
+      hidden: width of the dense layer (official 1024).
+      norm: ``"layer"`` (default), ``"batch"`` (official; batch statistics, see
+        :class:`TrainModeBatchNorm`) or ``"none"``.
+      conv_init: convolution kernel initialiser (official: truncated normal, std 0.02).
+      dense_init: dense kernel initialiser (official: normal with std
+        ``(fan_in * fan_out) ** -0.25``).
 
     Example:
-        >>> import jax, jax.numpy as jnp
-        >>> critic = Motion3DGANCritic()  # official size, traced only
-        >>> v, cond = jnp.zeros((3, 30, 204)), one_hot_condition(jnp.array([0, 1, 2]))
-        >>> init = lambda key: critic.init_with_output(key, v, cond)[0]
-        >>> jax.eval_shape(init, jax.random.key(0)).shape
-        (3,)
+      >>> import jax, jax.numpy as jnp
+      >>> critic = Motion3DGANCritic()  # official size, traced only
+      >>> v, cond = jnp.zeros((3, 30, 204)), one_hot_condition(jnp.array([0, 1, 2]))
+      >>> init = lambda key: critic.init_with_output(key, v, cond)[0]
+      >>> jax.eval_shape(init, jax.random.key(0)).shape
+      (3,)
     """
 
     channels: tuple[int, ...] = (64, 32, 16)
@@ -291,11 +291,11 @@ class Motion3DGANCritic(nn.Module):
         """Score tangent vectors.
 
         Args:
-            v: ``[B, T, F]`` tangent vectors.
-            condition: ``[B, C]`` condition code.
+          v: ``[B, T, F]`` tangent vectors.
+          condition: ``[B, C]`` condition code.
 
         Returns:
-            ``[B]`` float32 scores.
+          ``[B]`` float32 scores.
         """
         condition = jnp.asarray(condition, jnp.float32)
         x = jnp.asarray(v, jnp.float32).transpose(0, 2, 1)[..., None]  # [B, F, T, 1]

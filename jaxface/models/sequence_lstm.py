@@ -32,13 +32,13 @@ def expression_code(
     """Per-frame neutral-to-apex expression code: ``one_hot(label) * intensity * t / (T - 1)``.
 
     Args:
-        labels: ``[B]`` int labels.
-        num_frames: ``T`` (static).
-        num_classes: number of expressions.
-        intensity: optional ``[B]`` apex amplitude in ``(0, 1]`` (Potamias' ``s_i``); default 1.
+      labels: ``[B]`` int labels.
+      num_frames: ``T`` (static).
+      num_classes: number of expressions.
+      intensity: optional ``[B]`` apex amplitude in ``(0, 1]`` (Potamias' ``s_i``); default 1.
 
     Returns:
-        ``[B, T, num_classes]`` float32.
+      ``[B, T, num_classes]`` float32.
     """
     ramp = jnp.linspace(0.0, 1.0, num_frames, dtype=jnp.float32)
     onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
@@ -53,12 +53,12 @@ def sequence_l1_loss(pred: jax.Array, target: jax.Array, temporal_weight: float 
     differences.
 
     Args:
-        pred: ``[B, T, ...]`` predicted sequence.
-        target: ``[B, T, ...]`` ground truth.
-        temporal_weight: weight of the temporal-coherence term.
+      pred: ``[B, T, ...]`` predicted sequence.
+      target: ``[B, T, ...]`` ground truth.
+      temporal_weight: weight of the temporal-coherence term.
 
     Returns:
-        float32 scalar.
+      float32 scalar.
     """
     l1 = jnp.mean(jnp.abs(pred - target))
     dp = pred[:, 1:] - pred[:, :-1]
@@ -70,21 +70,21 @@ class LSTMLandmarkGenerator(nn.Module):
     """Deterministic label + neutral -> landmark-motion generator (the Table 3 "LSTM" baseline).
 
     Attributes:
-        num_frames: output length ``T``.
-        num_classes: number of expression labels.
-        hidden_size: LSTM width.
-        latent_size: per-frame code between the LSTM and the displacement decoder (Potamias: 64).
-        condition_on_neutral: feed the flattened neutral landmarks to the LSTM at every step.
-        anchor_first_frame: subtract the first frame's displacement so that frame 0 is exactly the
-            neutral configuration (the sequences go from neutral to apex).
+      num_frames: output length ``T``.
+      num_classes: number of expression labels.
+      hidden_size: LSTM width.
+      latent_size: per-frame code between the LSTM and the displacement decoder (Potamias: 64).
+      condition_on_neutral: feed the flattened neutral landmarks to the LSTM at every step.
+      anchor_first_frame: subtract the first frame's displacement so that frame 0 is exactly the
+        neutral configuration (the sequences go from neutral to apex).
 
     Example:
-        >>> import jax, jax.numpy as jnp
-        >>> gen = LSTMLandmarkGenerator(num_frames=10)
-        >>> labels, neutral = jnp.array([1, 4]), jnp.zeros((2, 68, 3))
-        >>> init = lambda key: gen.init_with_output(key, labels, neutral)[0]
-        >>> jax.eval_shape(init, jax.random.key(0)).shape
-        (2, 10, 68, 3)
+      >>> import jax, jax.numpy as jnp
+      >>> gen = LSTMLandmarkGenerator(num_frames=10)
+      >>> labels, neutral = jnp.array([1, 4]), jnp.zeros((2, 68, 3))
+      >>> init = lambda key: gen.init_with_output(key, labels, neutral)[0]
+      >>> jax.eval_shape(init, jax.random.key(0)).shape
+      (2, 10, 68, 3)
     """
 
     num_frames: int = 30
@@ -101,12 +101,12 @@ class LSTMLandmarkGenerator(nn.Module):
         """Generate landmark sequences.
 
         Args:
-            labels: ``[B]`` int expression labels.
-            neutral: ``[B, *point_shape]`` neutral landmarks (e.g. ``[B, 68, 3]``).
-            intensity: optional ``[B]`` apex amplitudes for :func:`expression_code`.
+          labels: ``[B]`` int expression labels.
+          neutral: ``[B, *point_shape]`` neutral landmarks (e.g. ``[B, 68, 3]``).
+          intensity: optional ``[B]`` apex amplitudes for :func:`expression_code`.
 
         Returns:
-            ``[B, T, *point_shape]`` float32 landmark sequences.
+          ``[B, T, *point_shape]`` float32 landmark sequences.
         """
         neutral = jnp.asarray(neutral, jnp.float32)
         batch, point_shape = neutral.shape[0], neutral.shape[1:]
@@ -129,20 +129,20 @@ class LSTMExpressionClassifier(nn.Module):
     """Expression classifier over landmark sequences; its 512-d features feed the FID.
 
     Attributes:
-        num_classes: number of expressions (12 for CoMA).
-        hidden_size: LSTM width (not given by the paper).
-        feature_size: width of the fully connected layer whose outputs are the FID features (paper:
-            512).
-        relative_to_first_frame: classify the displacement from the first (neutral) frame, which
-            removes the identity; ``False`` uses the raw landmarks.
+      num_classes: number of expressions (12 for CoMA).
+      hidden_size: LSTM width (not given by the paper).
+      feature_size: width of the fully connected layer whose outputs are the FID features (paper:
+        512).
+      relative_to_first_frame: classify the displacement from the first (neutral) frame, which
+        removes the identity; ``False`` uses the raw landmarks.
 
     Example:
-        >>> import jax, jax.numpy as jnp
-        >>> clf = LSTMExpressionClassifier()
-        >>> init = lambda key: clf.init_with_output(key, jnp.zeros((2, 30, 68, 3)))[0]
-        >>> logits, feats = jax.eval_shape(init, jax.random.key(0))
-        >>> logits.shape, feats.shape
-        ((2, 12), (2, 512))
+      >>> import jax, jax.numpy as jnp
+      >>> clf = LSTMExpressionClassifier()
+      >>> init = lambda key: clf.init_with_output(key, jnp.zeros((2, 30, 68, 3)))[0]
+      >>> logits, feats = jax.eval_shape(init, jax.random.key(0))
+      >>> logits.shape, feats.shape
+      ((2, 12), (2, 512))
     """
 
     num_classes: int = 12
@@ -157,14 +157,14 @@ class LSTMExpressionClassifier(nn.Module):
         """Classify sequences.
 
         Args:
-            sequences: ``[B, T, *point_shape]`` landmark sequences (``[B, T, 68, 3]`` or
-                ``[B, T, D]``).
-            seq_lengths: optional ``[B]`` int valid lengths (padded sequences); the final LSTM state
-                is taken at the last valid frame.
+          sequences: ``[B, T, *point_shape]`` landmark sequences (``[B, T, 68, 3]`` or
+            ``[B, T, D]``).
+          seq_lengths: optional ``[B]`` int valid lengths (padded sequences); the final LSTM state
+            is taken at the last valid frame.
 
         Returns:
-            ``(logits, features)``: ``[B, num_classes]`` and ``[B, feature_size]`` float32. The
-            features are the fully connected layer's outputs (before the ReLU that feeds the head).
+          ``(logits, features)``: ``[B, num_classes]`` and ``[B, feature_size]`` float32. The
+          features are the fully connected layer's outputs (before the ReLU that feeds the head).
         """
         x = jnp.asarray(sequences, jnp.float32)
         x = x.reshape(x.shape[0], x.shape[1], -1)
