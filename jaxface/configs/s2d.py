@@ -68,6 +68,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.batch_size = 16
     c.optim.num_epochs = 300
 
+    # Validation: whole training-part sequences held out, evaluated while training (mean
+    # per-vertex error, mm, in <workdir>/eval.jsonl); with patience > 0 the run stops once the
+    # error has not improved by min_delta_mm for that many evaluations (num_epochs is then a
+    # ceiling).
+    c.validation = ml_collections.ConfigDict()
+    c.validation.fraction = 0.0  # share of the training sequences held out (0: none)
+    c.validation.every_epochs = 1.0
+    c.validation.patience = 0
+    c.validation.min_delta_mm = 0.0
+
     # The Neural3DMM baseline (spiral autoencoder, latent 16 ⊕ landmark displacement).
     c.neural3dmm = ml_collections.ConfigDict()
     c.neural3dmm.name = "neural3dmm"

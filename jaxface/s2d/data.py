@@ -34,6 +34,7 @@ __all__ = [
     "loss_weights",
     "protocol_name",
     "training_batches",
+    "validation_sequences",
 ]
 
 # The 51 inner landmarks (iBUG order: 17 contour points first).
@@ -52,6 +53,7 @@ class ProtocolData:
       train: the training pairs, or their frame index when streaming.
       test: the test pairs (``None`` for a training-only run).
       topology: the template's spiral topology.
+      validation: pairs of training-part sequences held out of training (``None``: none).
     """
 
     view: DatasetView
@@ -59,6 +61,7 @@ class ProtocolData:
     train: S2DPairs | S2DFrames
     test: S2DPairs | None
     topology: SpiralTopology
+    validation: S2DPairs | None = None
 
 
 def protocol_name(protocol: str, fold: int) -> str:
@@ -128,12 +131,34 @@ def frame_index(view: DatasetView, sequences: Sequence[SequenceInfo],
     )
 
 
+def validation_sequences(sequences: Sequence[SequenceInfo], fraction: float,
+                         seed: int) -> tuple[list[SequenceInfo], list[SequenceInfo]]:
+    """Splits training sequences into ``(train, validation)``: a seeded random ``fraction`` of
+    whole sequences (at least one when ``fraction > 0``) is held out, in dataset order.
+
+    Raises:
+      ValueError: ``fraction`` outside ``[0, 1)`` or nothing left to train on.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation.fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return list(sequences), []
+    count = max(1, round(fraction * len(sequences)))
+    if count >= len(sequences):
+        raise ValueError(f"validation.fraction {fraction} leaves no training sequence out of "
+                         f"{len(sequences)}")
+    held = set(np.random.default_rng([seed, 17]).permutation(len(sequences))[:count].tolist())
+    return ([s for i, s in enumerate(sequences) if i not in held],
+            [s for i, s in enumerate(sequences) if i in held])
+
+
 def load_protocol(config) -> ProtocolData:
-    """Loads the configured protocol's train/test data and the template topology.
+    """Loads the configured protocol's train/validation/test data and the template topology.
 
     Args:
       config: an S2D config (``dataset``, ``dataset_config``, ``data_dir``, ``protocol``,
-        ``fold``, ``frame_stride``, ``eval_frame_stride``, ``loader``, ``topology``).
+        ``fold``, ``frame_stride``, ``eval_frame_stride``, ``loader``, ``topology``,
+        ``validation.fraction``, ``seed``).
 
     Raises:
       ValueError: an unknown ``loader``.
@@ -144,7 +169,9 @@ def load_protocol(config) -> ProtocolData:
     view = open_dataset(config)
     protocol = protocol_name(config.protocol, config.fold)
     split = view.split(protocol)
-    train_seqs = view.sequences_of(split.train)
+    fraction = config.validation.fraction if "validation" in config else 0.0
+    train_seqs, val_seqs = validation_sequences(view.sequences_of(split.train), fraction,
+                                                config.seed)
     return ProtocolData(
         view=view,
         protocol=protocol,
@@ -152,6 +179,7 @@ def load_protocol(config) -> ProtocolData:
                else frame_index(view, train_seqs, config.frame_stride)),
         test=load_pairs(view, view.sequences_of(split.test), config.eval_frame_stride),
         topology=build_topology(view.vertices, view.faces, config.topology),
+        validation=load_pairs(view, val_seqs, config.eval_frame_stride) if val_seqs else None,
     )
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxface.eval.errors import per_vertex_errors_mm
 from jaxface.losses.s2d import s2d_loss
 from jaxface.models import create_model
 from jaxface.s2d.data import ProtocolData, loss_weights, training_batches
@@ -25,6 +26,8 @@ from jaxface.s2d.model import save_template
 from jaxface.s2d.pairs import S2DPairs
 from jaxface.train import (
     LoopConfig,
+    PeriodicEval,
+    Plateau,
     create_train_state,
     fit,
     make_supervised_step,
@@ -83,9 +86,33 @@ def make_train_step(
     return make_supervised_step(loss_fn)
 
 
-def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tuple, predict,
-           target, *, beta_dr: float, beta_pr: float, with_meshes: bool, desc: str):
-    """Trains ``model`` with the S2D loss family; returns ``(params on the host, info)``."""
+def _validation_hook(config, workdir: str, data: ProtocolData, steps_per_epoch: int,
+                     predictor: Callable[[Any], Predictor]) -> list[PeriodicEval]:
+    """The validation hook of ``config.validation`` (none without validation pairs)."""
+    if data.validation is None:
+        return []
+    v = config.validation
+    pairs = data.validation
+
+    def evaluate(state) -> dict[str, float]:
+        errors = per_vertex_errors_mm(predictor(state.params)(pairs), pairs.targets)
+        return {"val_error_mm": float(np.mean(errors))}
+
+    stop = Plateau("val_error_mm", v.patience, v.min_delta_mm) if v.patience else None
+    every = max(1, round(v.every_epochs * steps_per_epoch))
+    return [PeriodicEval(evaluate, every, workdir, stop)]
+
+
+def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tuple,
+           predictor: Callable[[Any], Predictor], predict, target, *, beta_dr: float,
+           beta_pr: float, with_meshes: bool, desc: str) -> tuple[Predictor, dict[str, Any]]:
+    """Trains ``model`` with the S2D loss family; returns ``(predict, info)``.
+
+    ``predict(params, batch)`` and ``target(batch)`` are what the loss compares;
+    ``predictor(params)`` is the trained model's ``pairs -> meshes``, used on the validation
+    pairs while training (``config.validation``: mean error in mm, optional plateau stop) and
+    returned for the trained parameters.
+    """
     batches = training_batches(config, data, with_meshes=with_meshes)
     o = config.optim
     tx = create_optimizer(o.learning_rate, weight_decay=o.weight_decay, decay_rate=o.decay_rate,
@@ -93,11 +120,14 @@ def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tupl
     state = create_train_state(model, jax.random.key(config.seed), example_inputs, tx)
     step = make_train_step(predict, target, loss_weights(data.view, config.loss.weights),
                            beta_dr=beta_dr, beta_pr=beta_pr, form=config.loss.form)
+    hooks = _validation_hook(config, workdir, data, batches.steps_per_epoch, predictor)
     state, run = fit(state, step, batches, LoopConfig.from_config(config, o.num_epochs, desc=desc),
-                     workdir)
+                     workdir, hooks=hooks)
     info = {**run.summary(), "final_loss": run.final["loss"] if run.final else None,
             "num_params": num_params(state.params)}
-    return jax.device_get(state.params), info
+    if hooks and hooks[0].history:
+        info["validation"] = hooks[0].history
+    return predictor(jax.device_get(state.params)), info
 
 
 def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:
@@ -110,20 +140,22 @@ def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict
     write_config(workdir, config.to_dict())
     save_template(workdir, data.view.vertices, data.view.faces, data.view.landmarks)
     model = create_model(config.model, topology=data.topology)
-    params, info = _train(
-        config, workdir, data, model, (jnp.zeros((1, 204), jnp.float32),),
+    apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
+
+    def predictor(params) -> Predictor:
+        def predict(pairs: S2DPairs) -> np.ndarray:
+            disp = map_in_batches(functools.partial(apply, params),
+                                  (pairs.landmark_displacement,), config.eval_batch_size)
+            return pairs.neutrals[pairs.sequence] + disp
+
+        return predict
+
+    return _train(
+        config, workdir, data, model, (jnp.zeros((1, 204), jnp.float32),), predictor,
         lambda p, b: model.apply({"params": p}, b["landmark_displacement"]),
         lambda b: b["displacement"],
         beta_dr=config.loss.beta_dr, beta_pr=config.loss.beta_pr, with_meshes=False, desc="S2D",
     )
-    apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
-
-    def predict(pairs: S2DPairs) -> np.ndarray:
-        disp = map_in_batches(functools.partial(apply, params), (pairs.landmark_displacement,),
-                              config.eval_batch_size)
-        return pairs.neutrals[pairs.sequence] + disp
-
-    return predict, info
 
 
 def train_neural3dmm(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:
@@ -139,18 +171,20 @@ def train_neural3dmm(config, workdir: str, data: ProtocolData) -> tuple[Predicto
     def forward(p, neutral, d):
         return model.apply({"params": p}, (neutral - mean) / std, d) * std + mean
 
+    apply = jax.jit(forward)
+
+    def predictor(params) -> Predictor:
+        def predict(pairs: S2DPairs) -> np.ndarray:
+            neutral = pairs.neutrals[pairs.sequence]
+            return map_in_batches(functools.partial(apply, params),
+                                  (neutral, pairs.landmark_displacement), config.eval_batch_size)
+
+        return predict
+
     n = data.topology.level_sizes[0]
-    params, info = _train(
+    return _train(
         config, os.path.abspath(workdir), data, model,
-        (jnp.zeros((1, n, 3), jnp.float32), jnp.zeros((1, 204), jnp.float32)),
+        (jnp.zeros((1, n, 3), jnp.float32), jnp.zeros((1, 204), jnp.float32)), predictor,
         lambda p, b: forward(p, b["neutral"], b["landmark_displacement"]),
         lambda b: b["target"], beta_dr=0.0, beta_pr=1.0, with_meshes=True, desc="Neural3DMM",
     )
-    apply = jax.jit(forward)
-
-    def predict(pairs: S2DPairs) -> np.ndarray:
-        neutral = pairs.neutrals[pairs.sequence]
-        return map_in_batches(functools.partial(apply, params),
-                              (neutral, pairs.landmark_displacement), config.eval_batch_size)
-
-    return predict, info

@@ -12,12 +12,14 @@ from jaxface.train.loop import (
     LogMetrics,
     LoopConfig,
     PeriodicEval,
+    Plateau,
     ReportProgress,
     SaveCheckpoint,
     TrainInfo,
     apply_in_batches,
     fit,
     map_in_batches,
+    read_jsonl,
 )
 from jaxface.train.metrics import (
     MetricsWriter,
@@ -43,6 +45,7 @@ __all__ = [
     "MetricsWriter",
     "NonFiniteError",
     "PeriodicEval",
+    "Plateau",
     "ReportProgress",
     "SaveCheckpoint",
     "Throughput",
@@ -57,5 +60,6 @@ __all__ = [
     "make_supervised_step",
     "map_in_batches",
     "num_params",
+    "read_jsonl",
     "write_config",
 ]

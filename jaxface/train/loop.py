@@ -10,7 +10,8 @@ every step with ``(step, state, metrics)`` in the manner of clu's periodic actio
 * :class:`SaveCheckpoint` (every ``checkpoint_every`` steps, and at the end);
 * :class:`ReportProgress`: the progress bar;
 * :class:`PeriodicEval`: any ``evaluate(state) -> metrics`` every ``n`` steps (validation
-  losses), written beside the training metrics; it can end the run early (e.g. on a plateau).
+  losses), written beside the training metrics; a stop rule such as :class:`Plateau` can end
+  the run early.
 
 ``fit`` restores the latest checkpoint of ``workdir`` first and starts from the batch after the
 last one consumed, so a run killed at any point continues exactly where its last checkpoint left
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -42,12 +45,14 @@ __all__ = [
     "LogMetrics",
     "LoopConfig",
     "PeriodicEval",
+    "Plateau",
     "ReportProgress",
     "SaveCheckpoint",
     "TrainInfo",
     "apply_in_batches",
     "fit",
     "map_in_batches",
+    "read_jsonl",
 ]
 
 
@@ -110,7 +115,11 @@ class TrainInfo:
 
 
 class Hook(Protocol):
-    """Called after every step; returning ``True`` ends the run after this step."""
+    """Called after every step; returning ``True`` ends the run after this step.
+
+    A hook may also define ``start(step) -> bool``, called once with the restored step before
+    training; returning ``True`` means the run had already ended (nothing more is trained).
+    """
 
     def __call__(self, step: int, state: Any, metrics: Mapping[str, jax.Array]) -> bool | None:
         ...
@@ -188,12 +197,15 @@ class ReportProgress:
 class PeriodicEval:
     """Runs ``evaluate(state) -> metrics`` every ``every`` steps and logs the result.
 
+    A resumed run reads back the evaluations up to its restored step from ``eval.jsonl``, so a
+    stop rule sees the whole history, and a run that had already stopped does not train again.
+
     Args:
       evaluate: returns scalar metrics of the current state (e.g. a validation loss).
       every: steps between evaluations.
       workdir: run folder; records go to ``<workdir>/eval.jsonl``.
       stop: optional ``history -> bool`` deciding from all evaluations so far (a list of
-        metric dicts with their ``step``) whether to end the run.
+        metric dicts with their ``step``) whether to end the run (e.g. :class:`Plateau`).
     """
 
     def __init__(self, evaluate: Callable[[Any], Mapping[str, float]], every: int, workdir: str,
@@ -204,6 +216,11 @@ class PeriodicEval:
         self.stop = stop
         self.history: list[dict[str, float]] = []
 
+    def start(self, step: int) -> bool:
+        """Reads the evaluations of steps ``<= step`` back; returns whether the run had stopped."""
+        self.history = [r for r in read_jsonl(self.writer.path) if r["step"] <= step]
+        return bool(self.history and self.stop is not None and self.stop(self.history))
+
     def __call__(self, step, state, metrics):
         del metrics
         if step % self.every:
@@ -213,6 +230,49 @@ class PeriodicEval:
         self.writer.write(step, result)
         self.history.append({"step": step, **result})
         return bool(self.stop is not None and self.stop(self.history))
+
+
+class Plateau:
+    """A stop rule: the metric has not improved by ``min_delta`` for ``patience`` evaluations.
+
+    Args:
+      metric: the evaluated metric to watch.
+      patience: evaluations without improvement before stopping.
+      min_delta: the smallest change that counts as an improvement (in the metric's units).
+      mode: ``"min"`` (lower is better) or ``"max"``.
+
+    Example:
+      >>> stop = Plateau("val", patience=2)
+      >>> [stop([{"val": v} for v in values]) for values in ([3, 2], [3, 2, 2.5], [3, 2, 2.5, 2])]
+      [False, False, True]
+    """
+
+    def __init__(self, metric: str, patience: int, min_delta: float = 0.0, mode: str = "min"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.metric, self.patience, self.min_delta = metric, int(patience), float(min_delta)
+        self.sign = 1.0 if mode == "min" else -1.0
+
+    def best(self, history: Sequence[Mapping[str, float]]) -> int:
+        """Index of the best evaluation (the first one when tied within ``min_delta``)."""
+        best, value = 0, self.sign * history[0][self.metric]
+        for i, record in enumerate(history[1:], start=1):
+            if self.sign * record[self.metric] < value - self.min_delta:
+                best, value = i, self.sign * record[self.metric]
+        return best
+
+    def __call__(self, history: Sequence[Mapping[str, float]]) -> bool:
+        return bool(history) and len(history) - 1 - self.best(history) >= self.patience
+
+
+def read_jsonl(path: str) -> list[dict[str, float]]:
+    """The records of a JSON-lines metrics file (``[]`` when it does not exist)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def fit(
@@ -253,8 +313,10 @@ def fit(
         progress = ReportProgress(total, start, log, desc=loop.desc, metric=loop.progress_metric,
                                   enabled=loop.progress)
         all_hooks = (log, SaveCheckpoint(ckpt), progress, *hooks)
+        stopped = any([bool(h.start(start)) for h in hooks if hasattr(h, "start")])
         rng = jax.random.key(loop.seed)
-        for epoch in range(start // steps_per_epoch, loop.num_epochs):
+        first_epoch = loop.num_epochs if stopped else start // steps_per_epoch
+        for epoch in range(first_epoch, loop.num_epochs):
             log.epoch = epoch
             with batches.epoch(epoch, start=max(0, step - epoch * steps_per_epoch)) as it:
                 for batch in it:

@@ -38,3 +38,36 @@ def test_adam_with_l2_and_epoch_decay_matches_numpy(rng):
     assert create_optimizer(1e-3, weight_decay=0, decay_rate=1, steps_per_epoch=0) is not None
     with pytest.raises(TypeError):
         create_optimizer(1e-3)
+
+
+def test_validation_split_and_plateau_stop(tiny_faces4d, tmp_path):
+    from jaxface.configs import s2d
+    from jaxface.s2d import load_protocol, train_s2d
+    from jaxface.s2d.data import validation_sequences
+
+    seqs = list(range(10))
+    train, val = validation_sequences(seqs, 0.25, seed=3)
+    assert len(val) == 2 and sorted(train + val) == seqs
+    assert validation_sequences(seqs, 0.25, seed=3) == (train, val)
+    assert validation_sequences(seqs, 0.0, seed=3) == (seqs, [])
+    with pytest.raises(ValueError, match="validation.fraction must be in"):
+        validation_sequences(seqs, 1.0, seed=3)
+
+    data_dir, _ = tiny_faces4d
+    config = s2d.get_config("test")
+    config.data_dir = data_dir
+    config.validation.fraction = 0.2
+    config.validation.patience = 2
+    config.validation.min_delta_mm = 1.0  # stops as soon as the error moves by less than 1 mm
+    config.optim.num_epochs = 40
+    data = load_protocol(config)
+    assert data.validation is not None
+    held = {(s, e) for s, e in zip(data.validation.subjects, data.validation.expressions,
+                                   strict=True)}
+    trained = set(zip(data.train.subjects, data.train.expressions, strict=True))
+    assert held and not held & trained
+    _, info = train_s2d(config, str(tmp_path), data)
+    history = info["validation"]
+    assert info["stopped_early"] and info["steps"] < 40 * (len(data.train) // 8)
+    assert len(history) >= 3 and all(np.isfinite(h["val_error_mm"]) for h in history)
+    assert history[-1]["step"] == info["steps"]

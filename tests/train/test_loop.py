@@ -15,6 +15,7 @@ from jaxface.train import (
     LoopConfig,
     NonFiniteError,
     PeriodicEval,
+    Plateau,
     create_train_state,
     fit,
     make_supervised_step,
@@ -151,9 +152,27 @@ def test_periodic_eval_logs_and_can_stop_the_run(tmp_path):
     assert info.steps == hook.history[-1]["step"] == int(state.step)
     records = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [h["step"] for h in hook.history]
-    # The last step was checkpointed: resuming continues from it.
+    # Run again with the same rule: the history is read back and nothing more is trained.
+    hook2 = PeriodicEval(evaluate, every=2, workdir=str(tmp_path), stop=stop)
+    state2, same = _fit(tmp_path, num_epochs=50, hooks=(hook2,))
+    assert same.stopped_early and same.steps == info.steps and same.history == []
+    assert hook2.history == hook.history
+    # Without the rule, resuming continues from the last (checkpointed) step.
     _, again = _fit(tmp_path, num_epochs=50, hooks=())
     assert again.history[0]["step"] > info.steps
+
+
+def test_plateau_rule():
+    stop = Plateau("val", patience=2, min_delta=0.1)
+    values = [5.0, 4.0, 3.95, 3.92, 3.5]
+    # 3.95 and 3.92 do not improve on 4.0 by 0.1; 3.5 does.
+    assert [stop([{"val": v} for v in values[:n]]) for n in range(1, 6)] == [
+        False, False, False, True, False]
+    assert stop.best([{"val": v} for v in values]) == 4
+    up = Plateau("acc", patience=1, mode="max")
+    assert up([{"acc": 0.5}, {"acc": 0.4}]) and not up([{"acc": 0.5}, {"acc": 0.6}])
+    with pytest.raises(ValueError, match="mode must be"):
+        Plateau("val", patience=1, mode="up")
 
 
 def test_non_finite_metrics_stop_the_run_with_a_clear_error(tmp_path):
