@@ -92,6 +92,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.intensity_statistic = "median"  # per-label SRVF length given to generated motions
     c.samples_per_label = 10
 
+    # Validation: a share of the training motions held out and evaluated while training the
+    # GAN (coverage L1), the LSTM baseline and the classifier (their losses), in each run's
+    # eval.jsonl; with patience > 0 a run stops once its metric has not improved by min_delta
+    # for that many evaluations (num_epochs is then a ceiling).
+    c.validation = ml_collections.ConfigDict()
+    c.validation.fraction = 0.0
+    c.validation.every_epochs = 1.0
+    c.validation.patience = 0
+    c.validation.min_delta = 0.0
+
     # The deterministic LSTM landmark generator (Table 3 baseline).
     c.baseline = ml_collections.ConfigDict()
     c.baseline.name = "lstm_landmark_generator"

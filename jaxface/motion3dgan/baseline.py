@@ -52,7 +52,7 @@ def lstm_loss(model: LSTMLandmarkGenerator, temporal_weight: float) -> Callable:
 
 
 def train_lstm_generator(
-    config, workdir: str, train: MotionSet
+    config, workdir: str, train: MotionSet, validation: MotionSet | None = None
 ) -> tuple[LSTMLandmarkGenerator, Any, dict[str, Any]]:
     """Trains (or resumes) the LSTM baseline on the training motions.
 
@@ -62,6 +62,7 @@ def train_lstm_generator(
         ``learning_rate``, ``batch_size``, ``num_epochs``, ``temporal_weight``).
       workdir: run folder.
       train: training motions.
+      validation: held-out motions whose loss is evaluated while training.
 
     Returns:
       ``(model, params on the host, info)``.
@@ -72,7 +73,7 @@ def train_lstm_generator(
         config, b, workdir, train, model,
         (jnp.zeros((1,), jnp.int32), jnp.asarray(train.neutral[:1])),
         lstm_loss(model, b.temporal_weight), ("label", "neutral", "landmarks"),
-        stream=7, desc="LSTM generator",
+        stream=7, desc="LSTM generator", validation=validation,
     )
     return model, params, info
 

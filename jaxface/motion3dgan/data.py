@@ -53,6 +53,7 @@ __all__ = [
     "motions_from_subsequences",
     "s2d_training_data",
     "split_motions",
+    "validation_split",
 ]
 
 SPLIT_RULES = ("first_sample", "held_out_subjects", "none")
@@ -240,6 +241,30 @@ def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[Motio
     is_test = np.zeros(len(motions), bool)
     is_test[test] = True
     return motions.subset(np.flatnonzero(~is_test)), motions.subset(np.flatnonzero(is_test))
+
+
+def validation_split(motions: MotionSet, fraction: float,
+                     seed: int) -> tuple[MotionSet, MotionSet | None]:
+    """Holds a seeded random ``fraction`` of training motions out for validation.
+
+    Returns:
+      ``(train, validation)``, both in source order; ``validation`` is ``None`` when
+      ``fraction == 0``.
+
+    Raises:
+      ValueError: ``fraction`` outside ``[0, 1)`` or nothing left to train on.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation.fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return motions, None
+    count = max(1, round(fraction * len(motions)))
+    if count >= len(motions):
+        raise ValueError(f"validation.fraction {fraction} leaves no training motion out of "
+                         f"{len(motions)}")
+    held = np.zeros(len(motions), bool)
+    held[np.random.default_rng([seed, 17]).permutation(len(motions))[:count]] = True
+    return motions.subset(np.flatnonzero(~held)), motions.subset(np.flatnonzero(held))
 
 
 def load_motion_splits(

@@ -52,6 +52,7 @@ from jaxface.motion3dgan.data import (
     label_intensities,
     load_motion_splits,
     s2d_training_data,
+    validation_split,
 )
 from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
@@ -104,7 +105,7 @@ def classifier_loss(model: LSTMExpressionClassifier) -> Callable:
 
 
 def train_classifier(
-    config, workdir: str, train: MotionSet
+    config, workdir: str, train: MotionSet, validation: MotionSet | None = None
 ) -> tuple[LSTMExpressionClassifier, Any, dict[str, Any]]:
     """Trains (or resumes) the expression classifier on the training landmark sequences.
 
@@ -114,6 +115,7 @@ def train_classifier(
         ``learning_rate``, ``batch_size``, ``num_epochs``).
       workdir: run folder.
       train: training motions (their ``landmarks`` and ``labels``).
+      validation: held-out motions whose loss is evaluated while training.
 
     Returns:
       ``(model, params on the host, info)``.
@@ -122,6 +124,7 @@ def train_classifier(
     params, info = train_on_motions(
         config, config.classifier, workdir, train, model, (jnp.asarray(train.landmarks[:1]),),
         classifier_loss(model), ("landmarks", "label"), stream=11, desc="classifier",
+        validation=validation,
     )
     return model, params, info
 
@@ -316,21 +319,26 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     if len(test) == 0:
         raise ValueError(f"split rule {config.split_rule!r} leaves no test motions")
     neutral_meshes = _neutral_meshes(view, test)
+    fraction = config.validation.fraction if "validation" in config else 0.0
+    train_part = train  # S2D-Dec trains on all of it; the networks below hold a share out
+    train, validation = validation_split(train_part, fraction, config.seed)
     stages.done("data")
 
     t3 = config.table3
     s2d_dir = t3.s2d_workdir or os.path.join(workdir, "s2d")
-    s2d_data = s2d_training_data(view, train, config.s2d.topology, t3.s2d_frame_stride)
+    s2d_data = s2d_training_data(view, train_part, config.s2d.topology, t3.s2d_frame_stride)
     _, s2d_info = train_s2d(config.s2d, s2d_dir, s2d_data)
     decode = S2DInference.load(s2d_dir).decode
     s2d_info["train_frames"] = len(s2d_data.train)
     stages.done("s2d")
-    models, gan_state, gan_info = train_gan(config, os.path.join(workdir, "gan"), train)
+    models, gan_state, gan_info = train_gan(config, os.path.join(workdir, "gan"), train,
+                                            validation=validation)
     stages.done("gan")
     lstm, lstm_params, lstm_info = train_lstm_generator(
-        config, os.path.join(workdir, "lstm"), train)
+        config, os.path.join(workdir, "lstm"), train, validation)
     stages.done("lstm")
-    clf, clf_params, clf_info = train_classifier(config, os.path.join(workdir, "classifier"), train)
+    clf, clf_params, clf_info = train_classifier(config, os.path.join(workdir, "classifier"),
+                                                 train, validation)
     stages.done("classifier")
 
     generated, q = generate_landmarks(config, models, gan_state, lstm, lstm_params, train, test)
@@ -361,6 +369,7 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         "dataset": view.path,
         "split_rule": config.split_rule,
         "num_train": len(train),
+        "num_validation": 0 if validation is None else len(validation),
         "num_test": len(test),
         "num_test_per_label": per_label,
         "label_names": list(test.label_names),

@@ -64,6 +64,7 @@ from jaxface.models import (
 )
 from jaxface.models.motion3dgan import official_conv_init
 from jaxface.motion3dgan.data import MotionSet
+from jaxface.motion3dgan.supervised import validation_hooks
 from jaxface.sharding import data_mesh
 from jaxface.train import LoopConfig, fit, global_norm, jit_train_step, num_params
 
@@ -71,6 +72,7 @@ __all__ = [
     "GANLoss",
     "GANModels",
     "GANState",
+    "coverage_l1",
     "create_gan_state",
     "create_models",
     "critic_loss",
@@ -429,8 +431,42 @@ def make_sample_fn(
     return jax.jit(sample)
 
 
+def coverage_l1(models: GANModels, gen_params, reference: jax.Array, q: jax.Array,
+                labels: jax.Array, key: jax.Array, num_samples: int = 8,
+                cos_clip: float | None = None) -> jax.Array:
+    """How closely the generator covers real motions: for every real SRVF, the smallest
+    tangent-space L1 distance (mean over frames and features) to ``num_samples`` generated
+    motions of its label, averaged over the real motions.
+
+    Args:
+      models: the networks.
+      gen_params: generator parameters.
+      reference: float32 ``[T, D]`` reference point.
+      q: float32 ``[S, T, D]`` real SRVFs (e.g. held-out validation motions).
+      labels: int32 ``[S]`` their labels.
+      key: PRNG key of the noise (fixed across evaluations, so they are comparable).
+      num_samples: generated motions per real one.
+      cos_clip: the log map's clip (see :class:`jaxface.manifold.SphereConfig`).
+
+    Returns:
+      A scalar; lower is better (the validation metric of :func:`train_gan`).
+    """
+    real = log_map(reference, q, cos_clip=cos_clip)
+    keys = jax.random.split(key, num_samples)
+
+    def distance(k):
+        k_z, k_c = jax.random.split(k)
+        cond = make_condition(models, labels, k_c)
+        z = _noise(models, k_z, q.shape[0])
+        fake, _ = fake_tangent(models, gen_params, reference, z, cond, cos_clip)
+        return jnp.mean(jnp.abs(fake - real), axis=(1, 2))
+
+    return jnp.mean(jnp.min(jax.lax.map(distance, keys), axis=0))
+
+
 def train_gan(
-    config, workdir: str, train: MotionSet, *, reference: np.ndarray | None = None
+    config, workdir: str, train: MotionSet, *, reference: np.ndarray | None = None,
+    validation: MotionSet | None = None,
 ) -> tuple[GANModels, GANState, dict[str, Any]]:
     """Trains (or resumes training) Motion3DGAN on ``train``.
 
@@ -441,6 +477,9 @@ def train_gan(
       reference: float32 ``[T, D]`` reference point; default
         :func:`jaxface.manifold.reference_point` of the training SRVFs under ``config.sphere``
         (ignored when resuming: the checkpoint's reference is restored).
+      validation: held-out motions; :func:`coverage_l1` of the generator on them is evaluated
+        while training (``val_coverage_l1`` in ``eval.jsonl``; plateau stop per
+        ``config.validation``).
 
     Returns:
       ``(models, state on the host, info)``; ``info`` has ``steps``, ``train_time_s``,
@@ -458,8 +497,23 @@ def train_gan(
     step = make_train_step(models, GANLoss.from_config(config), mesh=mesh)
     loop = LoopConfig.from_config(config, o.num_epochs, desc="Motion3DGAN",
                                   progress_metric="wasserstein")
-    state, run = fit(state, step, batches, loop, workdir)
+    hooks = []
+    if validation is not None:
+        coverage = jax.jit(functools.partial(coverage_l1, models,
+                                             cos_clip=config.sphere.cos_clip))
+        q, labels = jnp.asarray(validation.q), jnp.asarray(validation.labels)
+        key = jax.random.key(config.seed + 1)
+
+        def evaluate(s: GANState) -> dict[str, float]:
+            return {"val_coverage_l1": float(coverage(s.gen_params, s.reference, q, labels,
+                                                      key))}
+
+        hooks = validation_hooks(config, evaluate, "val_coverage_l1", batches.steps_per_epoch,
+                                 workdir)
+    state, run = fit(state, step, batches, loop, workdir, hooks=hooks)
     state = jax.device_get(state)
     info = {**run.summary(), "num_params": {"generator": num_params(state.gen_params),
                                             "critic": num_params(state.critic_params)}}
+    if hooks and hooks[0].history:
+        info["validation"] = hooks[0].history
     return models, state, info

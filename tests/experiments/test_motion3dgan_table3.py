@@ -20,6 +20,7 @@ def test_table3_command_writes_the_table(tiny_faces4d, tmp_path, split_rule):
         "--config=jaxface/configs/motion3dgan.py:test", f"--config.data_dir={data_dir}",
         f"--config.split_rule={split_rule}", f"--workdir={workdir}", f"--results={results}",
         "--name=subjects", "--config.classifier.num_epochs=40",
+        "--config.validation.fraction=0.1", "--config.validation.every_epochs=5",
     ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -28,7 +29,9 @@ def test_table3_command_writes_the_table(tiny_faces4d, tmp_path, split_rule):
     assert (results / "subjects.md").read_text() == (workdir / "table3.md").read_text()
     # Three tiny subjects: the last one (24 motions, 2 per label) is the test set.
     assert table["split_rule"] == split_rule
-    assert table["num_test"] == 24 and table["num_train"] == 48
+    assert table["num_test"] == 24 and table["num_train"] + table["num_validation"] == 48
+    assert table["num_validation"] == 5  # 10% of the training motions, evaluated while training
+    assert len(table["classifier"]["validation"]) == 40 // 5
     # A classifier trained for 40 epochs learns the 12 labels (chance: 8.3%) and recognises the
     # unseen subject's ground-truth motions well above chance; the measurements are finite.
     assert table["classifier_train_accuracy"] > 50.0

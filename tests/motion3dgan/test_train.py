@@ -111,3 +111,26 @@ def test_train_and_evaluate_writes_samples(config, tmp_path):
     with np.load(tmp_path / "run" / "samples.npz") as z:
         assert z["q"].shape == (12 * config.samples_per_label, 30, 204)
     assert os.path.exists(tmp_path / "run" / "results.json")
+
+
+def test_validation_coverage_and_plateau_stop(config, tiny_motions, tmp_path):
+    from jaxface.motion3dgan.data import validation_split
+    from jaxface.motion3dgan.train import coverage_l1
+
+    _, _, train, _ = tiny_motions
+    fit_part, held = validation_split(train, 0.25, seed=0)
+    assert len(held) == round(0.25 * len(train)) and len(fit_part) + len(held) == len(train)
+    assert not set(held.names) & set(fit_part.names)
+    models = create_models(config, train.num_classes)
+    state = create_gan_state(models, train.q.mean(0), jax.random.key(0))
+    key = jax.random.key(1)
+    # More generated samples per real motion can only bring the nearest one closer.
+    few = coverage_l1(models, state.gen_params, state.reference, held.q, held.labels, key, 2)
+    many = coverage_l1(models, state.gen_params, state.reference, held.q, held.labels, key, 8)
+    assert 0.0 < float(many) <= float(few)
+    config.optim.num_epochs = 30
+    config.validation.patience = 1
+    config.validation.min_delta = 10.0  # no evaluation can improve by 10: stops at the second
+    _, _, info = train_gan(config, str(tmp_path), fit_part, validation=held)
+    assert info["stopped_early"] and len(info["validation"]) == 2
+    assert info["steps"] == 2 * (len(fit_part) // config.optim.batch_size)
