@@ -21,6 +21,14 @@ Modes (``--config=jaxface/configs/s2d.py:<mode>``):
   Same protocols, methods and hyper-parameters except the training budget: the 1790-vertex
   template (``faces4d/coma_scale_lite``), every 6th frame of each training sequence (every 4th
   for testing) and 6 epochs instead of 300 (about 700 steps of batch 16 per fold).
+* ``converge``: the ``cpu`` data and template, every model trained to convergence: a tenth of
+  the training sequences held out, training stops when the validation error has not improved
+  by 0.005 mm for 4 epochs (at most 60 epochs), and S2D-Dec's learning rate is chosen among
+  1e-3, 3e-4 and 1e-4 on that validation data before the tables::
+
+      python -m experiments.s2d.tables --config=jaxface/configs/s2d.py:converge \
+          --workdir=workdirs/s2d_tables_converged
+
 * ``test``: the tiny procedural set (468 vertices), tiny networks, a few steps (seconds).
 """
 
@@ -28,7 +36,7 @@ import ml_collections
 
 from jaxface.configs.common import base_config, parse_mode
 
-MODES = ("paper", "cpu", "test")
+MODES = ("paper", "cpu", "converge", "test")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -101,16 +109,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.tables.ablation_protocol = "identity_fold4"  # the first three identities are test
     c.tables.num_heatmaps = 4
     c.tables.curve_max_mm = 3.0
+    # S2D-Dec learning rates tried on validation data before the tables (empty: use optim's).
+    c.tables.learning_rates = ()
 
     c.eval_batch_size = 64
 
-    if mode == "cpu":
+    if mode in ("cpu", "converge"):
         c.dataset_config = "coma_scale_lite"
         c.frame_stride = 6
         c.eval_frame_stride = 4
         c.optim.num_epochs = 6
         c.progress = False
         c.log_every = 100
+    if mode == "converge":
+        # Every network trained until its validation error stops improving (num_epochs is a
+        # ceiling) and S2D-Dec's learning rate chosen on validation data first.
+        c.optim.num_epochs = 60
+        c.validation.fraction = 0.1
+        c.validation.every_epochs = 1.0
+        c.validation.patience = 4
+        c.validation.min_delta_mm = 0.005
+        c.tables.learning_rates = (1e-3, 3e-4, 1e-4)
     elif mode == "test":
         c.dataset_config = "tiny"
         c.protocol = "expression"  # the tiny set has 3 subjects: too few for identity folds

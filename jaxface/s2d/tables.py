@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ from jaxface.s2d.data import ProtocolData, load_protocol
 from jaxface.s2d.pairs import S2DPairs
 from jaxface.s2d.train import Predictor, train_neural3dmm, train_s2d
 
-__all__ = ["ABLATIONS", "METHODS", "Method", "run_tables"]
+__all__ = ["ABLATIONS", "METHODS", "Method", "run_tables", "select_learning_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,7 @@ def _method(name: str) -> Method:
 
 
 def _with_loss(config, overrides: dict):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for k, v in overrides.items():
-            c.loss[k] = v
-    return c
+    return _with(config, **{f"loss.{k}": v for k, v in overrides.items()})
 
 
 def _cell(
@@ -192,13 +189,67 @@ def _heatmaps(path: str, data: ProtocolData, picks: np.ndarray,
     save_png(path, contact_sheet(tiles, cols=len(predictions) + 1, labels=labels))
 
 
+def _with(config, **fields):
+    """A copy of ``config`` with dotted ``fields`` (e.g. ``"optim.learning_rate"``) set."""
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        for key, value in fields.items():
+            *parents, name = key.split(".")
+            target = c
+            for parent in parents:
+                target = target[parent]
+            target[name] = value
+    return c
+
+
+def select_learning_rate(config, workdir: str) -> dict:
+    """Chooses S2D-Dec's learning rate on validation data, never on a test part.
+
+    Trains S2D-Dec with every rate of ``config.tables.learning_rates`` on the training part of
+    the first protocol's first fold, with ``config.validation`` sequences held out, and picks
+    the rate with the lowest validation error (its last evaluation; with a plateau stop the
+    runs end when they stop improving). Each run is a resumable folder of
+    ``<workdir>/lr_search``; the choice goes to ``<workdir>/lr_search/choice.json``.
+
+    Returns:
+      ``{"learning_rate": chosen, "protocol": ..., "val_error_mm": {rate: error}}``.
+
+    Raises:
+      ValueError: the config holds out no validation sequences.
+    """
+    tc = config.tables
+    if not config.validation.fraction:
+        raise ValueError("choosing the learning rate needs validation data: set "
+                         "config.validation.fraction > 0")
+    folder = os.path.join(workdir, "lr_search")
+    choice_path = os.path.join(folder, "choice.json")
+    if os.path.exists(choice_path):
+        with open(choice_path) as f:
+            return json.load(f)
+    c = _with(config, protocol=tc.protocols[0], fold=tc.folds[0])
+    data = load_protocol(c)
+    errors = {}
+    for rate in tc.learning_rates:
+        _, info = train_s2d(_with(c, **{"optim.learning_rate": rate}), os.path.join(
+            folder, f"lr_{rate:g}"), data)
+        errors[f"{rate:g}"] = info["validation"][-1]["val_error_mm"]
+    best = min(errors, key=errors.get)
+    choice = {"learning_rate": float(best), "protocol": data.protocol, "val_error_mm": errors}
+    write_json(choice_path, choice)
+    log.info("learning rate %s (validation errors %s)", best, errors)
+    return choice
+
+
 def run_tables(config, workdir: str) -> dict:
     """Runs Table 1 over ``config.tables.protocols`` × folds and Table 2 on
     ``config.tables.ablation_protocol``; writes Markdown/JSON tables and PNG figures.
 
+    With ``config.tables.learning_rates``, S2D-Dec's learning rate is first chosen on
+    validation data (:func:`select_learning_rate`) and used for every S2D-Dec cell.
+
     Returns:
       ``{"table1": {method: {protocol: summary}}, "table2": {row: {protocol: summary}},
-      "wall_s": ...}``.
+      "wall_s": ...}`` (and ``"lr_search"`` when the rate was chosen).
     """
     t0 = time.perf_counter()
     workdir = os.path.abspath(workdir)
@@ -206,15 +257,17 @@ def run_tables(config, workdir: str) -> dict:
     if config.get("loader", "memory") != "memory":
         raise ValueError("the tables fit the baselines to the training meshes in memory; use "
                          "config.loader = 'memory'")
+    lr_search = None
+    if tc.get("learning_rates"):
+        lr_search = select_learning_rate(config, workdir)
+        config = _with(config, **{"optim.learning_rate": lr_search["learning_rate"]})
     methods = {_method(name).label(config): _method(name) for name in tc.methods}
     table1: dict[str, dict] = {label: {} for label in methods}
     curves: dict[str, dict[str, np.ndarray]] = {}
     for protocol in tc.protocols:
         pooled: dict[str, list[np.ndarray]] = {label: [] for label in methods}
         for fold in tc.folds:
-            c = copy.deepcopy(config)
-            with c.unlocked():
-                c.protocol, c.fold = protocol, fold
+            c = _with(config, protocol=protocol, fold=fold)
             data = load_protocol(c)
             fold_dir = os.path.join(workdir, data.protocol)
             picks = _heatmap_picks(data, tc.num_heatmaps)
@@ -241,9 +294,7 @@ def run_tables(config, workdir: str) -> dict:
 
     table2: dict[str, dict] = {}
     if tc.ablation_protocol:
-        c = copy.deepcopy(config)
-        with c.unlocked():
-            c.protocol, c.fold = tc.ablation_protocol, 0
+        c = _with(config, protocol=tc.ablation_protocol, fold=0)
         data = load_protocol(c)
         picks = _heatmap_picks(data, 1)
         for row, overrides in ABLATIONS:
@@ -253,5 +304,7 @@ def run_tables(config, workdir: str) -> dict:
         write_results(table2, os.path.join(workdir, "table2.md"), median=True,
                       title="Table 2: S2D-Dec loss ablation, error (mm), mean ± std (median)")
     out = {"table1": table1, "table2": table2, "wall_s": time.perf_counter() - t0}
+    if lr_search is not None:
+        out["lr_search"] = lr_search
     write_json(os.path.join(workdir, "tables.json"), out)
     return out

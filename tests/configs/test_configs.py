@@ -14,7 +14,7 @@ def test_every_mode_builds_and_unknown_modes_fail(module):
     assert module.get_config("").to_dict() == configs["paper"].to_dict()
     for mode, config in configs.items():
         assert config.mode == mode
-    with pytest.raises(ValueError, match="unknown config mode 'huge'; choose from paper, cpu"):
+    with pytest.raises(ValueError, match="unknown config mode .huge.; choose from paper, cpu"):
         module.get_config("huge")
 
 
@@ -23,10 +23,14 @@ def test_s2d_modes_name_registered_models_and_methods():
         c = s2d.get_config(mode)
         assert c.model.name in MODELS and c.neural3dmm.name in MODELS
         assert all(m in METHODS for m in c.tables.methods)
-    paper, cpu, test = (s2d.get_config(m) for m in s2d.MODES)
+    paper, cpu, converge, test = (s2d.get_config(m) for m in s2d.MODES)
     assert paper.model.channels == (128, 64, 32, 32, 16) and paper.optim.num_epochs == 300
     assert cpu.model.to_dict() == paper.model.to_dict() and cpu.optim.num_epochs == 6
     assert cpu.dataset_config == "coma_scale_lite" and test.dataset_config == "tiny"
+    # converge: the cpu data, validation with a plateau stop, the rate chosen on validation.
+    assert converge.dataset_config == cpu.dataset_config and converge.validation.patience > 0
+    assert 0 < converge.validation.fraction < 1 and len(converge.tables.learning_rates) > 1
+    assert not cpu.validation.fraction and not cpu.tables.learning_rates
 
 
 def test_motion3dgan_modes_carry_their_s2d_config():

@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from jaxface.configs import s2d
 from jaxface.s2d.tables import ABLATIONS, METHODS, run_tables
 
@@ -31,3 +33,26 @@ def test_tables_end_to_end(tiny_faces4d, tmp_path):
     assert before and all(os.path.getmtime(p) == t for p, t in before.items())
     assert json.loads((tmp_path / "table1.json").read_text()) == json.loads(
         json.dumps(out["table1"]))
+
+
+def test_learning_rate_is_chosen_on_validation_data(tiny_faces4d, tmp_path):
+    data_dir, _ = tiny_faces4d
+    c = s2d.get_config("test")
+    c.data_dir = data_dir
+    c.optim.num_epochs = 2
+    c.tables.methods = ("s2d_dec",)
+    c.tables.ablation_protocol = ""
+    c.tables.num_heatmaps = 0
+    c.tables.learning_rates = (1e-3, 1e-5)
+    with pytest.raises(ValueError, match="needs validation data"):
+        run_tables(c, str(tmp_path / "none"))
+    c.validation.fraction = 0.2
+    out = run_tables(c, str(tmp_path))
+    search = out["lr_search"]
+    assert set(search["val_error_mm"]) == {"0.001", "1e-05"}
+    assert search["learning_rate"] == float(min(search["val_error_mm"],
+                                                key=search["val_error_mm"].get))
+    assert search["protocol"] == "expression_fold1"
+    cell = json.loads((tmp_path / "expression_fold1" / "S2D-Dec" / "config.json").read_text())
+    assert cell["optim"]["learning_rate"] == search["learning_rate"]
+    assert json.loads((tmp_path / "lr_search" / "choice.json").read_text()) == search
