@@ -26,22 +26,59 @@ __all__ = [
 DATA_AXIS = "data"
 
 
-def initialize_distributed(enabled: bool | None = None) -> bool:
-    """Starts JAX's multi-controller runtime when configured.
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
+def initialize_distributed(
+    enabled: bool | None = None,
+    *,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
+    """Starts JAX's multi-controller runtime (one process per host) when configured.
+
+    Every process runs the same program; each holds or reads its own rows of every batch
+    (:mod:`jaxface.data.batches`) and the jitted steps run as one program over all devices.
+    Launch, on every host::
+
+        JAXFACE_DISTRIBUTED=1 JAX_COORDINATOR_ADDRESS=host0:1234 JAXFACE_NUM_PROCESSES=2 \
+        JAXFACE_PROCESS_ID=<0 or 1> python -m experiments.s2d.main --config=... --workdir=...
+
+    (the work directory on a file system every host sees). Without the address, count and id,
+    JAX detects them on a known cluster (SLURM, Open MPI, Kubernetes, Cloud TPU). CPU hosts
+    exchange gradients through the gloo collectives.
 
     Args:
       enabled: ``True`` to initialise, ``False`` to skip; ``None`` reads the environment variable
-        ``JAXFACE_DISTRIBUTED`` (``1`` enables). Coordinator address, process count and id come
-        from the usual JAX environment (or a cluster auto-detected by JAX).
+        ``JAXFACE_DISTRIBUTED`` (``1`` enables).
+      coordinator_address: ``host:port`` of process 0 (default ``$JAX_COORDINATOR_ADDRESS``).
+      num_processes: number of processes (default ``$JAXFACE_NUM_PROCESSES``).
+      process_id: this process's rank (default ``$JAXFACE_PROCESS_ID``).
 
     Returns:
       Whether ``jax.distributed.initialize()`` was called.
+
+    Raises:
+      ValueError: a count or rank in the environment that is not an integer.
     """
     if enabled is None:
         enabled = os.environ.get("JAXFACE_DISTRIBUTED", "0") == "1"
-    if enabled:
-        jax.distributed.initialize()
-    return bool(enabled)
+    if not enabled:
+        return False
+    num_processes = _env_int("JAXFACE_NUM_PROCESSES") if num_processes is None else num_processes
+    process_id = _env_int("JAXFACE_PROCESS_ID") if process_id is None else process_id
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+    return True
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
