@@ -9,6 +9,7 @@ weight arrays are passed to the JAX models as constants. Submodules:
 * :mod:`jaxface.mesh.spirals`: Neural3DMM and SpiralNet++ spiral index tables.
 * :mod:`jaxface.mesh.hierarchy`: CoMA-style decimation with down/up-sampling arrays.
 * :mod:`jaxface.mesh.cache`: ``.npz`` cache of hierarchies and spirals.
+* :mod:`jaxface.mesh.published`: the D/U transform pickles of published models.
 * :mod:`jaxface.mesh.uv`: harmonic UV maps and geometry-image sampling maps.
 * :mod:`jaxface.mesh.primitives`: small test meshes.
 """
@@ -39,6 +40,7 @@ from jaxface.mesh.primitives import (
     tetrahedron,
     two_components,
 )
+from jaxface.mesh.published import PublishedHierarchy, load_published_hierarchy
 from jaxface.mesh.spirals import (
     OrderedOneRings,
     default_reference_vertices,
@@ -70,6 +72,7 @@ __all__ = [
     "MeshError",
     "MeshHierarchy",
     "OrderedOneRings",
+    "PublishedHierarchy",
     "boundary_loops",
     "build_hierarchy",
     "check_topology",
@@ -86,6 +89,7 @@ __all__ = [
     "icosphere",
     "level_reference_vertices",
     "load_or_build_topology",
+    "load_published_hierarchy",
     "load_topology",
     "nearest_vertices",
     "neural3dmm_length",
