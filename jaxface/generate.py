@@ -17,7 +17,13 @@ missing: the recipe's procedural dataset is prepared (``faces4d``), then a CPU-s
 Motion3DGAN and S2D-Dec are trained on all of its sub-sequences and frames. Training happens
 in a temporary folder next to the final one, which is renamed into place when complete, so
 concurrent first runs never see a half-written bundle (the loser of the race discards its copy)
-and an interrupted run leaves nothing behind but a ``.tmp-*`` folder.
+and an interrupted run leaves nothing behind but a ``.*.tmp-*`` folder. A cached bundle that
+lost some of its files is retrained and replaced in one step (the message names what was
+missing); a damaged file is reported by name when the bundle is loaded.
+
+A neutral face must be in the template's units (metres): :meth:`FaceGenerator.check_neutral`
+compares its size with the template's and refuses one that is far off (a face in millimetres
+is a thousand times too large), naming the factor.
 
 The recipes (``default``, ``quality``, ``tiny``) are modes of the experiment configs:
 :mod:`jaxface.configs.generate`.
@@ -28,10 +34,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import shutil
-import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -44,7 +51,7 @@ from jaxface.configs import generate as recipes
 from jaxface.data.datasets import open_dataset
 from jaxface.data.landmarks import normalize_landmarks
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
-from jaxface.files import write_atomic, write_json, write_npz
+from jaxface.files import replace_dir, staging_dir, write_atomic, write_json, write_npz
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology
@@ -60,11 +67,14 @@ from jaxface.motion3dgan import (
 )
 from jaxface.motion3dgan.data import s2d_training_data
 from jaxface.s2d import S2DInference, train_s2d
+from jaxface.train import CheckpointError, TrainingInterrupted
 
 __all__ = [
+    "BUNDLE_FILES",
     "BUNDLE_FORMAT",
     "RECIPE_ENV",
     "RECIPE_TIMES",
+    "SCALE_TOLERANCE",
     "FaceGenerator",
     "GeneratedExpression",
     "bundle_name",
@@ -72,14 +82,23 @@ __all__ = [
     "ensure_models",
     "is_bundle",
     "load_generator",
+    "missing_bundle_files",
+    "relative_scale",
     "train_bundle",
 ]
+
+log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 1
 #: Training time of each recipe on a 2-core CPU (for the first-run message).
 RECIPE_TIMES = {"default": "about 6 minutes", "quality": "about 30 minutes", "tiny": "seconds"}
 RECIPE_ENV = "JAXFACE_GENERATE_RECIPE"
 _MANIFEST = "manifest.json"
+#: Everything a complete bundle holds (the manifest is written last).
+BUNDLE_FILES = (_MANIFEST, "motion3dgan.msgpack", "neutral.npz", "s2d/config.json",
+                "s2d/template.npz", "s2d/checkpoints")
+#: A neutral face may be at most this many times larger (or smaller) than the template.
+SCALE_TOLERANCE = 2.0
 
 
 def bundle_name(recipe: str) -> str:
@@ -93,8 +112,67 @@ def default_models_dir() -> str:
 
 
 def is_bundle(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a complete model bundle."""
+    """Whether ``path`` is a model bundle (it has the manifest, which is written last)."""
     return os.path.isfile(os.path.join(os.fspath(path), _MANIFEST))
+
+
+def missing_bundle_files(path: str | os.PathLike[str]) -> list[str]:
+    """The files of :data:`BUNDLE_FILES` that ``path`` lacks (``[]``: a complete bundle)."""
+    return [name for name in BUNDLE_FILES if not os.path.exists(os.path.join(path, name))]
+
+
+def relative_scale(vertices: np.ndarray, reference: np.ndarray) -> float:
+    """How many times larger ``vertices`` are than ``reference`` (the same topology).
+
+    The size of a mesh is the root-mean-square distance of its vertices from their centroid,
+    which does not depend on where the mesh is placed.
+
+    Args:
+      vertices: float ``[N, 3]``.
+      reference: float ``[N, 3]``.
+
+    Returns:
+      The ratio of the two sizes (1: the same size).
+
+    Example:
+      >>> grid = np.random.default_rng(0).normal(size=(50, 3))
+      >>> round(relative_scale(1000.0 * grid + 5.0, grid), 6)
+      1000.0
+    """
+    def size(v):
+        v = np.asarray(v, np.float64)
+        return float(np.sqrt(np.mean(np.sum((v - v.mean(axis=0)) ** 2, axis=1))))
+
+    return size(vertices) / max(size(reference), 1e-30)
+
+
+def _damaged(path: str, what: str, bundle: str) -> ValueError:
+    return ValueError(f"{path}: damaged ({what}); delete the folder {bundle} to retrain it")
+
+
+def _load_npz(path: str, bundle: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read fully (so damage shows here, with the file)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing; delete the folder {bundle} to retrain it")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+            return {k: np.array(z[k]) for k in z.files}
+    except Exception as err:  # numpy/zipfile raise many types for a damaged archive
+        raise _damaged(path, "not a readable .npz archive", bundle) from err
+
+
+def _load_json(path: str, bundle: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing; delete the folder {bundle} to retrain it")
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _damaged(path, "not valid JSON", bundle) from err
+    absent = [k for k in required if not isinstance(value, dict) or k not in value]
+    if absent:
+        raise _damaged(path, f"missing {', '.join(absent)}", bundle)
+    return value
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -136,12 +214,7 @@ class FaceGenerator:
     def __init__(self, path: str | os.PathLike[str]):
         path = _bundle_path(path)
         manifest_path = os.path.join(path, _MANIFEST)
-        try:
-            with open(manifest_path) as f:
-                self.manifest: dict[str, Any] = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{manifest_path}: not valid JSON ({err}); delete the folder to "
-                             "retrain") from err
+        self.manifest: dict[str, Any] = _load_json(manifest_path, path)
         if self.manifest.get("format") != BUNDLE_FORMAT:
             raise ValueError(
                 f"{path}: model format {self.manifest.get('format')}, this jaxface reads "
@@ -157,16 +230,35 @@ class FaceGenerator:
         self.expressions: tuple[str, ...] = tuple(self.manifest["expressions"])
         self.intensity = np.asarray(self.manifest["label_intensity"], np.float32)
         self.spacing: str = config.gan.sphere.inverse_spacing
-        with np.load(os.path.join(path, "neutral.npz")) as z:
-            self.default_neutral: np.ndarray = np.array(z["vertices"])
+        neutral_path = os.path.join(path, "neutral.npz")
+        neutral = _load_npz(neutral_path, path).get("vertices")
+        if neutral is None or neutral.ndim != 2 or neutral.shape[1] != 3:
+            raise _damaged(neutral_path, "no vertices [N, 3]", path)
+        self.default_neutral: np.ndarray = neutral.astype(np.float32)
 
         models = create_models(config.gan, len(self.expressions))
-        with open(os.path.join(path, "motion3dgan.msgpack"), "rb") as f:
-            gan = serialization.msgpack_restore(f.read())
-        self._gen_params = jax.tree.map(jnp.asarray, gan["gen_params"])
-        self.reference = jnp.asarray(gan["reference"])
+        gan_path = os.path.join(path, "motion3dgan.msgpack")
+        if not os.path.isfile(gan_path):
+            raise FileNotFoundError(f"{gan_path}: missing; delete the folder {path} to retrain it")
+        try:
+            with open(gan_path, "rb") as f:
+                gan = serialization.msgpack_restore(f.read())
+            self._gen_params = jax.tree.map(jnp.asarray, gan["gen_params"])
+            self.reference = jnp.asarray(gan["reference"])
+        except Exception as err:  # msgpack raises many types for a damaged file
+            raise _damaged(gan_path, "cannot read the Motion3DGAN parameters", path) from err
         self._sample = make_sample_fn(models)
-        self.s2d = S2DInference.load(os.path.join(path, "s2d"))
+        s2d = os.path.join(path, "s2d")
+        _load_json(os.path.join(s2d, "config.json"), path, ("model", "optim", "topology"))
+        _load_npz(os.path.join(s2d, "template.npz"), path)
+        try:
+            self.s2d = S2DInference.load(s2d)
+        except (OSError, CheckpointError):
+            raise  # they name the file
+        except Exception as err:
+            raise ValueError(f"{s2d}: the S2D-Dec model cannot be loaded ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''}); delete the "
+                             f"folder {path} to retrain it") from err
 
     @property
     def faces(self) -> np.ndarray:
@@ -190,9 +282,13 @@ class FaceGenerator:
             )
         return self.expressions.index(expression)
 
+    def scale_of(self, vertices: np.ndarray) -> float:
+        """How many times larger a face is than the template (:func:`relative_scale`)."""
+        return relative_scale(vertices, self.s2d.vertices)
+
     def check_neutral(self, vertices: np.ndarray, faces: np.ndarray | None = None,
                       source: str | None = None) -> None:
-        """Checks that a neutral face has the template's topology.
+        """Checks that a neutral face has the template's topology and size.
 
         Args:
           vertices: float ``[N, 3]``.
@@ -201,7 +297,10 @@ class FaceGenerator:
 
         Raises:
           MeshError: e.g. ``"face.ply: has 5023 vertices, the model's template has 1790"``, or
-            vertices that are not ``[N, 3]`` finite numbers.
+            vertices that are not ``[N, 3]`` finite numbers, or a face more than
+            :data:`SCALE_TOLERANCE` times larger or smaller than the template (field
+            ``"scale"``, e.g. ``"face.ply: scale: the face is 1000 times the size of the
+            model's template; ..."``).
         """
         vertices = np.asarray(vertices)
         if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -223,6 +322,12 @@ class FaceGenerator:
                 raise MeshError(
                     f"{err.detail}: its faces are not the model's template's", source=source,
                 ) from err
+        factor = self.scale_of(vertices)
+        if not 1.0 / SCALE_TOLERANCE <= factor <= SCALE_TOLERANCE:
+            raise MeshError(
+                f"the face is {factor:.4g} times the size of the model's template (its spread "
+                "about the centre); the models work in the template's units, metres (a face "
+                "in millimetres is 1000 times too large)", source=source, field="scale")
 
     def sample_motions(self, label: int, num_samples: int, seed: int = 0) -> np.ndarray:
         """Motion3DGAN SRVFs of one label: float32 ``[num_samples, T, 3K]``."""
@@ -257,6 +362,39 @@ class FaceGenerator:
         return GeneratedExpression(
             meshes=meshes, neutral=neutral, landmarks=seqs, q=q, expression=expression, label=label
         )
+
+    def generate_batches(
+        self, neutral: np.ndarray | None, expression: str, num_samples: int, seed: int = 0,
+        batch_size: int = 32,
+    ) -> Iterator[GeneratedExpression]:
+        """:meth:`generate` in batches of at most ``batch_size`` samples (bounded memory).
+
+        The first batch draws with ``seed`` exactly as :meth:`generate` does (so up to
+        ``batch_size`` samples equal its output); batch ``b > 0`` draws with a key folded from
+        ``seed`` and ``b``.
+
+        Yields:
+          One :class:`GeneratedExpression` per batch, samples in order.
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for b, first in enumerate(range(0, num_samples, batch_size)):
+            count = min(batch_size, num_samples - first)
+            if b == 0:
+                yield self.generate(neutral, expression, count, seed)
+                continue
+            key = jax.random.fold_in(jax.random.key(seed), b)
+            label = self.label(expression)
+            base = self.default_neutral if neutral is None else np.asarray(neutral, np.float32)
+            lms_n = np.asarray(normalize_landmarks(self.s2d.landmarks_of(base)), np.float32)
+            q = sample_diversity(self._sample, self._gen_params, self.reference, label, count,
+                                 key)
+            seqs = motion_to_landmarks(q, lms_n, self.intensity[label], spacing=self.spacing)
+            meshes = decode_meshes(self.s2d.decode, seqs, lms_n, base)
+            yield GeneratedExpression(meshes=meshes, neutral=base, landmarks=seqs, q=q,
+                                      expression=expression, label=label)
 
 
 @functools.lru_cache(maxsize=4)
@@ -382,13 +520,31 @@ def train_bundle(
 
 
 def _remove_stale_staging(root: str, max_age_s: float = 86400.0) -> None:
-    """Deletes ``.tmp-*`` training folders older than ``max_age_s`` (left by killed runs)."""
+    """Deletes staging folders older than ``max_age_s`` (left by killed runs)."""
     now = time.time()
     for name in os.listdir(root):
         folder = os.path.join(root, name)
-        if name.startswith(".tmp-") and os.path.isdir(folder):
+        if name.startswith(".") and ".tmp-" in name and os.path.isdir(folder):
             if now - os.path.getmtime(folder) > max_age_s:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _publish_bundle(bundle: str, final: str) -> None:
+    """Puts a freshly trained bundle at ``final`` (replacing an incomplete one in one step).
+
+    A complete bundle that appeared at ``final`` meanwhile (a concurrent first run) is kept and
+    ``bundle`` discarded.
+    """
+    if not missing_bundle_files(final):
+        return
+    if not os.path.lexists(final):
+        try:
+            os.rename(bundle, final)
+            return
+        except OSError:
+            if not missing_bundle_files(final):  # lost the race: use the winner's
+                return
+    replace_dir(bundle, final)
 
 
 def ensure_models(
@@ -396,6 +552,9 @@ def ensure_models(
     verbose: bool = True,
 ) -> str:
     """The bundle to generate with, training it first when the cache has none.
+
+    A cached bundle with files missing (e.g. a partly deleted folder) is retrained and then
+    replaced in one step; a warning names what was missing.
 
     Args:
       models: a bundle folder (used as is), or a model-cache folder holding bundles (default
@@ -406,6 +565,9 @@ def ensure_models(
 
     Returns:
       The bundle folder.
+
+    Raises:
+      TrainingInterrupted: Ctrl-C while training (nothing is kept: the next run trains again).
     """
     if models is not None and is_bundle(models):
         return os.path.abspath(os.fspath(models))
@@ -416,21 +578,27 @@ def ensure_models(
                          f"{', '.join(recipes.RECIPES)}")
     root = os.path.abspath(os.fspath(models)) if models is not None else default_models_dir()
     final = os.path.join(root, bundle_name(recipe))
-    if is_bundle(final):
+    missing = missing_bundle_files(final)
+    if not missing:
         return final
     os.makedirs(root, exist_ok=True)
     _remove_stale_staging(root)
-    _say(f"No trained models at {final}; training them on the procedural face set (one time, "
-         f"{RECIPE_TIMES[recipe]} on a 2-core CPU).", verbose)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{bundle_name(recipe)}-", dir=root)
+    if os.path.lexists(final):
+        log.warning("%s is incomplete (%s missing); training it again and replacing it",
+                    final, ", ".join(missing))
+    else:
+        _say(f"No trained models at {final}; training them on the procedural face set (one "
+             f"time, {RECIPE_TIMES[recipe]} on a 2-core CPU).", verbose)
+    staging = staging_dir(final)
     try:
         bundle = os.path.join(staging, "bundle")
-        manifest = train_bundle(bundle, recipe, verbose=verbose)
         try:
-            os.rename(bundle, final)
-        except OSError:
-            if not is_bundle(final):  # not a lost race: a real error
-                raise
+            manifest = train_bundle(bundle, recipe, verbose=verbose)
+        except TrainingInterrupted as err:
+            raise TrainingInterrupted(
+                f"training of the {recipe!r} models stopped at step {err.step}; nothing was "
+                "kept (the next run trains them again)", err.step, None) from err
+        _publish_bundle(bundle, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _say(f"Trained in {manifest['wall_s']:.0f} s; models cached at {final}", verbose)

@@ -7,15 +7,21 @@ Examples::
     jaxface generate --neutral face.obj --expression eyebrow --format obj --out out/
 
 Motion3DGAN samples the motion of 68 landmarks for the expression; S2D-Dec turns every frame's
-landmark displacement into a dense displacement of the neutral face. The neutral face (metres)
-must have the models' template topology; without ``--neutral`` the models' default neutral face
-(a procedural identity they were not trained on) is used. Expressions: the 12 CoMA classes
+landmark displacement into a dense displacement of the neutral face. The neutral face must have
+the models' template topology and be in metres (``--units mm`` or ``cm`` rescales it, and the
+output is written in the same units; a face whose size is far from the template's is refused);
+without ``--neutral`` the models' default neutral face (a procedural identity they were not
+trained on) is used. Expressions: the 12 CoMA classes
 (bareteeth, cheeks_in, eyebrow, high_smile, lips_back, lips_up, mouth_down, mouth_extreme,
 mouth_middle, mouth_open, mouth_side, mouth_up).
 
 Output: ``OUT/sample_<k>/frame_<t>.<ply|obj>`` (30 frames per sample), ``OUT/neutral.<fmt>``,
-a contact sheet ``OUT/preview.png`` (samples x frames; skin that moved is tinted red), an
-animation ``OUT/preview.gif`` and ``OUT/generation.json``.
+a contact sheet ``OUT/preview.png`` (samples x frames, at most the first 8 samples; skin that
+moved is tinted red), an animation ``OUT/preview.gif`` and ``OUT/generation.json``. Samples are
+generated in batches, so memory does not grow with ``--samples``; the disk space the output
+needs is checked first. Everything is written into a staging folder that replaces ``OUT`` when
+complete: a failure leaves no partial output, and an ``OUT`` that holds earlier results is
+refused unless ``--overwrite`` is given.
 
 The first run without ``--models`` trains small models on the embedded procedural face set
 (a few minutes on a CPU; ``--recipe quality`` trains longer, about half an hour) and caches them
@@ -28,15 +34,33 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shutil
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["PREVIEW_FRAMES", "motion_colors", "register", "render_preview", "run"]
+from jaxface.commands.output import UNITS
+
+__all__ = [
+    "MAX_SEED",
+    "PREVIEW_FRAMES",
+    "PREVIEW_SAMPLES",
+    "motion_colors",
+    "output_bytes",
+    "register",
+    "render_preview",
+    "run",
+]
 
 #: Frames shown in the contact sheet.
 PREVIEW_FRAMES = (0, 6, 12, 18, 24, 29)
+#: Samples shown in the contact sheet and the animation (the first ones).
+PREVIEW_SAMPLES = 8
+#: Samples generated (and held in memory) at a time.
+BATCH_SAMPLES = 32
+#: The largest ``--seed`` (seeds are 64-bit signed integers).
+MAX_SEED = 2**63 - 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,9 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="neutral face (.ply or .obj) with the models' template topology (default: the "
         "models' own neutral face)",
     )
+    parser.add_argument("--units", choices=tuple(UNITS), default="m",
+                        help="units of --neutral (and of the output meshes); default m")
     parser.add_argument("--samples", type=int, default=1, help="number of different motions")
     parser.add_argument("--format", choices=("ply", "obj"), default="ply", help="mesh format")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--seed", type=int, default=0, help=f"sampling seed (0 to {MAX_SEED})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an --out folder that holds earlier results")
     parser.add_argument(
         "--models", default=None,
         help="model folder, or a cache folder holding (or to train) one; default "
@@ -149,21 +177,53 @@ def _save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
                 duration=int(1000 / fps), loop=0)
 
 
+def output_bytes(num_samples: int, num_frames: int, num_vertices: int, num_faces: int,
+                 fmt: str) -> int:
+    """About how many bytes the mesh files of ``generate`` take (an upper estimate).
+
+    Example:
+      >>> output_bytes(1, 30, 468, 864, "ply")
+      531588
+    """
+    per_file = (300 + 12 * num_vertices + 13 * num_faces if fmt == "ply"
+                else 40 + 52 * num_vertices + 36 * num_faces)
+    return (num_samples * num_frames + 1) * per_file
+
+
 def run(args: argparse.Namespace) -> int:
     """Generates the sequences described by ``args``. Returns 0."""
     from jaxface.commands.errors import UserError
+    from jaxface.train import TrainingInterrupted
+
+    try:
+        return _run(args)
+    except TrainingInterrupted as err:
+        raise UserError(str(err)) from None
+    except KeyboardInterrupt:
+        raise UserError("interrupted; nothing was written to --out") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from jaxface.commands.errors import UserError
+    from jaxface.commands.output import check_output, staged_output, units_hint
     from jaxface.data.procedural import EXPRESSIONS
     from jaxface.files import write_json
     from jaxface.generate import ensure_models, is_bundle, load_generator
+    from jaxface.mesh.errors import MeshError
     from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
     from jaxface.viz import save_png
 
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED} (64 bits), got {args.seed}")
     t0 = time.perf_counter()
+    out = check_output(args.out, args.overwrite)  # before any training
+    metres = UNITS[args.units]
     neutral = faces_in = None
     if args.neutral is not None:
         neutral, faces_in = read_mesh(args.neutral)
+        neutral = neutral * np.float32(metres)
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
     own_bundle = args.models is not None and is_bundle(args.models)
@@ -173,39 +233,64 @@ def run(args: argparse.Namespace) -> int:
         )
     path = ensure_models(args.models, args.recipe, verbose=not args.quiet)
     generator = load_generator(path)
+    generator.label(args.expression)
     if neutral is not None:
-        generator.check_neutral(neutral, faces_in, source=args.neutral)
-    result = generator.generate(neutral, args.expression, args.samples, args.seed)
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    written = []
-    for s, meshes in enumerate(result.meshes):
-        written += write_sequence(os.path.join(out, f"sample_{s:02d}"), meshes, generator.faces,
-                                  fmt=args.format)
-    write_mesh(os.path.join(out, f"neutral.{args.format}"), result.neutral, generator.faces)
-    sheet, animation = render_preview(result.meshes, generator.faces, neutral=result.neutral,
-                                      title=args.expression)
-    save_png(os.path.join(out, "preview.png"), sheet)
-    if not args.no_gif:
-        _save_gif(os.path.join(out, "preview.gif"), animation())
-    write_json(os.path.join(out, "generation.json"), {
-        "expression": args.expression,
-        "label": result.label,
-        "samples": args.samples,
-        "seed": args.seed,
-        "num_frames": int(result.meshes.shape[1]),
-        "num_vertices": int(result.meshes.shape[2]),
-        "neutral": os.path.abspath(args.neutral) if args.neutral else "models' default neutral",
-        "models": path,
-        "format": args.format,
-        "files": len(written),
-        "wall_s": round(time.perf_counter() - t0, 1),
-    })
+        try:
+            generator.check_neutral(neutral, faces_in, source=args.neutral)
+        except MeshError as err:
+            if err.field != "scale":
+                raise
+            hint = units_hint(generator.scale_of(neutral / np.float32(metres)))
+            raise UserError(f"{err}{hint if args.units == 'm' else ''}") from None
+    num_frames = int(generator.manifest["config"]["gan"].get("num_frames", 30))
+    needed = output_bytes(args.samples, num_frames, generator.num_vertices,
+                          generator.faces.shape[0], args.format)
+    free = shutil.disk_usage(os.path.dirname(out)).free
+    if needed > free:
+        raise UserError(f"{out}: {args.samples} samples of {num_frames} frames need about "
+                        f"{needed:,} bytes, {free:,} are free; ask for fewer --samples or free "
+                        "space")
+    width = max(2, len(str(args.samples - 1)))
+    written, preview = [], None
+    with staged_output(out, args.overwrite) as staging:
+        sample = 0
+        for result in generator.generate_batches(neutral, args.expression, args.samples,
+                                                 args.seed, BATCH_SAMPLES):
+            meshes = result.meshes / np.float32(metres)
+            if preview is None:
+                preview = result, meshes[:PREVIEW_SAMPLES]
+            for sequence in meshes:
+                written += write_sequence(os.path.join(staging, f"sample_{sample:0{width}d}"),
+                                          sequence, generator.faces, fmt=args.format)
+                sample += 1
+        first, shown = preview
+        neutral_out = first.neutral / np.float32(metres)
+        write_mesh(os.path.join(staging, f"neutral.{args.format}"), neutral_out, generator.faces)
+        sheet, animation = render_preview(shown, generator.faces, neutral=neutral_out,
+                                          title=args.expression)
+        save_png(os.path.join(staging, "preview.png"), sheet)
+        if not args.no_gif:
+            _save_gif(os.path.join(staging, "preview.gif"), animation())
+        write_json(os.path.join(staging, "generation.json"), {
+            "expression": args.expression,
+            "label": first.label,
+            "samples": args.samples,
+            "seed": args.seed,
+            "num_frames": int(first.meshes.shape[1]),
+            "num_vertices": int(first.meshes.shape[2]),
+            "neutral": (os.path.abspath(args.neutral) if args.neutral
+                        else "models' default neutral"),
+            "units": args.units,
+            "models": path,
+            "format": args.format,
+            "files": len(written),
+            "wall_s": round(time.perf_counter() - t0, 1),
+        })
     if args.quiet:
         print(out)
     else:
-        print(f"wrote {args.samples} x {result.meshes.shape[1]} frames "
-              f"({result.meshes.shape[2]} vertices) of '{args.expression}' to {out} "
+        print(f"wrote {args.samples} x {first.meshes.shape[1]} frames "
+              f"({first.meshes.shape[2]} vertices) of '{args.expression}' to {out} "
               f"(preview.png{'' if args.no_gif else ', preview.gif'}) in "
               f"{time.perf_counter() - t0:.1f} s")
     return 0

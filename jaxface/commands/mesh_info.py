@@ -8,14 +8,17 @@ Example::
 prints the vertex and face counts, connected components, boundary loops, the
 hierarchy's level sizes, the spiral length of every level and the cache file; ``--out``
 also writes the hierarchy and spirals to an ``.npz`` (see
-:func:`jaxface.mesh.cache.save_topology`). Bad input is reported on one line.
+:func:`jaxface.mesh.cache.save_topology`). Bad input is reported on one line; a template too
+small for the ``--factors`` is refused with the factors that fit it.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import warnings
 
-__all__ = ["register", "run"]
+__all__ = ["level_sizes", "register", "run", "suggest_factors"]
 
 
 def _length(text: str) -> int | None:
@@ -79,6 +82,48 @@ def _broadcast(name: str, values, count: int) -> list:
     return list(values)
 
 
+def level_sizes(num_vertices: int, factors) -> list[int]:
+    """The vertex counts the hierarchy aims for: ``ceil(n / factor)`` per step.
+
+    Example:
+      >>> level_sizes(42, [4, 4, 4, 4])
+      [42, 11, 3, 1, 1]
+    """
+    sizes = [int(num_vertices)]
+    for factor in factors:
+        sizes.append(math.ceil(sizes[-1] / float(factor)))
+    return sizes
+
+
+def suggest_factors(vertices, faces, factors) -> list[list[float]]:
+    """Factors close to ``factors`` that the template can be decimated with, best first.
+
+    Tries the first steps of ``factors`` (fewer levels, same factors), then as many steps with
+    smaller factors (3, then 2); returns those whose hierarchy builds.
+    """
+    from jaxface.mesh import build_hierarchy
+    from jaxface.mesh.errors import MeshError
+
+    candidates = [list(factors[:k]) for k in range(len(factors) - 1, 0, -1)]
+    candidates += [[f] * len(factors) for f in (3.0, 2.0) if f < max(factors)]
+    fits = []
+    for candidate in candidates:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                build_hierarchy(vertices, faces, candidate)
+        except MeshError:
+            continue
+        fits.append(candidate)
+        if len(fits) == 2:
+            break
+    return fits
+
+
+def _show(factors) -> str:
+    return " ".join(f"{f:g}" for f in factors)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``mesh-info``; raises ``MeshError``/``ValueError`` for bad input."""
     from jaxface.mesh import (
@@ -88,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         read_mesh,
         save_topology,
     )
+    from jaxface.mesh.errors import MeshError
 
     vertices, faces = read_mesh(args.mesh)
     count = len(args.factors) + 1
@@ -104,10 +150,22 @@ def run(args: argparse.Namespace) -> int:
 
     components, _ = connected_components(faces, vertices.shape[0])
     loops = boundary_loops(faces)
-    hierarchy, spirals, cache_path = load_or_build_topology(
-        vertices, faces, factors=args.factors, spiral_lengths=lengths, rings=rings,
-        dilations=dilations, reference_vertices=args.reference_vertices, order=args.order,
-        cache_dir=args.cache_dir)
+    try:
+        hierarchy, spirals, cache_path = load_or_build_topology(
+            vertices, faces, factors=args.factors, spiral_lengths=lengths, rings=rings,
+            dilations=dilations, reference_vertices=args.reference_vertices, order=args.order,
+            cache_dir=args.cache_dir)
+    except MeshError as err:
+        if "decimat" not in str(err) and "cannot keep only" not in str(err):
+            raise
+        sizes = " -> ".join(str(n) for n in level_sizes(vertices.shape[0], args.factors))
+        fits = suggest_factors(vertices, faces, args.factors)
+        hint = ("; these fit: " + ", or ".join(
+            f"--factors {_show(f)} ({' -> '.join(map(str, level_sizes(len(vertices), f)))})"
+            for f in fits) if fits else "; the template is too small for a hierarchy")
+        raise MeshError(f"the template's {vertices.shape[0]} vertices are too few for "
+                        f"--factors {_show(args.factors)} (levels {sizes}): {err.detail}{hint}",
+                        source=args.mesh) from err
 
     loop_sizes = ", ".join(str(loop.shape[0]) for loop in loops) or "none (closed)"
     print(f"mesh:            {args.mesh}")

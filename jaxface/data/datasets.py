@@ -6,6 +6,12 @@ names and :func:`prepare_dataset` builds one. :func:`open_dataset` finds a confi
 (preparing the embedded procedural set on first use) and returns a :class:`DatasetView`, the
 template, landmarks, sequence index and random-access source every experiment starts from.
 
+Preparing never exposes a half-built dataset: the builder writes into a staging folder beside
+the final one, which is renamed into place when complete. A rebuild (``overwrite``) replaces the
+old dataset only then (an atomic exchange where the system has one), so a failed rebuild leaves
+it intact; of two processes preparing the same dataset at once, the one that finishes second
+discards its copy and uses the first one's.
+
 Adding a dataset is a builder module plus one :class:`DatasetSpec` entry here (see
 ``docs/adding_a_dataset.md``).
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +38,7 @@ from jaxface.data.layout import (
 )
 from jaxface.data.source import open_source
 from jaxface.data.splits import Split
+from jaxface.files import replace_dir, staging_dir
 
 __all__ = [
     "DATASETS",
@@ -124,7 +132,8 @@ def prepare_dataset(
       landmark_embedding: FLAME landmark embedding file(s): one file with 68 landmarks, or the
         static and the dynamic embedding files.
       version: the dataset version to build (default: the builder's current one).
-      overwrite: rebuild even if already prepared.
+      overwrite: rebuild even if already prepared; the prepared dataset is replaced only once
+        the new one is complete (a failed rebuild keeps it).
       verbose: print where the dataset went.
 
     Returns:
@@ -153,26 +162,54 @@ def prepare_dataset(
     if landmark_embedding is not None:
         kwargs["landmark_embedding"] = list(landmark_embedding)
     builder = builder_cls(**kwargs)
-    if overwrite and builder.data_path.exists():
-        builder.data_path.rmtree()
-        builder = builder_cls(**kwargs)
-    mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
-            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
-    existed = builder.data_path.joinpath("dataset_info.json").exists()
+    final = os.fspath(builder.data_path)
+    existed = _is_prepared(final)
     start = time.perf_counter()
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir if spec.manual else None, download_mode=mode))
+    if not existed or overwrite:
+        staging = staging_dir(final)
+        try:
+            builder = builder_cls(**{**kwargs, "data_dir": staging})
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+                manual_dir=manual_dir if spec.manual else None))
+            _publish(os.fspath(builder.data_path), final, replace=overwrite)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        existed = False
     seconds = time.perf_counter() - start
     if verbose:
         meta = builder.info.metadata
         what = "already prepared at" if existed else f"prepared in {seconds:.1f} s at"
-        print(f"{builder.name}/{builder.builder_config.name} {what} {builder.data_path}")
+        print(f"{builder.name}/{builder.builder_config.name} {what} {final}")
         print(
             f"  {meta.get('num_examples')} meshes in {meta.get('num_sequences')} sequences, "
             f"{meta.get('num_vertices')} vertices each; protocols: "
             f"{len(meta.get('protocols', []))}"
         )
-    return str(builder.data_path)
+    return final
+
+
+def _is_prepared(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "dataset_info.json"))
+
+
+def _publish(built: str, final: str, *, replace: bool) -> None:
+    """Renames a dataset built in a staging folder into place.
+
+    With ``replace`` the prepared dataset at ``final`` is swapped out; otherwise a complete
+    dataset that appeared at ``final`` meanwhile (another process prepared it) is kept and
+    ``built`` discarded, while an incomplete leftover is replaced.
+    """
+    if replace:
+        replace_dir(built, final)
+        return
+    try:
+        os.rename(built, final)
+    except OSError:
+        if _is_prepared(final):  # another process won the race: use its dataset
+            return
+        if not os.path.isdir(final):
+            raise
+        replace_dir(built, final)
 
 
 class DatasetView:

@@ -3,11 +3,12 @@
 Registered face datasets rely on vertex correspondence: vertex ``i`` of every frame is
 the same point of the face. ``read_mesh`` therefore loads PLY through trimesh with
 ``process=False, maintain_order=True`` and checks the vertex count against the header,
-so nothing was merged, dropped or reordered. OBJ is read by a small parser of the
-``v`` and ``f`` lines instead: trimesh splits and reorders OBJ vertices whenever faces
-carry texture coordinates (``f 1/4 2/5 3/6``, as in UV-mapped templates such as FLAME's),
-which would break correspondence. Texture coordinates and normals are ignored. Quads and
-polygons are refused rather than silently triangulated.
+so nothing was merged, dropped or reordered; a body that does not hold what the header
+declares (a truncated file, wrong counts, extra data) is refused with both sizes. OBJ is
+read by a small parser of the ``v`` and ``f`` lines instead: trimesh splits and reorders
+OBJ vertices whenever faces carry texture coordinates (``f 1/4 2/5 3/6``, as in UV-mapped
+templates such as FLAME's), which would break correspondence. Texture coordinates and
+normals are ignored. Quads and polygons are refused rather than silently triangulated.
 
 Writers produce float32 coordinates with int32 indices (binary little-endian PLY by
 default, ASCII PLY or OBJ on request) and write atomically: a temporary file in the
@@ -42,14 +43,45 @@ def _format_of(path: str) -> str:
     return suffix[1:]
 
 
-def _ply_header_counts(path: str) -> dict[str, int]:
-    """Element counts declared in a PLY header, e.g. ``{"vertex": 5023, "face": 9976}``."""
+_PLY_SIZES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2,
+              "ushort": 2, "uint16": 2, "int": 4, "int32": 4, "uint": 4, "uint32": 4,
+              "float": 4, "float32": 4, "double": 8, "float64": 8}
+_PLY_CODES = {1: "B", 2: "H", 4: "I"}
+
+
+class _PlyHeader:
+    """What a PLY header declares: format, header length and elements with their properties.
+
+    Attributes:
+      format: ``"ascii"``, ``"binary_little_endian"`` or ``"binary_big_endian"``.
+      length: bytes of the header (through the ``end_header`` line).
+      elements: ``[(name, count, properties)]``; a property is a scalar type name or
+        ``("list", count type, item type)``.
+    """
+
+    def __init__(self):
+        self.format = ""
+        self.length = 0
+        self.elements: list[tuple[str, int, list]] = []
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: count for name, count, _ in self.elements}
+
+    def describe(self) -> str:
+        """E.g. ``"42 vertices and 80 faces"``."""
+        words = {"vertex": "vertices", "face": "faces"}
+        return " and ".join(f"{count} {words.get(name, name)}" for name, count, _ in self.elements)
+
+
+def _ply_header(path: str) -> _PlyHeader:
+    """The declarations of a PLY header (raises :class:`MeshError` for a malformed one)."""
+    header = _PlyHeader()
     with open(path, "rb") as stream:
-        magic = stream.readline().strip()
-        if magic != b"ply":
+        magic = stream.readline()
+        if magic.strip() != b"ply":
             raise MeshError("not a PLY file (first line is not 'ply')", source=path,
                             field="header")
-        counts: dict[str, int] = {}
         for _ in range(10_000):
             line = stream.readline()
             if not line:
@@ -57,13 +89,84 @@ def _ply_header_counts(path: str) -> dict[str, int]:
                                 field="header")
             words = line.decode("ascii", errors="replace").split()
             if words and words[0] == "end_header":
-                return counts
-            if words and words[0] == "element":
+                header.length = stream.tell()
+                return header
+            if words and words[0] == "format" and len(words) >= 2:
+                header.format = words[1]
+            elif words and words[0] == "element":
                 if len(words) != 3 or not words[2].isdigit():
                     raise MeshError(f"malformed element line {line.strip()!r}", source=path,
                                     field="header")
-                counts[words[1]] = int(words[2])
+                header.elements.append((words[1], int(words[2]), []))
+            elif words and words[0] == "property" and header.elements:
+                if len(words) == 5 and words[1] == "list":
+                    header.elements[-1][2].append(("list", words[2], words[3]))
+                elif len(words) == 3:
+                    header.elements[-1][2].append(words[1])
     raise MeshError("PLY header is too long", source=path, field="header")
+
+
+def _ply_header_counts(path: str) -> dict[str, int]:
+    """Element counts declared in a PLY header, e.g. ``{"vertex": 5023, "face": 9976}``."""
+    return _ply_header(path).counts
+
+
+def _binary_body_end(data: bytes, header: _PlyHeader) -> int | None:
+    """Offset where the declared binary elements end, or ``None`` when the data runs out."""
+    order = "<" if header.format == "binary_little_endian" else ">"
+    offset = header.length
+    for _, count, properties in header.elements:
+        if all(isinstance(p, str) for p in properties):
+            offset += count * sum(_PLY_SIZES.get(p, 0) for p in properties)
+            continue
+        if len(properties) == 1 and _PLY_SIZES.get(properties[0][1]) == 1:
+            stride = 1 + 3 * _PLY_SIZES.get(properties[0][2], 0)  # all triangles: one stride
+            if offset + count * stride <= len(data) and bool(np.all(np.frombuffer(
+                    data, np.uint8, count=count * stride, offset=offset)[::stride] == 3)):
+                offset += count * stride
+                continue
+        for _ in range(count):
+            for prop in properties:
+                if isinstance(prop, str):
+                    offset += _PLY_SIZES.get(prop, 0)
+                    continue
+                size = _PLY_SIZES.get(prop[1], 0)
+                if size not in _PLY_CODES or offset + size > len(data):
+                    return None
+                items = int.from_bytes(data[offset:offset + size],
+                                       "little" if order == "<" else "big")
+                offset += size + items * _PLY_SIZES.get(prop[2], 0)
+            if offset > len(data):
+                return None
+    return offset if offset <= len(data) else None
+
+
+def _check_ply_body(path: str, header: _PlyHeader) -> None:
+    """Raises :class:`MeshError` when the body does not hold what the header declares."""
+    with open(path, "rb") as stream:
+        data = stream.read()
+    body = len(data) - header.length
+    if header.format == "ascii":
+        lines = sum(1 for line in data[header.length:].splitlines() if line.strip())
+        declared = sum(count for _, count, _ in header.elements)
+        if lines != declared:
+            raise MeshError(
+                f"declares {header.describe()} ({declared} lines) but the body has {lines} "
+                "lines: the file is truncated or its header counts are wrong",
+                source=path, field="header")
+        return
+    if header.format not in ("binary_little_endian", "binary_big_endian"):
+        return
+    end = _binary_body_end(data, header)
+    if end is None:
+        raise MeshError(
+            f"declares {header.describe()} but the body ends before them ({body} bytes): the "
+            "file is truncated or its header counts are wrong", source=path, field="header")
+    if end != len(data):
+        raise MeshError(
+            f"declares {header.describe()} ({end - header.length} bytes) but the body has "
+            f"{body} bytes: extra data after them, or the header counts are wrong",
+            source=path, field="header")
 
 
 def _obj_index(token: bytes, count: int, line: int, path: str) -> int:
@@ -154,8 +257,9 @@ def read_mesh(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
       MeshError: naming the file, if it is missing, has another suffix, cannot be
-        parsed, has no faces, has quads or other polygons, has NaN or infinite
-        coordinates, or has out-of-range indices.
+        parsed, declares more or less data in its (PLY) header than its body holds, has
+        no faces, has quads or other polygons, has NaN or infinite coordinates, or has
+        out-of-range indices.
     """
     path = os.fspath(path)
     kind = _format_of(path)
@@ -165,7 +269,9 @@ def read_mesh(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         raise MeshError("not a regular file", source=path)
 
     if kind == "ply":
-        declared = _ply_header_counts(path)
+        header = _ply_header(path)
+        _check_ply_body(path, header)
+        declared = header.counts
         vertices, faces = _load_ply(path)
         if "vertex" in declared and declared["vertex"] != vertices.shape[0]:
             raise MeshError(

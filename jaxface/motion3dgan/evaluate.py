@@ -57,7 +57,7 @@ from jaxface.motion3dgan.data import (
 from jaxface.motion3dgan.supervised import train_on_motions
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
 from jaxface.s2d import S2DInference, train_s2d
-from jaxface.train import apply_in_batches, write_config
+from jaxface.train import apply_in_batches, store_config
 
 __all__ = [
     "METHODS",
@@ -308,7 +308,7 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
     """
     t_start = time.perf_counter()
     workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
+    store_config(workdir, config.to_dict())
     stages = _Stages()
 
     view = open_dataset(config, verbose=False)

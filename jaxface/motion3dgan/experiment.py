@@ -18,7 +18,7 @@ from jaxface.files import write_json, write_npz
 from jaxface.manifold import norm
 from jaxface.motion3dgan.data import MotionSet, load_motion_splits
 from jaxface.motion3dgan.train import make_sample_fn, train_gan
-from jaxface.train import write_config
+from jaxface.train import store_config
 
 __all__ = ["nearest_label_agreement", "train_and_evaluate"]
 
@@ -51,7 +51,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       ``{"train_motions", "test_motions", "nearest_label_agreement", "steps", ...}``.
     """
     workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
+    store_config(workdir, config.to_dict())
     view = open_dataset(config, verbose=False)
     train, test = load_motion_splits(
         view.path, config.split_rule, num_frames=config.num_frames,

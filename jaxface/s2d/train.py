@@ -33,7 +33,7 @@ from jaxface.train import (
     make_supervised_step,
     map_in_batches,
     num_params,
-    write_config,
+    store_config,
 )
 
 __all__ = ["create_optimizer", "make_train_step", "train_neural3dmm", "train_s2d"]
@@ -137,7 +137,7 @@ def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict
     run can be loaded for inference (:class:`jaxface.s2d.inference.S2DInference`).
     """
     workdir = os.path.abspath(workdir)
-    write_config(workdir, config.to_dict())
+    store_config(workdir, config.to_dict())
     save_template(workdir, data.view.vertices, data.view.faces, data.view.landmarks)
     model = create_model(config.model, topology=data.topology)
     apply = jax.jit(lambda p, d: model.apply({"params": p}, d))

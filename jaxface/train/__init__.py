@@ -2,8 +2,9 @@
 
 Every model trains through :func:`fit`: a jitted step ``(state, batch, rng) -> (state,
 metrics)`` over the device batches of :mod:`jaxface.data.batches`, with checkpointing, resume,
-metrics, a progress bar, a non-finite guard and periodic evaluation as hooks. Device meshes and
-shardings are in :mod:`jaxface.sharding`.
+metrics, a progress bar, a non-finite guard and periodic evaluation as hooks. A run's work
+directory is locked while it trains and keeps the config it was started with
+(:func:`store_config`). Device meshes and shardings are in :mod:`jaxface.sharding`.
 """
 
 from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
@@ -16,18 +17,21 @@ from jaxface.train.loop import (
     ReportProgress,
     SaveCheckpoint,
     TrainInfo,
+    TrainingInterrupted,
     apply_in_batches,
     fit,
     map_in_batches,
-    read_jsonl,
 )
 from jaxface.train.metrics import (
     MetricsWriter,
     NonFiniteError,
     Throughput,
+    all_finite,
     check_finite,
     global_norm,
     num_params,
+    read_jsonl,
+    rewind_jsonl,
 )
 from jaxface.train.steps import (
     TrainState,
@@ -35,10 +39,20 @@ from jaxface.train.steps import (
     jit_train_step,
     make_supervised_step,
 )
+from jaxface.train.workdir import (
+    RESUMABLE_FIELDS,
+    ConfigMismatchError,
+    WorkdirBusyError,
+    config_changes,
+    lock_workdir,
+    store_config,
+)
 
 __all__ = [
+    "RESUMABLE_FIELDS",
     "CheckpointError",
     "Checkpoints",
+    "ConfigMismatchError",
     "Hook",
     "LogMetrics",
     "LoopConfig",
@@ -51,15 +65,22 @@ __all__ = [
     "Throughput",
     "TrainInfo",
     "TrainState",
+    "TrainingInterrupted",
+    "WorkdirBusyError",
+    "all_finite",
     "apply_in_batches",
     "check_finite",
+    "config_changes",
     "create_train_state",
     "fit",
     "global_norm",
     "jit_train_step",
+    "lock_workdir",
     "make_supervised_step",
     "map_in_batches",
     "num_params",
     "read_jsonl",
+    "rewind_jsonl",
+    "store_config",
     "write_config",
 ]

@@ -15,7 +15,16 @@ every step with ``(step, state, metrics)`` in the manner of clu's periodic actio
 
 ``fit`` restores the latest checkpoint of ``workdir`` first and starts from the batch after the
 last one consumed, so a run killed at any point continues exactly where its last checkpoint left
-off and draws the same batches and random numbers as an uninterrupted one.
+off and draws the same batches and random numbers as an uninterrupted one; the metrics logged
+after that checkpoint are dropped from the logs, which then read as the uninterrupted run's.
+
+Faults end a run with one clear error and nothing lost: the work directory is locked while
+training (a second process stops with :class:`jaxface.train.WorkdirBusyError`); a NaN or
+infinite state is never saved (:class:`jaxface.train.NonFiniteError`, checked on the devices
+before every save, whatever the logging period); Ctrl-C raises :class:`TrainingInterrupted`
+("stopped at step N, checkpoint M kept"); a full disk raises
+:class:`jaxface.files.DiskFullError`. A run that has already finished trains nothing, says so
+(a log warning) and reports the figures of its last logged step.
 
 ``map_in_batches`` and ``apply_in_batches`` run a jitted function (a module's ``apply``) over
 arrays in fixed-size chunks, so inference compiles once.
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +47,13 @@ from tqdm.auto import tqdm
 from jaxface.data.batches import Batches
 from jaxface.sharding import replicate
 from jaxface.train.checkpoint import Checkpoints
-from jaxface.train.metrics import MetricsWriter, Throughput, check_finite
+from jaxface.train.metrics import (
+    MetricsWriter,
+    Throughput,
+    check_finite,
+    read_jsonl,
+)
+from jaxface.train.workdir import lock_workdir
 
 __all__ = [
     "Hook",
@@ -49,11 +64,16 @@ __all__ = [
     "ReportProgress",
     "SaveCheckpoint",
     "TrainInfo",
+    "TrainingInterrupted",
     "apply_in_batches",
     "fit",
     "map_in_batches",
     "read_jsonl",
 ]
+
+logger = logging.getLogger(__name__)
+
+_INT64 = 2**63
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +88,10 @@ class LoopConfig:
       progress: show a progress bar.
       desc: progress-bar label.
       progress_metric: the metric shown in the progress bar.
+
+    Raises:
+      ValueError: ``num_epochs``, ``checkpoint_every`` or ``log_every`` below 1 (a run of no
+        epochs trains nothing), or a seed that does not fit in 64 bits.
     """
 
     num_epochs: int
@@ -77,6 +101,14 @@ class LoopConfig:
     progress: bool = True
     desc: str = "train"
     progress_metric: str = "loss"
+
+    def __post_init__(self):
+        for name in ("num_epochs", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not -_INT64 <= self.seed < _INT64:
+            raise ValueError(f"seed must fit in 64 bits (a signed int64), got {self.seed}")
 
     @classmethod
     def from_config(cls, config, num_epochs: int, **overrides) -> LoopConfig:
@@ -93,11 +125,15 @@ class TrainInfo:
 
     Attributes:
       steps: the state's step count at the end.
-      train_time_s: wall time of this call (restore, steps, saves).
+      train_time_s: wall time spent training the run: this call's (restore, steps, saves) plus
+        that of the earlier calls it resumed, as their metrics recorded it.
       examples_per_s: throughput of the last logged interval (``None`` if nothing was logged).
-      final: the last logged metrics (``None`` if nothing was logged).
+      final: the last logged metrics of the run, this call's or, when it logged none (a
+        finished run run again), the earlier calls' (``None`` if nothing was ever logged).
       history: every logged record ``{"step", metric: value, ...}`` of this call.
       stopped_early: a hook ended the run before ``num_epochs``.
+      start_step: the step this call resumed from (0 for a new run); a call that trained
+        nothing has ``steps == start_step``.
     """
 
     steps: int
@@ -106,12 +142,29 @@ class TrainInfo:
     final: dict[str, float] | None
     history: list[dict[str, float]]
     stopped_early: bool = False
+    start_step: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly fields (everything but the history)."""
         return {"steps": self.steps, "train_time_s": self.train_time_s,
                 "examples_per_s": self.examples_per_s, "final": self.final,
                 "stopped_early": self.stopped_early}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message says where it stopped and what was kept.
+
+    Attributes:
+      step: the last step completed.
+      checkpoint: the newest checkpoint kept (``None`` if none was saved yet).
+    """
+
+    def __init__(self, message: str, step: int, checkpoint: int | None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class Hook(Protocol):
@@ -142,7 +195,25 @@ class LogMetrics:
         self.last_step = last_step
         self.meter = Throughput()
         self.history: list[dict[str, float]] = []
+        self.earlier: list[dict[str, float]] = []
         self.epoch = 0
+        self._t0 = time.perf_counter()
+        self.prior_time = 0.0
+
+    def resume(self, step: int) -> list[dict[str, float]]:
+        """Keeps the records up to ``step`` (the restored checkpoint) and returns them.
+
+        Records logged after that checkpoint by a run that was killed are dropped (the resumed
+        run logs those steps again), so the log reads as an uninterrupted run's.
+        """
+        self.earlier = self.writer.rewind(step)
+        if self.earlier:
+            self.prior_time = float(self.earlier[-1].get("train_time_s", 0.0))
+        return self.earlier
+
+    def train_time(self) -> float:
+        """Seconds spent training the run so far (earlier calls included)."""
+        return self.prior_time + time.perf_counter() - self._t0
 
     def __call__(self, step, state, metrics):
         del state
@@ -151,7 +222,8 @@ class LogMetrics:
             return None
         host = {k: float(v) for k, v in jax.device_get(dict(metrics)).items()}
         check_finite(host, step)
-        host.update(examples_per_s=self.meter.rate(), epoch=self.epoch, time=time.time())
+        host.update(examples_per_s=self.meter.rate(), epoch=self.epoch, time=time.time(),
+                    train_time_s=self.train_time())
         self.writer.write(step, host)
         self.history.append({"step": step, **host})
         return None
@@ -217,8 +289,9 @@ class PeriodicEval:
         self.history: list[dict[str, float]] = []
 
     def start(self, step: int) -> bool:
-        """Reads the evaluations of steps ``<= step`` back; returns whether the run had stopped."""
-        self.history = [r for r in read_jsonl(self.writer.path) if r["step"] <= step]
+        """Reads the evaluations of steps ``<= step`` back (dropping later ones, logged by a
+        killed run after its last checkpoint); returns whether the run had stopped."""
+        self.history = self.writer.rewind(step)
         return bool(self.history and self.stop is not None and self.stop(self.history))
 
     def __call__(self, step, state, metrics):
@@ -267,14 +340,6 @@ class Plateau:
         return bool(history) and len(history) - 1 - self.best(history) >= self.patience
 
 
-def read_jsonl(path: str) -> list[dict[str, float]]:
-    """The records of a JSON-lines metrics file (``[]`` when it does not exist)."""
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def fit(
     state: Any,
     train_step: Callable,
@@ -296,51 +361,70 @@ def fit(
       hooks: more hooks, called after the built-in logging and checkpointing ones.
 
     Raises:
-      CheckpointError: the latest checkpoint cannot be read.
-      NonFiniteError: a logged metric is NaN or infinite.
+      CheckpointError: no checkpoint can be read (a damaged latest one is skipped when an
+        older one can).
+      DiskFullError: the device is full (names the file and the bytes it needed).
+      NonFiniteError: a logged metric, or the state about to be saved, is NaN or infinite.
+      TrainingInterrupted: Ctrl-C (names the last step and the checkpoint kept).
+      WorkdirBusyError: another process is training in ``workdir``.
     """
-    t0 = time.perf_counter()
+    workdir = os.path.abspath(workdir)
     steps_per_epoch = batches.steps_per_epoch
     total = loop.num_epochs * steps_per_epoch
-    ckpt = Checkpoints(workdir, save_every=loop.checkpoint_every)
-    log = LogMetrics(workdir, loop.log_every, batches.batch_size, total)
-    progress = None
-    step = 0
-    stopped = False
-    try:
-        state, start = ckpt.restore_or(replicate(state, batches.mesh))
-        step = start
-        progress = ReportProgress(total, start, log, desc=loop.desc, metric=loop.progress_metric,
-                                  enabled=loop.progress)
-        all_hooks = (log, SaveCheckpoint(ckpt), progress, *hooks)
-        stopped = any([bool(h.start(start)) for h in hooks if hasattr(h, "start")])
-        rng = jax.random.key(loop.seed)
-        first_epoch = loop.num_epochs if stopped else start // steps_per_epoch
-        for epoch in range(first_epoch, loop.num_epochs):
-            log.epoch = epoch
-            with batches.epoch(epoch, start=max(0, step - epoch * steps_per_epoch)) as it:
-                for batch in it:
-                    state, metrics = train_step(state, batch, rng)
-                    step += 1
-                    stop = [bool(h(step, state, metrics)) for h in all_hooks]
-                    if any(stop):
-                        stopped = True
-                        break
-            if stopped:
-                break
-        ckpt.save(step, state, force=True)
-    finally:
-        if progress is not None:
-            progress.close()
-        ckpt.close()
+    with lock_workdir(workdir):
+        log = LogMetrics(workdir, loop.log_every, batches.batch_size, total)
+        ckpt = Checkpoints(workdir, save_every=loop.checkpoint_every)
+        progress = None
+        step = start = 0
+        stopped = False
+        try:
+            state, start = ckpt.restore_or(replicate(state, batches.mesh))
+            step = start
+            log.resume(start)
+            progress = ReportProgress(total, start, log, desc=loop.desc,
+                                      metric=loop.progress_metric, enabled=loop.progress)
+            all_hooks = (log, SaveCheckpoint(ckpt), progress, *hooks)
+            stopped = any([bool(h.start(start)) for h in hooks if hasattr(h, "start")])
+            if stopped or start >= total:
+                why = f"stopped early at step {start}" if stopped else f"step {start} of {total}"
+                logger.warning("%s: the run is already complete (%s); nothing to train",
+                               workdir, why)
+            rng = jax.random.key(loop.seed)
+            first_epoch = loop.num_epochs if stopped else start // steps_per_epoch
+            for epoch in range(first_epoch, loop.num_epochs):
+                log.epoch = epoch
+                with batches.epoch(epoch, start=max(0, step - epoch * steps_per_epoch)) as it:
+                    for batch in it:
+                        state, metrics = train_step(state, batch, rng)
+                        step += 1
+                        stop = [bool(h(step, state, metrics)) for h in all_hooks]
+                        if any(stop):
+                            stopped = True
+                            break
+                if stopped:
+                    break
+            ckpt.save(step, state, force=True)
+        except KeyboardInterrupt as err:
+            kept = ckpt.settle()  # a save in flight completes
+            kept_text = f"checkpoint {kept} kept" if kept is not None else "no checkpoint yet"
+            raise TrainingInterrupted(
+                f"stopped at step {step}, {kept_text} ({workdir}); run again to resume",
+                step, kept) from err
+        finally:
+            if progress is not None:
+                progress.close()
+            ckpt.close()
     history = log.history
+    run = log.earlier + history
+    trained = step > start
     info = TrainInfo(
         steps=int(jax.device_get(state.step)) if hasattr(state, "step") else step,
-        train_time_s=time.perf_counter() - t0,
-        examples_per_s=history[-1]["examples_per_s"] if history else None,
-        final=history[-1] if history else None,
+        train_time_s=log.train_time() if trained or not log.earlier else log.prior_time,
+        examples_per_s=run[-1]["examples_per_s"] if run else None,
+        final=run[-1] if run else None,
         history=history,
         stopped_early=stopped,
+        start_step=start,
     )
     return state, info
 

@@ -1,4 +1,9 @@
-"""Training metrics: global norms, finiteness checks, JSON-lines logs, throughput."""
+"""Training metrics: global norms, finiteness checks, JSON-lines logs, throughput.
+
+The logs are append-only JSON lines; :func:`read_jsonl` skips a last line cut short (a process
+killed or a disk filled mid-append) and :func:`rewind_jsonl` drops the records past a step, so a
+resumed run continues the log of its checkpoint without duplicates.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxface.files import disk_full_error, is_disk_full, write_atomic
+
 __all__ = [
     "MetricsWriter",
     "NonFiniteError",
     "Throughput",
+    "all_finite",
     "check_finite",
     "global_norm",
     "num_params",
+    "read_jsonl",
+    "rewind_jsonl",
 ]
 
 
@@ -47,6 +57,68 @@ def check_finite(metrics: Mapping[str, float], step: int) -> None:
         )
 
 
+@jax.jit
+def _leaves_finite(leaves: list[jax.Array]) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def all_finite(tree) -> bool:
+    """Whether every floating-point leaf of ``tree`` is finite (no NaN, no infinity).
+
+    The check runs where the leaves are (on the devices for a training state) and only one
+    boolean comes back to the host. Integer leaves and PRNG keys are not checked.
+
+    Example:
+      >>> all_finite({"w": jnp.ones(3), "step": jnp.asarray(2)})
+      True
+      >>> all_finite({"w": jnp.array([1.0, jnp.nan])})
+      False
+    """
+    leaves = [x for x in jax.tree.leaves(tree)
+              if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
+    if not leaves:
+        return True
+    return bool(_leaves_finite(leaves))
+
+
+def read_jsonl(path: str) -> list[dict[str, float]]:
+    """The records of a JSON-lines metrics file (``[]`` when it does not exist).
+
+    A last line that is cut short (the writer was killed or the disk filled mid-append) is
+    skipped; a damaged line before the last one raises ``ValueError`` naming the file and line.
+    """
+    if not os.path.isfile(path):
+        return []
+    with open(path, "rb") as f:
+        lines = [line for line in f.read().split(b"\n") if line.strip()]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except ValueError as err:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}: line {number} is not a JSON record ({err})") from err
+    return records
+
+
+def rewind_jsonl(path: str, step: int) -> list[dict[str, float]]:
+    """Drops the records after ``step`` (and a cut-short last line); returns those kept.
+
+    The file is rewritten atomically, and only when something is dropped.
+    """
+    if not os.path.isfile(path):
+        return []
+    with open(path, "rb") as f:
+        raw = f.read()
+    records = read_jsonl(path)
+    kept = [r for r in records if r.get("step", 0) <= step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    if text.encode("utf-8") != raw:
+        write_atomic(path, text.encode("utf-8"))
+    return kept
+
+
 class MetricsWriter:
     """Appends one JSON object per call to ``<workdir>/metrics.jsonl`` (process 0 only)."""
 
@@ -56,13 +128,31 @@ class MetricsWriter:
         if self._enabled:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether this process writes (process 0)."""
+        return self._enabled
+
+    def rewind(self, step: int) -> list[dict[str, float]]:
+        """The records up to ``step``; process 0 also drops later ones from the file
+        (:func:`rewind_jsonl`)."""
+        if self._enabled:
+            return rewind_jsonl(self.path, step)
+        return [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
+
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self._enabled:
             return
         record = {"step": int(step)}
         record.update({k: float(np.asarray(v)) for k, v in metrics.items()})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        try:
+            with open(self.path, "a") as f:
+                f.write(line)
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(self.path, len(line), f"the metrics of step {step}") from err
+            raise
 
 
 class Throughput:

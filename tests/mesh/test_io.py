@@ -119,7 +119,8 @@ def test_unparsable_ply(tmp_path):
         "ply", "format ascii 1.0", "element vertex 3", "property float x", "property float y",
         "property float z", "element face 1", "property list uchar int vertex_indices",
         "end_header", "0 0 0", "1 0", ""]))
-    _raises_naming(truncated, "could not parse")
+    _raises_naming(truncated, "declares 3 vertices and 1 faces (4 lines) but the body has 2 "
+                   "lines: the file is truncated")
 
 
 def test_quads_are_refused_not_triangulated(tmp_path):

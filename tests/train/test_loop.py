@@ -116,9 +116,11 @@ def test_fit_trains_logs_and_resumes_to_the_same_parameters(tmp_path):
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    # A finished run resumed again trains nothing more.
+    # A finished run resumed again trains nothing more and keeps its figures.
     again, none = _fit(tmp_path / "b", num_epochs=3)
-    assert int(again.step) == 12 and none.history == [] and none.final is None
+    assert int(again.step) == 12 and none.history == [] and none.start_step == 12
+    assert none.final == later.history[-1]
+    assert none.train_time_s == later.history[-1]["train_time_s"] > later.history[0]["train_time_s"]
 
 
 def test_fit_matches_a_numpy_sgd_loop_over_the_same_batches(tmp_path):
