@@ -49,7 +49,8 @@ class Context:
       counter: the process-wide compile counter.
       quick: the reduced run (``--quick``).
       torch: whether PyTorch is importable.
-      torch_threads: PyTorch intra-op threads for the side-by-side runs.
+      torch_threads: PyTorch intra-op threads of the cases that run one setting.
+      torch_thread_settings: the thread counts the S2D-Dec step's references run at.
       peaks: measured machine peaks ``{"gflops", "gbps"}`` (filled by the ``machine`` case).
       data_dir: TFDS data folder holding prepared datasets.
       dataset_config: faces4d config to read in the pipeline case.
@@ -65,6 +66,7 @@ class Context:
     quick: bool
     torch: bool
     torch_threads: int
+    torch_thread_settings: tuple[int, ...]
     peaks: dict[str, float]
     data_dir: str
     dataset_config: str

@@ -47,8 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="output folder (default benchmarks/results)")
     parser.add_argument("--name", default=None,
                         help="file stem of the outputs (default bench-<UTC time>[-quick])")
-    parser.add_argument("--torch-threads", type=int, default=2,
-                        help="PyTorch intra-op threads of the references (default 2)")
+    parser.add_argument("--torch-threads", type=int, nargs="+", default=[1, 2],
+                        help="PyTorch intra-op thread counts the references run at, each in "
+                             "the same run (default 1 2); ratios against the fastest count "
+                             "make the headline")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch references even if torch is installed")
     parser.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
@@ -76,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 _REEXEC_MARKER = "JAXFACE_BENCH_ALLOCATOR"
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``None`` where the system has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def _reexec_with_allocator(argv: list[str]) -> None:
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
     if use_torch:
         import torch
 
-        torch.set_num_threads(args.torch_threads)
+        torch.set_num_threads(args.torch_threads[-1])
     started = utc_now()
     name = args.name or ("bench-" + started.replace(":", "").replace("-", "")[:15]
                          + ("-quick" if args.quick else ""))
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
     machine_record = {
         "case": "run", "kind": "machine", "machine": machine_info(),
         "started": started, "quick": args.quick, "allocator": allocator,
-        "torch_threads": args.torch_threads if use_torch else None, "cases": args.cases,
+        "torch_threads": list(args.torch_threads) if use_torch else None, "cases": args.cases,
         "command": command,
     }
     recorder.add(**machine_record)
@@ -133,13 +140,15 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
     with tempfile.TemporaryDirectory(prefix="jaxface-bench-") as scratch:
         ctx = Context(
             recorder=recorder, counter=compile_counter(), quick=args.quick, torch=use_torch,
-            torch_threads=args.torch_threads, peaks={}, data_dir=args.data_dir,
+            torch_threads=args.torch_threads[-1],
+            torch_thread_settings=tuple(args.torch_threads), peaks={}, data_dir=args.data_dir,
             dataset_config=args.dataset_config, cache_dir=args.cache_dir, scratch_dir=scratch,
             shared={}, allocator=args.allocator,
         )
         t_run = time.perf_counter()
         for case in args.cases:
             print(f"[{case}]", flush=True)
+            recorder.add(case=case, kind="load", load_average=_load())
             t0 = time.perf_counter()
             try:
                 CASES[case].run(ctx)
@@ -149,9 +158,7 @@ def main(argv: list[str] | None = None, *, reexec: bool = True) -> int:
                 recorder.add(case=case, kind="error", error=f"{type(err).__name__}: {err}")
             print(f"[{case}] {time.perf_counter() - t0:.0f} s", flush=True)
         total = time.perf_counter() - t_run
-    end = {"finished": utc_now(), "total_s": round(total, 1),
-           "load_average_end": [round(x, 2) for x in os.getloadavg()]
-           if hasattr(os, "getloadavg") else None}
+    end = {"finished": utc_now(), "total_s": round(total, 1), "load_average_end": _load()}
     recorder.records[0].update(end)  # the lines were appended as measured; now the final file
     write_atomic(jsonl, "".join(json.dumps(r) + "\n" for r in recorder.records).encode("utf-8"))
     write_atomic(md, summarize(recorder.records, command=command).encode("utf-8"))

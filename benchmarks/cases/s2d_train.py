@@ -13,13 +13,18 @@ Runners, interleaved round by round:
 * ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
   formulation, ``spiral_impl="gather_matmul"``);
 * ``jax/auto/bf16``: ``S2DDecoder(dtype=bfloat16)`` (parameters and loss stay float32);
-* ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch` at the run's
-  PyTorch thread count, with the same initial weights.
+* ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch`, with the
+  same initial weights;
+* ``torch/spiralnet_pp_compiled`` (full runs): the SpiralNet++-style decoder through
+  ``torch.compile`` (inductor), its compile time recorded apart.
 
-Then (full runs) the references again with one PyTorch thread, and ``jax/auto`` against
-``torch/spiralnet_pp`` in two fresh processes, one with glibc's default allocator and one with
-the tuned one (:data:`benchmarks.common.ALLOCATOR_ENV`), counting minor page faults per step (a
-process's allocator cannot be switched back once its heap has grown, hence the processes).
+Every PyTorch reference runs at each thread count of ``--torch-threads`` (setting
+``torch_<n>_threads``), interleaved with ``jax/auto`` (the other JAX variants run in the first
+setting only): the headline ratio is against each reference at its fastest setting. Full runs
+then time ``jax/auto`` against ``torch/spiralnet_pp`` in two fresh processes, one with glibc's
+default allocator and one with the tuned one (:data:`benchmarks.common.ALLOCATOR_ENV`),
+counting minor page faults per step (a process's allocator cannot be switched back once its
+heap has grown, hence the processes).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -80,6 +86,21 @@ def build_jax(impl: str, mesh: str, batch: int, ctx, dtype=None, setup=None, cou
     if setup is None:
         setup = s2d_setup(mesh, batch, dtype=dtype, spiral_impl=impl, cache_dir=ctx.cache_dir)
     return setup, jax_runner(f"jax/{impl}", setup, counter or ctx.counter)
+
+
+def compiled_reference(setup, params_np):
+    """The SpiralNet++-style decoder through ``torch.compile`` and its eager-optimizer step."""
+    import torch
+
+    from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step
+    from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
+
+    topo = setup.topology
+    module = SpiralNetPPDecoder(topo.spirals, topo.up_indices, topo.up_weights,
+                                channels=S2D_CHANNELS)
+    load_s2d_params(module, params_np)
+    compiled = torch.compile(module)
+    return compiled, make_s2d_train_step(compiled, setup.weights)
 
 
 def torch_references(setup, params_np):
@@ -167,6 +188,7 @@ def run(ctx) -> None:
         impl_of[name] = impl
 
     refs = {}
+    compile_s = {}
     if ctx.torch:
         import torch
 
@@ -174,10 +196,17 @@ def run(ctx) -> None:
         record_parity(ctx, base, params_np, refs, shape)
         dt = torch.from_numpy(base.numpy_batch["landmark_displacement"])
         yt = torch.from_numpy(base.numpy_batch["displacement"])
+        if not ctx.quick:
+            refs["spiralnet_pp_compiled"] = compiled_reference(base, params_np)
+            with torch_threads(ctx.torch_thread_settings[0]):
+                t0 = time.perf_counter()
+                refs["spiralnet_pp_compiled"][1](dt, yt)  # compiles
+                compile_s["torch/spiralnet_pp_compiled"] = time.perf_counter() - t0
+            ctx.log(f"    torch.compile: {compile_s['torch/spiralnet_pp_compiled']:.0f} s")
         for name, (_, step) in refs.items():
             runners[f"torch/{name}"] = lambda step=step: step(dt, yt)
 
-    def measure(runner_set, tag: str, threads: int | None, allocator: str):
+    def measure(runner_set, tag: str, threads: int | None, allocator: str, first: bool):
         timings = interleave(runner_set, rounds=rounds, warmup=1, counter=ctx.counter)
         torch_names = [n for n in timings if n.startswith("torch/")]
         results = {}
@@ -195,12 +224,14 @@ def run(ctx) -> None:
                 fields.update(
                     memory_fields(runner.jitted, runner.holder["state"], base.batch, None))
                 fields["speedup_vs"] = {n: paired_ratio(timings[n], t) for n in torch_names}
-            elif tag == "main" and not ctx.quick:
+            elif first and not ctx.quick:
                 peak = torch_peak_memory(runner)
                 if peak is not None:
                     fields["temp_memory_bytes"] = peak
             if name.startswith("torch/"):
                 fields["torch_threads"] = threads
+            if name in compile_s:
+                fields["compile_s"] = compile_s[name]
             rec = ctx.recorder.add(
                 case=NAME, kind="timing", variant=name, setting=tag, allocator=allocator,
                 backend=name.split("/")[0], 
@@ -218,16 +249,19 @@ def run(ctx) -> None:
             ctx.log(f"      jax/auto speedup vs {n}: {ratio:.2f}x")
         return results
 
-    main = measure(runners, "main", ctx.torch_threads, ctx.allocator)
-    ctx.shared["s2d_meshes_per_s"] = main["jax/auto"]["meshes_per_s"]
-    if ctx.quick:
-        return
-    best_jax = {"jax/auto": runners["jax/auto"]}
-    if refs:
-        with torch_threads(1):
-            measure({**best_jax, **{n: r for n, r in runners.items() if n.startswith("torch/")}},
-                    "torch_1_thread", 1, ctx.allocator)
-    if refs:
+    torch_runners = {n: r for n, r in runners.items() if n.startswith("torch/")}
+    settings = ctx.torch_thread_settings if refs else (None,)
+    for i, threads in enumerate(settings):
+        runner_set = runners if i == 0 else {"jax/auto": runners["jax/auto"], **torch_runners}
+        tag = "no_torch" if threads is None else f"torch_{threads}_threads"
+        if threads is None:
+            results = measure(runner_set, tag, None, ctx.allocator, i == 0)
+        else:
+            with torch_threads(threads):
+                results = measure(runner_set, tag, threads, ctx.allocator, i == 0)
+        if i == 0:
+            ctx.shared["s2d_meshes_per_s"] = results["jax/auto"]["meshes_per_s"]
+    if refs and not ctx.quick:
         for allocator in ("default", "tuned"):
             _allocator_comparison(ctx, allocator, mesh, batch, rounds, shape)
 

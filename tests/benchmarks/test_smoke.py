@@ -98,19 +98,49 @@ def test_timing_fields_and_recorder(tmp_path):
     assert line == {"run_id": "run", "case": "c", "kind": "timing", "value": 1.5, "bad": None}
 
 
-def test_report_marks_targets():
-    records = [
-        {"case": "s2d_train", "kind": "timing", "variant": "jax/auto", "setting": "main",
-         "speedup_vs": {"torch/official": 3.5, "torch/spiralnet_pp": 1.2}},
-        {"case": "data_pipeline", "kind": "timing", "variant": "sharded_batches",
+def _s2d_records(load_start, load_end):
+    machine = {"case": "run", "kind": "machine", "machine": {"cores": 2,
+               "load_average": [load_start, 0.0, 0.0]}, "load_average_end": [load_end, 0, 0]}
+    return [
+        machine,
+        {"case": "s2d_train", "kind": "timing", "variant": "jax/auto",
+         "setting": "torch_2_threads",
+         "speedup_vs": {"torch/official": 9.5, "torch/spiralnet_pp": 5.0,
+                        "torch/spiralnet_pp_compiled": 4.0}},
+        {"case": "s2d_train", "kind": "timing", "variant": "jax/auto",
+         "setting": "torch_1_threads",
+         "speedup_vs": {"torch/official": 5.5, "torch/spiralnet_pp": 1.8,
+                        "torch/spiralnet_pp_compiled": 1.4}},
+        {"case": "data_pipeline", "kind": "timing", "variant": "streaming",
          "times_s2d_consumption": 12.0, "examples_per_s": 120.0, "bytes_per_example": 100},
     ]
+
+
+def test_report_marks_targets_and_writes_the_conservative_headline():
+    records = _s2d_records(0.3, 2.4)
     rows = {(r["target"], r["setting"]): r["met"] for r in report.target_rows(records)}
-    assert rows[(report.TARGETS["s2d_vs_official"][1], "main")] is True
-    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "main")] is False  # 1.2x < 1.5x
-    assert rows[(report.TARGETS["pipeline_vs_s2d"][1], "sharded_batches")] is True
+    assert rows[(report.TARGETS["s2d_vs_official"][1], "torch_1_threads")] is True  # 5.5 >= 5
+    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_1_threads")] is False
+    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_2_threads")] is True
+    assert rows[(report.TARGETS["pipeline_vs_s2d"][1], "streaming")] is True
+    best = report.headline(records)
+    # Each reference at its fastest setting: the minimum ratio over settings.
+    assert best["torch/official"] == {"ratio": 5.5, "setting": "torch_1_threads"}
+    assert best["strongest"]["reference"] == "torch/spiralnet_pp_compiled"
+    assert best["strongest"]["ratio"] == 1.4
     text = report.summarize(records)
     assert "## Targets" in text and "| no |" in text
+    assert "5.50× the official-style step" in text and "1.40× the strongest PyTorch" in text
+    assert report.machine_busy(records) is None
+
+
+def test_no_headline_from_a_busy_machine():
+    for start, end in ((1.5, 2.0), (0.2, 3.5)):
+        records = _s2d_records(start, end)
+        assert report.machine_busy(records) is not None
+        text = report.summarize(records)
+        assert "No headline: the machine was busy" in text
+        assert "the official-style step" not in text
 
 
 def test_analytic_counts():
