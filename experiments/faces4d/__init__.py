@@ -1,0 +1,1 @@
+"""faces4d experiments: the realism report of the embedded dataset's versions."""
