@@ -245,7 +245,8 @@ def split_motions(motions: MotionSet, rule: str = "first_sample") -> tuple[Motio
 
 def validation_split(motions: MotionSet, fraction: float,
                      seed: int) -> tuple[MotionSet, MotionSet | None]:
-    """Holds a seeded random ``fraction`` of training motions out for validation.
+    """Holds the training motions of a seeded random ``fraction`` of their source sequences out
+    for validation (whole sequences, so no validation frame is also a training frame).
 
     Returns:
       ``(train, validation)``, both in source order; ``validation`` is ``None`` when
@@ -258,12 +259,13 @@ def validation_split(motions: MotionSet, fraction: float,
         raise ValueError(f"validation.fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return motions, None
-    count = max(1, round(fraction * len(motions)))
-    if count >= len(motions):
-        raise ValueError(f"validation.fraction {fraction} leaves no training motion out of "
-                         f"{len(motions)}")
-    held = np.zeros(len(motions), bool)
-    held[np.random.default_rng([seed, 17]).permutation(len(motions))[:count]] = True
+    sequences = np.unique(motions.sequence)
+    count = max(1, round(fraction * len(sequences)))
+    if count >= len(sequences):
+        raise ValueError(f"validation.fraction {fraction} leaves no training sequence out of "
+                         f"{len(sequences)}")
+    chosen = sequences[np.random.default_rng([seed, 17]).permutation(len(sequences))[:count]]
+    held = np.isin(motions.sequence, chosen)
     return motions.subset(np.flatnonzero(~held)), motions.subset(np.flatnonzero(held))
 
 
@@ -312,7 +314,8 @@ def covered_frames(train: MotionSet) -> dict[int, set[int]]:
 
 
 def s2d_training_data(view: DatasetView, train: MotionSet, topology_config,
-                      frame_stride: int = 1) -> ProtocolData:
+                      frame_stride: int = 1,
+                      validation: MotionSet | None = None) -> ProtocolData:
     """S2D-Dec training pairs from the frames the training motions cover.
 
     For every source sequence of ``train``, the frames spanned by its training sub-sequences are
@@ -324,12 +327,14 @@ def s2d_training_data(view: DatasetView, train: MotionSet, topology_config,
       train: training motions.
       topology_config: the S2D config's ``topology`` block.
       frame_stride: keep every ``frame_stride``-th covered frame.
+      validation: held-out motions whose covered frames become the validation pairs.
 
     Returns:
-      A training-only :class:`jaxface.s2d.ProtocolData` (``test`` is ``None``).
+      A :class:`jaxface.s2d.ProtocolData` without test pairs.
     """
+    val = None if validation is None else covered_pairs(view, covered_frames(validation))
     return ProtocolData(
         view=view, protocol="motion3dgan_train",
         train=covered_pairs(view, covered_frames(train), frame_stride), test=None,
-        topology=build_topology(view.vertices, view.faces, topology_config),
+        topology=build_topology(view.vertices, view.faces, topology_config), validation=val,
     )

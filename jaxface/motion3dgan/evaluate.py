@@ -320,13 +320,13 @@ def run_table3(config, workdir: str) -> dict[str, Any]:
         raise ValueError(f"split rule {config.split_rule!r} leaves no test motions")
     neutral_meshes = _neutral_meshes(view, test)
     fraction = config.validation.fraction if "validation" in config else 0.0
-    train_part = train  # S2D-Dec trains on all of it; the networks below hold a share out
-    train, validation = validation_split(train_part, fraction, config.seed)
+    train, validation = validation_split(train, fraction, config.seed)
     stages.done("data")
 
     t3 = config.table3
     s2d_dir = t3.s2d_workdir or os.path.join(workdir, "s2d")
-    s2d_data = s2d_training_data(view, train_part, config.s2d.topology, t3.s2d_frame_stride)
+    s2d_data = s2d_training_data(view, train, config.s2d.topology, t3.s2d_frame_stride,
+                                 validation if config.s2d.validation.patience else None)
     _, s2d_info = train_s2d(config.s2d, s2d_dir, s2d_data)
     decode = S2DInference.load(s2d_dir).decode
     s2d_info["train_frames"] = len(s2d_data.train)

@@ -119,8 +119,10 @@ def test_validation_coverage_and_plateau_stop(config, tiny_motions, tmp_path):
 
     _, _, train, _ = tiny_motions
     fit_part, held = validation_split(train, 0.25, seed=0)
-    assert len(held) == round(0.25 * len(train)) and len(fit_part) + len(held) == len(train)
-    assert not set(held.names) & set(fit_part.names)
+    assert len(fit_part) + len(held) == len(train)
+    # Whole source sequences are held out: no validation frame is a training frame.
+    assert len(set(held.sequence)) == round(0.25 * len(set(train.sequence)))
+    assert not set(held.sequence) & set(fit_part.sequence)
     models = create_models(config, train.num_classes)
     state = create_gan_state(models, train.q.mean(0), jax.random.key(0))
     key = jax.random.key(1)
