@@ -8,6 +8,7 @@ launchers take them as files with the mode after a colon::
 
 * :mod:`~jaxface.configs.s2d`: S2D-Dec, its baselines, Tables 1-2;
 * :mod:`~jaxface.configs.motion3dgan`: Motion3DGAN, its LSTM baseline and classifier, Table 3;
+* :mod:`~jaxface.configs.decoupled`: the decoupled 3D face GAN, its evaluation and ablations;
 * :mod:`~jaxface.configs.generate`: the recipes of ``jaxface generate`` (``default``,
   ``quality``, ``tiny``), built from the two above.
 """

@@ -1,5 +1,8 @@
 """Flax linen models of the papers, and :func:`create_model`, the registry by name."""
 
+from jaxface.models.decoupled_gan import CriticOutput, DecoupledCritic, DecoupledGenerator
+from jaxface.models.face_embedding import FaceEmbedding
+from jaxface.models.mesh_autoencoder import MeshAutoencoder
 from jaxface.models.motion3dgan import (
     Motion3DGANCritic,
     Motion3DGANGenerator,
@@ -18,8 +21,13 @@ from jaxface.models.sequence_lstm import (
 
 __all__ = [
     "MODELS",
+    "CriticOutput",
+    "DecoupledCritic",
+    "DecoupledGenerator",
+    "FaceEmbedding",
     "LSTMExpressionClassifier",
     "LSTMLandmarkGenerator",
+    "MeshAutoencoder",
     "Motion3DGANCritic",
     "Motion3DGANGenerator",
     "Neural3DMM",

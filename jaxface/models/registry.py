@@ -15,6 +15,9 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxface.models.decoupled_gan import DecoupledCritic, DecoupledGenerator
+from jaxface.models.face_embedding import FaceEmbedding
+from jaxface.models.mesh_autoencoder import MeshAutoencoder
 from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.models.sequence_lstm import LSTMExpressionClassifier, LSTMLandmarkGenerator
@@ -47,6 +50,31 @@ def _neural3dmm(cfg, *, topology: SpiralTopology) -> Neural3DMM:
     )
 
 
+def _decoupled_generator(cfg, *, num_vertices: int) -> DecoupledGenerator:
+    return DecoupledGenerator(num_vertices=num_vertices, hidden=cfg.hidden,
+                              activation=cfg.activation, negative_slope=cfg.negative_slope,
+                              output_init=cfg.get("output_init", "lecun"))
+
+
+def _decoupled_critic(cfg, *, num_identities: int, num_expressions: int) -> DecoupledCritic:
+    return DecoupledCritic(num_identities=num_identities, num_expressions=num_expressions,
+                           shared_channels=tuple(cfg.shared_channels),
+                           branch_channels=tuple(cfg.branch_channels),
+                           negative_slope=cfg.negative_slope)
+
+
+def _face_embedding(cfg) -> FaceEmbedding:
+    return FaceEmbedding(channels=tuple(cfg.channels), embedding_dim=cfg.embedding_dim)
+
+
+def _mesh_autoencoder(cfg, *, topology: SpiralTopology) -> MeshAutoencoder:
+    return MeshAutoencoder(
+        topology, encoder_channels=tuple(cfg.encoder_channels),
+        decoder_channels=tuple(cfg.decoder_channels), latent=cfg.latent,
+        activation=cfg.activation, dtype=compute_dtype(cfg.get("compute_dtype")),
+    )
+
+
 def _lstm_landmark_generator(cfg, *, num_frames: int, num_classes: int) -> LSTMLandmarkGenerator:
     return LSTMLandmarkGenerator(num_frames=num_frames, num_classes=num_classes,
                                  hidden_size=cfg.hidden_size, latent_size=cfg.latent_size)
@@ -59,8 +87,12 @@ def _lstm_expression_classifier(cfg, *, num_classes: int) -> LSTMExpressionClass
 
 #: Model name -> ``factory(model_config, **context) -> nn.Module``.
 MODELS: dict[str, Callable[..., nn.Module]] = {
+    "decoupled_critic": _decoupled_critic,
+    "decoupled_generator": _decoupled_generator,
+    "face_embedding": _face_embedding,
     "lstm_expression_classifier": _lstm_expression_classifier,
     "lstm_landmark_generator": _lstm_landmark_generator,
+    "mesh_autoencoder": _mesh_autoencoder,
     "neural3dmm": _neural3dmm,
     "s2d_decoder": _s2d_decoder,
 }

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-LAUNCHERS = ("s2d.main", "s2d.tables", "motion3dgan.main", "motion3dgan.table3")
+LAUNCHERS = ("s2d.main", "s2d.tables", "motion3dgan.main", "motion3dgan.table3",
+             "decoupled.main", "decoupled.tables")
 
 
 def _run(args, timeout=300):

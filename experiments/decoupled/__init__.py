@@ -1,0 +1,1 @@
+"""Launchers of the decoupled 3D face GAN (Fernández Abrevaya et al., ICCV 2019)."""
