@@ -170,7 +170,7 @@ def s2d_setup(
     """Builds the official S2D-Dec, its optimizer and train step, and a fixed random batch.
 
     The step is :func:`jaxface.s2d.train.make_train_step` with the paper-form loss
-    (``L_dr + 0.1 L_pr``) and :func:`jaxface.s2d.train.create_optimizer` (Adam, lr 1e-3, weight
+    (``L_dr + 0.1 L_pr``) and :func:`jaxface.train.create_optimizer` (Adam, lr 1e-3, weight
     decay 5e-5); the state is what :func:`jaxface.train.create_train_state` builds.
 
     Args:
@@ -182,7 +182,8 @@ def s2d_setup(
       seed: seed of the parameters and the batch.
     """
     from jaxface.models.s2d import S2DDecoder
-    from jaxface.s2d.train import create_optimizer, make_train_step
+    from jaxface.s2d.train import make_train_step
+    from jaxface.train import create_optimizer
     from jaxface.train import create_train_state
 
     topology = topology_for(mesh, cache_dir)

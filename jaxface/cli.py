@@ -11,13 +11,14 @@ import argparse
 import sys
 from types import ModuleType
 
-from jaxface.commands import decoupled, generate, mesh_info, prepare, s2d
+from jaxface.commands import decoupled, express, generate, mesh_info, prepare, s2d
 from jaxface.commands.errors import UserError
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
 
 #: Sub-command name -> the module that registers it.
 COMMANDS: dict[str, ModuleType] = {
+    "express": express,
     "face3d": decoupled,
     "generate": generate,
     "mesh-info": mesh_info,

@@ -105,7 +105,7 @@ def make_s2d_train_step(
     """An eager training step ``(landmark_displacement, displacement) -> loss``.
 
     Adam with L2 weight decay added to the gradient (``torch.optim.Adam(weight_decay=...)``, the
-    semantics of :func:`jaxface.s2d.train.create_optimizer`) and the paper-form S2D loss.
+    semantics of :func:`jaxface.train.create_optimizer`) and the paper-form S2D loss.
 
     Args:
       module: a reference decoder mapping ``[B, 204]`` to ``[B, N, 3]``.

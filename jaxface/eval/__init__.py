@@ -7,13 +7,14 @@ from jaxface.eval.errors import (
     summarize,
     write_results,
 )
-from jaxface.eval.plots import plot_cumulative_errors
+from jaxface.eval.plots import plot_cumulative_errors, plot_curves
 
 __all__ = [
     "cumulative_curve",
     "format_results_table",
     "per_vertex_errors_mm",
     "plot_cumulative_errors",
+    "plot_curves",
     "summarize",
     "write_results",
 ]

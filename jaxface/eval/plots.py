@@ -1,4 +1,4 @@
-"""Evaluation plots: cumulative per-vertex error curves.
+"""Evaluation plots: cumulative per-vertex error curves and curves over time.
 
 matplotlib is imported inside the functions and figures are drawn on an Agg canvas, so
 importing this module neither imports matplotlib nor changes its global backend.
@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxface.eval.errors import cumulative_curve
 
-__all__ = ["plot_cumulative_errors"]
+__all__ = ["plot_cumulative_errors", "plot_curves"]
 
 
 def plot_cumulative_errors(
@@ -64,6 +64,57 @@ def plot_cumulative_errors(
         ax.legend(loc="lower right")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_curves(
+    panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str,
+    ylabel: str,
+    cols: int = 3,
+    dpi: int = 120,
+    panel_size: tuple[float, float] = (3.6, 2.8),
+    styles: Mapping[str, str] | None = None,
+) -> Path:
+    """Line plots in a grid of panels, one legend per panel.
+
+    Args:
+      panels: ``{panel title: {curve label: (x [M], y [M])}}``.
+      path: output PNG file (parent folders are created).
+      xlabel: x axis label.
+      ylabel: y axis label.
+      cols: panels per row.
+      dpi: resolution.
+      panel_size: size of one panel in inches.
+      styles: optional matplotlib format string per curve label (e.g. ``"k--"``).
+
+    Returns:
+      The written path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = max(1, min(cols, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for i, (title, curves) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for label, (x, y) in curves.items():
+            fmt = (styles or {}).get(label, "-")
+            ax.plot(np.asarray(x), np.asarray(y), fmt, label=label, linewidth=1.4)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path

@@ -1,6 +1,7 @@
 """Flax linen models of the papers, and :func:`create_model`, the registry by name."""
 
 from jaxface.models.decoupled_gan import CriticOutput, DecoupledCritic, DecoupledGenerator
+from jaxface.models.expression_lstm import ExpressionLSTM, LinearBasisDecoder, SpiralMeshDecoder
 from jaxface.models.face_embedding import FaceEmbedding
 from jaxface.models.mesh_autoencoder import MeshAutoencoder
 from jaxface.models.motion3dgan import (
@@ -11,7 +12,8 @@ from jaxface.models.motion3dgan import (
 )
 from jaxface.models.neural3dmm import Neural3DMM, SpiralEncoder
 from jaxface.models.registry import MODELS, compute_dtype, create_model
-from jaxface.models.s2d import S2DDecoder, SpiralTopology
+from jaxface.models.s2d import S2DDecoder, SpiralTopology, build_topology
+from jaxface.models.sequence_classifier import FrameCodeClassifier
 from jaxface.models.sequence_lstm import (
     LSTMExpressionClassifier,
     LSTMLandmarkGenerator,
@@ -24,16 +26,21 @@ __all__ = [
     "CriticOutput",
     "DecoupledCritic",
     "DecoupledGenerator",
+    "ExpressionLSTM",
     "FaceEmbedding",
+    "FrameCodeClassifier",
     "LSTMExpressionClassifier",
     "LSTMLandmarkGenerator",
+    "LinearBasisDecoder",
     "MeshAutoencoder",
     "Motion3DGANCritic",
     "Motion3DGANGenerator",
     "Neural3DMM",
     "S2DDecoder",
     "SpiralEncoder",
+    "SpiralMeshDecoder",
     "SpiralTopology",
+    "build_topology",
     "compute_dtype",
     "create_model",
     "expression_code",

@@ -16,10 +16,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxface.models.decoupled_gan import DecoupledCritic, DecoupledGenerator
+from jaxface.models.expression_lstm import ExpressionLSTM, LinearBasisDecoder, SpiralMeshDecoder
 from jaxface.models.face_embedding import FaceEmbedding
 from jaxface.models.mesh_autoencoder import MeshAutoencoder
 from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
+from jaxface.models.sequence_classifier import FrameCodeClassifier
 from jaxface.models.sequence_lstm import LSTMExpressionClassifier, LSTMLandmarkGenerator
 
 __all__ = ["MODELS", "compute_dtype", "create_model"]
@@ -85,11 +87,37 @@ def _lstm_expression_classifier(cfg, *, num_classes: int) -> LSTMExpressionClass
                                     feature_size=cfg.feature_size)
 
 
+def _expression_lstm(cfg, *, topology: SpiralTopology | None = None,
+                     basis: tuple | None = None) -> ExpressionLSTM:
+    """``cfg.decoder``: ``"spiral"`` (needs ``topology``) or ``"pca"`` (needs ``basis``, the
+    ``(mean [N, 3], components [K, N, 3])`` of the training motions; ``K = latent_size``)."""
+    if cfg.decoder == "spiral":
+        if topology is None:
+            raise ValueError("the spiral decoder needs the template's topology")
+        decoder = SpiralMeshDecoder(topology, channels=tuple(cfg.channels),
+                                    activation=cfg.activation,
+                                    output_activation=cfg.output_activation,
+                                    dtype=compute_dtype(cfg.get("compute_dtype")))
+    elif cfg.decoder == "pca":
+        if basis is None:
+            raise ValueError("the PCA decoder needs the basis of the training motions")
+        decoder = LinearBasisDecoder(*basis)
+    else:
+        raise ValueError(f"decoder must be 'spiral' or 'pca', got {cfg.decoder!r}")
+    return ExpressionLSTM(decoder, hidden_size=cfg.hidden_size, latent_size=cfg.latent_size)
+
+
+def _frame_code_classifier(cfg, *, num_classes: int) -> FrameCodeClassifier:
+    return FrameCodeClassifier(num_classes=num_classes, hidden=tuple(cfg.hidden))
+
+
 #: Model name -> ``factory(model_config, **context) -> nn.Module``.
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "decoupled_critic": _decoupled_critic,
     "decoupled_generator": _decoupled_generator,
+    "expression_lstm": _expression_lstm,
     "face_embedding": _face_embedding,
+    "frame_code_classifier": _frame_code_classifier,
     "lstm_expression_classifier": _lstm_expression_classifier,
     "lstm_landmark_generator": _lstm_landmark_generator,
     "mesh_autoencoder": _mesh_autoencoder,

@@ -18,6 +18,7 @@ only the real coarsest vertices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import logging
 from dataclasses import dataclass
 
 import flax.linen as nn
@@ -25,9 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxface.mesh.cache import load_or_build_topology
 from jaxface.nn import SpiralConv, upsample
 
-__all__ = ["ACTIVATIONS", "S2DDecoder", "SpiralTopology"]
+__all__ = ["ACTIVATIONS", "S2DDecoder", "SpiralTopology", "build_topology"]
+
+log = logging.getLogger(__name__)
 
 ACTIVATIONS = {
     "elu": nn.elu,
@@ -99,6 +103,28 @@ class SpiralTopology:
     @property
     def spiral_lengths(self) -> tuple[int, ...]:
         return tuple(int(s.shape[1]) for s in self.spirals)
+
+
+def build_topology(vertices: np.ndarray, faces: np.ndarray, cfg) -> SpiralTopology:
+    """The hierarchy and spirals of a template, loaded from the cache or built once.
+
+    Args:
+      vertices: float ``[N, 3]`` template vertices.
+      faces: int ``[F, 3]`` template faces.
+      cfg: a config's ``topology`` block (``factors``, ``lengths``, ``rings``, ``dilations``,
+        ``reference_vertices``).
+    """
+    hierarchy, spirals, path = load_or_build_topology(
+        vertices, faces,
+        factors=tuple(cfg.factors),
+        spiral_lengths=None if cfg.lengths is None else tuple(cfg.lengths),
+        rings=tuple(cfg.rings),
+        dilations=tuple(cfg.dilations),
+        reference_vertices=(None if cfg.reference_vertices is None
+                            else tuple(cfg.reference_vertices)),
+    )
+    log.info("topology %s from %s", hierarchy.sizes, path)
+    return SpiralTopology.from_hierarchy(hierarchy, spirals)
 
 
 class S2DDecoder(nn.Module):

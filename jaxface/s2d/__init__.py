@@ -24,7 +24,7 @@ from jaxface.s2d.inference import S2DInference
 from jaxface.s2d.model import build_topology, load_template, save_template
 from jaxface.s2d.pairs import PairTransform, S2DFrames, S2DPairs, make_pairs
 from jaxface.s2d.tables import ABLATIONS, METHODS, Method, run_tables
-from jaxface.s2d.train import create_optimizer, make_train_step, train_neural3dmm, train_s2d
+from jaxface.s2d.train import make_train_step, train_neural3dmm, train_s2d
 
 __all__ = [
     "ABLATIONS",
@@ -37,7 +37,6 @@ __all__ = [
     "S2DPairs",
     "build_topology",
     "covered_pairs",
-    "create_optimizer",
     "load_pairs",
     "load_protocol",
     "load_template",

@@ -26,8 +26,13 @@ from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models import S2DDecoder, create_model
 from jaxface.s2d.model import build_topology, load_template
-from jaxface.s2d.train import create_optimizer
-from jaxface.train import CheckpointError, Checkpoints, apply_in_batches, create_train_state
+from jaxface.train import (
+    CheckpointError,
+    Checkpoints,
+    apply_in_batches,
+    create_optimizer,
+    create_train_state,
+)
 
 __all__ = ["S2DInference"]
 

@@ -9,43 +9,17 @@ spirals come from the topology cache, built once per template and parameters) an
 
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
 
 from jaxface.data.landmarks import LandmarkDefinition
 from jaxface.files import write_npz
-from jaxface.mesh.cache import load_or_build_topology
-from jaxface.models import SpiralTopology
+from jaxface.models import build_topology
 
 __all__ = ["TEMPLATE_FILE", "build_topology", "load_template", "save_template"]
 
-log = logging.getLogger(__name__)
-
 TEMPLATE_FILE = "template.npz"
-
-
-def build_topology(vertices: np.ndarray, faces: np.ndarray, cfg) -> SpiralTopology:
-    """The hierarchy and spirals of a template, loaded from the cache or built once.
-
-    Args:
-      vertices: float ``[N, 3]`` template vertices.
-      faces: int ``[F, 3]`` template faces.
-      cfg: a config's ``topology`` block (``factors``, ``lengths``, ``rings``, ``dilations``,
-        ``reference_vertices``).
-    """
-    hierarchy, spirals, path = load_or_build_topology(
-        vertices, faces,
-        factors=tuple(cfg.factors),
-        spiral_lengths=None if cfg.lengths is None else tuple(cfg.lengths),
-        rings=tuple(cfg.rings),
-        dilations=tuple(cfg.dilations),
-        reference_vertices=(None if cfg.reference_vertices is None
-                            else tuple(cfg.reference_vertices)),
-    )
-    log.info("topology %s from %s", hierarchy.sizes, path)
-    return SpiralTopology.from_hierarchy(hierarchy, spirals)
 
 
 def save_template(workdir: str, vertices: np.ndarray, faces: np.ndarray,

@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxface.eval.errors import per_vertex_errors_mm
 from jaxface.losses.s2d import s2d_loss
@@ -28,6 +27,7 @@ from jaxface.train import (
     LoopConfig,
     PeriodicEval,
     Plateau,
+    create_optimizer,
     create_train_state,
     fit,
     make_supervised_step,
@@ -36,27 +36,10 @@ from jaxface.train import (
     store_config,
 )
 
-__all__ = ["create_optimizer", "make_train_step", "train_neural3dmm", "train_s2d"]
+__all__ = ["make_train_step", "train_neural3dmm", "train_s2d"]
 
 #: ``predict(pairs) -> meshes [M, N, 3]`` of a trained model.
 Predictor = Callable[[S2DPairs], np.ndarray]
-
-
-def create_optimizer(
-    learning_rate: float, *, weight_decay: float, decay_rate: float, steps_per_epoch: int
-) -> optax.GradientTransformation:
-    """Adam with L2 weight decay added to the gradient (PyTorch ``Adam(weight_decay=…)``
-    semantics, as the official code) and a learning rate multiplied by ``decay_rate`` after every
-    epoch (``StepLR(gamma)``)."""
-    schedule = optax.exponential_decay(
-        learning_rate, transition_steps=max(1, steps_per_epoch), decay_rate=decay_rate,
-        staircase=True,
-    )
-    return optax.chain(
-        optax.add_decayed_weights(weight_decay),
-        optax.scale_by_adam(),
-        optax.scale_by_learning_rate(schedule),
-    )
 
 
 def make_train_step(

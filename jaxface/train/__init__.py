@@ -33,6 +33,7 @@ from jaxface.train.metrics import (
     read_jsonl,
     rewind_jsonl,
 )
+from jaxface.train.optimizers import create_optimizer
 from jaxface.train.steps import (
     TrainState,
     create_train_state,
@@ -71,6 +72,7 @@ __all__ = [
     "apply_in_batches",
     "check_finite",
     "config_changes",
+    "create_optimizer",
     "create_train_state",
     "fit",
     "global_norm",
