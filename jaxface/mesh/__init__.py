@@ -4,6 +4,7 @@ Everything here runs once per template, before training; the resulting index and
 weight arrays are passed to the JAX models as constants. Submodules:
 
 * :mod:`jaxface.mesh.io`: read/write PLY and OBJ without reordering vertices.
+* :mod:`jaxface.mesh.gltf`: mesh sequences as animated binary glTF 2.0 (morph targets).
 * :mod:`jaxface.mesh.topology`: edges, adjacency, boundaries, components, normals,
   cotangent Laplacian.
 * :mod:`jaxface.mesh.spirals`: Neural3DMM and SpiralNet++ spiral index tables.
@@ -23,6 +24,7 @@ from jaxface.mesh.cache import (
     topology_key,
 )
 from jaxface.mesh.errors import MeshError
+from jaxface.mesh.gltf import GlbInfo, GlbSequence, motion_basis, read_glb, write_glb
 from jaxface.mesh.hierarchy import (
     Level,
     MeshHierarchy,
@@ -68,6 +70,8 @@ from jaxface.mesh.uv import GeometryImageMap, harmonic_uv, rasterize_uv
 __all__ = [
     "CACHE_DIR_ENV",
     "GeometryImageMap",
+    "GlbInfo",
+    "GlbSequence",
     "Level",
     "MeshError",
     "MeshHierarchy",
@@ -91,12 +95,14 @@ __all__ = [
     "load_or_build_topology",
     "load_published_hierarchy",
     "load_topology",
+    "motion_basis",
     "nearest_vertices",
     "neural3dmm_length",
     "octahedron",
     "ordered_one_rings",
     "rasterize_uv",
     "raw_spirals",
+    "read_glb",
     "read_mesh",
     "save_topology",
     "spherical_cap",
@@ -110,6 +116,7 @@ __all__ = [
     "validate_vertices",
     "vertex_adjacency",
     "vertex_normals",
+    "write_glb",
     "write_mesh",
     "write_sequence",
 ]
