@@ -1,4 +1,4 @@
-"""faces4d: jaxface's embedded, licence-free 4D face dataset (12 CoMA expression classes).
+"""faces4d: jaxface's embedded, licence-free 4D face dataset (CoMA's 12 or the 6 basic labels).
 
 Nothing is downloaded: the meshes are generated on the jaxface face template, in metres, with 68
 iBUG landmarks read off the template's landmark vertices. Two versions:
@@ -19,6 +19,11 @@ Configs (2.0.0; 1.0.0 has the first three with one take and no canonical face):
 * ``coma_scale_lite``: the same on 1790 vertices (CPU-sized experiments).
 * ``coma_scale_100`` (2.0.0 only): 100 subjects x 12 expressions x 3 takes, 60-150 frames, 1790
   vertices.
+* ``basic6`` (2.0.0 only): the six basic expressions (happy, sad, surprise, angry, disgust, fear;
+  EMFACS prototypes, :data:`jaxface.data.arkit_labels.BASIC_EXPRESSIONS`), 36 subjects x 2 takes,
+  48-96 frames at 24 fps, 1790 vertices: the label set of 4DFAB-trained expression generators.
+* ``basic6_tiny`` (2.0.0 only): 3 subjects x 6 basic expressions x 1 take, 12-20 frames, 468
+  vertices; for tests.
 
 Examples: one per mesh in split ``frames``, sorted by (subject, expression, take, frame); the
 sequence index records each sequence's apex frame (takes of one subject and expression are
@@ -36,6 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds.common import MeshSequenceBuilder, SequenceSource
+from jaxface.data.arkit_labels import BASIC_EXPRESSIONS
 from jaxface.data.performances import PerformanceConfig, PerformanceFaces
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.splits import Split, coma_protocols
@@ -93,7 +99,11 @@ def _v1(name: str, description: str, procedural: ProceduralConfig) -> Faces4dCon
 
 
 class Faces4d(MeshSequenceBuilder):
-    """Generated 4D face sequences (12 CoMA expression classes, jaxface face template)."""
+    """Generated 4D face sequences (12 CoMA expression classes, jaxface face template).
+
+    The ``basic6`` configs have the six basic expressions instead (the first paragraph above is
+    the TFDS description that every prepared config records, kept as 2.0.0 was released).
+    """
 
     # Every config exists in each version it has (TFDS prepares a config only at its own
     # version); the first one is the default config.
@@ -110,6 +120,12 @@ class Faces4d(MeshSequenceBuilder):
             PerformanceConfig(template_subdivisions=1)),
         _v2("coma_scale_100", "100 subjects x 12 expressions x 3 takes, 60-150 frames, 1790 "
             "vertices.", PerformanceConfig(num_subjects=100, template_subdivisions=1)),
+        _v2("basic6", "36 subjects x 6 basic expressions (happy, sad, surprise, angry, disgust, "
+            "fear) x 2 takes, 48-96 frames at 24 fps, 1790 vertices.",
+            PerformanceConfig(num_subjects=36, expressions=BASIC_EXPRESSIONS, takes=2,
+                              min_frames=48, max_frames=96, fps=24.0, template_subdivisions=1)),
+        _v2("basic6_tiny", "3 subjects x 6 basic expressions x 1 take, 12-20 frames, 468 "
+            "vertices (about a second).", PerformanceConfig.tiny(expressions=BASIC_EXPRESSIONS)),
         _v1("tiny", "3 subjects x 12 expressions, 12-20 frames, 468 vertices (seconds).",
             ProceduralConfig.tiny()),
         _v1("coma_scale", "12 subjects x 12 expressions, 60-150 frames, 6990 vertices.",

@@ -1,11 +1,11 @@
 """ARKit performances: the 4D faces of faces4d 2.x, driven by a real basis and real dynamics.
 
-Every subject performs the 12 CoMA expression classes several times (``takes``), each take a
-neutral -> apex -> neutral sequence on the jaxface face template, in metres. Nothing is learned
-or downloaded: all is generated from a seed, deterministically, from assets of real origin (see
-``jaxface/assets/PROVENANCE.md``): the 52 ARKit blendshapes and the weight curves of a real
-performance (Face Cap), MediaPipe's blendshape scores of two real videos, and MediaPipe's
-canonical face.
+Every subject performs the 12 CoMA expression classes, or the six basic expressions, or both,
+several times (``takes``), each take a neutral -> apex -> neutral sequence on the jaxface face
+template, in metres. Nothing is learned or downloaded: all is generated from a seed,
+deterministically, from assets of real origin (see ``jaxface/assets/PROVENANCE.md``): the 52 ARKit
+blendshapes and the weight curves of a real performance (Face Cap), MediaPipe's blendshape scores
+of two real videos, and MediaPipe's canonical face.
 
 Identities:
   * the faces4d 1.x identities (:mod:`jaxface.data.procedural`, same seeds: subject
@@ -40,7 +40,8 @@ and the 1.x cheek-suck action (:data:`jaxface.data.arkit_labels.CHANNELS`):
   The smooth random fields combine the 15 lowest eigenmodes of the template's cotangent Laplacian
   (1.x's identity modes) with amplitudes falling as ``lambda^-1/2``.
 
-Labels: each CoMA label is a distribution over apex channel weights
+Labels: each label, CoMA's 12 and the six basic expressions (happy, sad, surprise, angry, disgust,
+fear: EMFACS prototypes), is a distribution over apex channel weights
 (:data:`jaxface.data.arkit_labels.LABEL_RECIPES`). Each subject has its own way of performing it:
 its typical weight for every required channel, which optional channels it uses, three extra
 channels weakly co-active (weights 0.05-0.2), a left/right asymmetry and, for ``mouth_side``, a
@@ -49,7 +50,10 @@ the range, clipped to it; asymmetry by 0.06 in log; each optional channel is lef
 the takes). A smooth spatial gain field of its own (log RMS 0.4, bounded together with the
 subject's gains to x0.62-1.6) and a smooth direction field (rotation about a smooth random axis
 field, RMS 0.25 rad, softly bounded to 0.5 rad), both on everything but the jaw's rotation, make
-each take recruit and pull the face's regions a little differently.
+each take recruit and pull the face's regions a little differently. A subject's habits for the
+basic expressions are drawn from a random stream of their own and every label seeds its takes by
+its own key (:func:`jaxface.data.arkit_labels.label_seed_key`), so the CoMA labels' data are
+those of faces4d 2.0.0 whatever labels are selected.
 
 Dynamics, per take, from real recordings (:mod:`jaxface.data.face_dynamics`):
   * the label's intensity curve is a real activation episode (one rise and fall of one ARKit
@@ -96,7 +100,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from jaxface.data import procedural as _procedural
-from jaxface.data.arkit_labels import CHANNELS, LABEL_RECIPES, expand_entry, paired_channels
+from jaxface.data.arkit_labels import (
+    BASIC_EXPRESSIONS,
+    CHANNELS,
+    LABEL_RECIPES,
+    LABELS,
+    expand_entry,
+    label_seed_key,
+    paired_channels,
+)
 from jaxface.data.canonical_face import load_canonical_face
 from jaxface.data.deformation_transfer import smoothed_normals, transfer_displacements
 from jaxface.data.expression_basis import ARKIT_NAMES, load_expression_basis
@@ -161,8 +173,9 @@ class PerformanceConfig:
     Attributes:
       num_subjects: number of identities (including the canonical face when
         ``canonical_subject``).
-      expressions: expression names (a subset of :data:`EXPRESSIONS`); the integer expression
-        argument of :class:`PerformanceFaces` methods indexes this tuple.
+      expressions: expression names (a subset of :data:`jaxface.data.arkit_labels.LABELS`: the
+        12 CoMA labels and the six basic expressions); the integer expression argument of
+        :class:`PerformanceFaces` methods indexes this tuple.
       takes: performances per subject and expression.
       min_frames: shortest sequence length.
       max_frames: longest sequence length.
@@ -187,9 +200,12 @@ class PerformanceConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expressions", tuple(self.expressions))
-        unknown = [e for e in self.expressions if e not in EXPRESSIONS]
+        unknown = [e for e in self.expressions if e not in LABELS]
         if unknown:
-            raise ValueError(f"unknown expressions {unknown}; choose from {EXPRESSIONS}")
+            raise ValueError(
+                f"unknown expressions {unknown}; choose from the CoMA labels {EXPRESSIONS} "
+                f"and the basic expressions {BASIC_EXPRESSIONS}"
+            )
         if len(set(self.expressions)) != len(self.expressions) or not self.expressions:
             raise ValueError(f"expressions must be non-empty and unique, got {self.expressions}")
         if self.num_subjects < 1:
@@ -227,10 +243,14 @@ class PerformanceConfig:
     def identity_config(self) -> ProceduralConfig:
         """The faces4d 1.x configuration whose subjects ``0 .. num_procedural - 1`` have the
         neutral faces of this dataset's procedural subjects (and whose subject
-        ``num_procedural`` is a new identity of the same kind)."""
+        ``num_procedural`` is a new identity of the same kind).
+
+        Its expressions are this configuration's CoMA labels, or all 12 when it has none (1.x
+        knows only CoMA's labels; its identities do not depend on them)."""
+        coma = tuple(e for e in self.expressions if e in EXPRESSIONS)
         return ProceduralConfig(
             num_subjects=max(self.num_procedural, 1),
-            expressions=self.expressions,
+            expressions=coma or EXPRESSIONS,
             min_frames=self.min_frames,
             max_frames=self.max_frames,
             noise_std=self.noise_std,
@@ -413,12 +433,17 @@ class _Plan:
         return int(self.weights.shape[0])
 
 
-def _draw_style(rng: np.random.Generator) -> _Style:
+def _draw_habits(
+    rng: np.random.Generator, names: tuple[str, ...]
+) -> tuple[dict, dict, dict, dict]:
+    """A subject's habits for the labels ``names``, drawn in order from ``rng``: typical required
+    weights, chosen optional entries, weakly co-active extras and asymmetry (see
+    :class:`_Style`)."""
     required: dict[str, dict[str, float]] = {}
     optional: dict[str, dict[str, float]] = {}
     extras: dict[str, dict[int, float]] = {}
     asymmetry: dict[str, float] = {}
-    for name in EXPRESSIONS:
+    for name in names:
         recipe = LABEL_RECIPES[name]
         required[name] = {e: float(rng.uniform(lo, hi)) for e, (lo, hi) in recipe.required.items()}
         chosen = {}
@@ -437,15 +462,29 @@ def _draw_style(rng: np.random.Generator) -> _Style:
         picks = rng.choice(pool, size=3, replace=False)
         extras[name] = {int(k): float(rng.uniform(0.05, 0.2)) for k in picks}
         asymmetry[name] = float(rng.normal(0.0, 0.12))
+    return required, optional, extras, asymmetry
+
+
+def _draw_style(rng: np.random.Generator, basic_rng: np.random.Generator) -> _Style:
+    """A subject's style: its CoMA habits, coactivation, side and blink rate from ``rng`` (in
+    faces4d 2.0.0's order), its basic-expression habits from ``basic_rng``."""
+    required, optional, extras, asymmetry = _draw_habits(rng, EXPRESSIONS)
     coactivation = coactivation_prior() * rng.uniform(0.1, 0.6, size=(len(CHANNELS),) * 2)
+    left_side = float(rng.choice([0.2, 0.8]))
+    blink_rate = float(rng.uniform(0.15, 0.5))
+    for habits, basic in zip(
+        (required, optional, extras, asymmetry), _draw_habits(basic_rng, BASIC_EXPRESSIONS),
+        strict=True,
+    ):
+        habits.update(basic)
     return _Style(
         required=required,
         optional=optional,
         extras=extras,
         asymmetry=asymmetry,
-        left_side=float(rng.choice([0.2, 0.8])),
+        left_side=left_side,
         coactivation=coactivation,
-        blink_rate=float(rng.uniform(0.15, 0.5)),
+        blink_rate=blink_rate,
     )
 
 
@@ -777,7 +816,8 @@ class PerformanceFaces:
             key = self._key(subject)
             rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, key, 11]))
             rng.random()  # the first draw seeds the shapes (see _subject)
-            self._styles[subject] = _draw_style(rng)
+            basic = np.random.default_rng(np.random.SeedSequence([self.config.seed, key, 17]))
+            self._styles[subject] = _draw_style(rng, basic)
         return self._styles[subject]
 
     def _neutral64(self, subject: int) -> np.ndarray:
@@ -821,9 +861,8 @@ class PerformanceFaces:
     def _plan(self, subject: int, name: str, take: int) -> _Plan:
         cfg = self.config
         style = self._style(subject)
-        label_index = EXPRESSIONS.index(name)
         rng = np.random.default_rng(
-            np.random.SeedSequence([cfg.seed, self._key(subject), 13, label_index, take])
+            np.random.SeedSequence([cfg.seed, self._key(subject), 13, label_seed_key(name), take])
         )
         num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
         recipe = LABEL_RECIPES[name]
@@ -957,7 +996,7 @@ class PerformanceFaces:
         """The log of the take's smooth spatial gain ``float32 [N]`` (see the module docstring;
         it is bounded together with the subject's gains)."""
         rng = np.random.default_rng(np.random.SeedSequence(
-            [self.config.seed, self._key(subject), 15, EXPRESSIONS.index(name), take]
+            [self.config.seed, self._key(subject), 15, label_seed_key(name), take]
         ))
         modes, sd = _style_modes(self.config.template_subdivisions)
         modes, sd = modes[:, :_TAKE_MODES], sd[:_TAKE_MODES] / np.linalg.norm(sd[:_TAKE_MODES])
@@ -967,7 +1006,7 @@ class PerformanceFaces:
     def _take_rotvec(self, subject: int, name: str, take: int) -> np.ndarray:
         """The take's smooth direction field ``float32 [N, 3]`` (rotation vectors)."""
         rng = np.random.default_rng(np.random.SeedSequence(
-            [self.config.seed, self._key(subject), 16, EXPRESSIONS.index(name), take]
+            [self.config.seed, self._key(subject), 16, label_seed_key(name), take]
         ))
         modes, sd = _style_modes(self.config.template_subdivisions)
         modes, sd = modes[:, :_TAKE_MODES], sd[:_TAKE_MODES] / np.linalg.norm(sd[:_TAKE_MODES])
@@ -1010,7 +1049,7 @@ class PerformanceFaces:
         frames = subj.neutral[None] + disp
         if noise and self.config.noise_std > 0:
             rng = np.random.default_rng(np.random.SeedSequence(
-                [self.config.seed, self._key(subject), 14, EXPRESSIONS.index(name), take]
+                [self.config.seed, self._key(subject), 14, label_seed_key(name), take]
             ))
             frames = frames + self.config.noise_std * rng.standard_normal(
                 frames.shape, dtype=np.float32

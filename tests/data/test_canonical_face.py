@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxface.data.arkit_labels import (
+    BASIC_EXPRESSIONS,
     CHANNELS,
     LABEL_RECIPES,
     LabelRecipe,
@@ -30,7 +31,7 @@ def test_canonical_face():
 
 
 def test_label_recipes():
-    assert tuple(sorted(LABEL_RECIPES)) == EXPRESSIONS
+    assert tuple(sorted(LABEL_RECIPES)) == tuple(sorted(EXPRESSIONS + BASIC_EXPRESSIONS))
     assert CHANNELS[-2:] == ("cheekSuck_L", "cheekSuck_R")
     assert expand_entry("mouthSmile", "Right") == ("mouthSmile_L", "mouthSmile_R")
     assert expand_entry("mouth*", "Left") == ("mouthLeft",)

@@ -16,6 +16,8 @@ from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.splits import sorted_order
 from jaxface.data.stats import stats_names
 
+TINY_CONTENT_SHA256 = "af4786511a2e45ee0b7cade5086ad3f0a50b90af10acf08f1a3d378cbf486101"
+
 
 def _prepare(data_dir, **kwargs):
     start = time.perf_counter()
@@ -59,16 +61,16 @@ def test_versions_and_configs():
     names = {(c.name, str(c.version)) for c in Faces4d.BUILDER_CONFIGS}
     assert names == {
         ("tiny", "2.0.0"), ("coma_scale", "2.0.0"), ("coma_scale_lite", "2.0.0"),
-        ("coma_scale_100", "2.0.0"), ("tiny", "1.0.0"), ("coma_scale", "1.0.0"),
-        ("coma_scale_lite", "1.0.0"),
+        ("coma_scale_100", "2.0.0"), ("basic6", "2.0.0"), ("basic6_tiny", "2.0.0"),
+        ("tiny", "1.0.0"), ("coma_scale", "1.0.0"), ("coma_scale_lite", "1.0.0"),
     }
+    takes = {"tiny": 1, "basic6_tiny": 1, "basic6": 2}
     for config in Faces4d.BUILDER_CONFIGS:
         if str(config.version) == "1.0.0":
             assert config.performance is None and isinstance(config.procedural, ProceduralConfig)
         else:
-            assert config.procedural is None and config.performance.takes == (
-                1 if config.name == "tiny" else 3
-            )
+            assert config.procedural is None
+            assert config.performance.takes == takes.get(config.name, 3)
     with pytest.raises(ValueError, match="not found with version 1.0.0"):
         Faces4d(config="coma_scale_100", version="1.0.0")
 
@@ -143,6 +145,9 @@ def test_prepare_is_deterministic(tiny, tmp_path):
         builder.data_path / "stats.npz"
     ).read_bytes()
     assert again.info.metadata["content_sha256"] == builder.info.metadata["content_sha256"]
+    # The meshes of faces4d 2.0.0 'tiny' as first released (the basic expressions, added later,
+    # change nothing of the CoMA labels' data).
+    assert builder.info.metadata["content_sha256"] == TINY_CONTENT_SHA256
 
 
 def test_version_1_is_the_old_generator_bit_for_bit(tiny_v1, procedural, check):
