@@ -5,6 +5,7 @@ Examples::
     jaxface prepare faces4d --config tiny --data-dir DIR
     jaxface prepare coma --manual-dir DIR --data-dir DIR [--landmark-embedding FILE [FILE]]
     jaxface prepare d3dfacs --manual-dir DIR --data-dir DIR
+    jaxface prepare fourdfab --manual-dir DIR --data-dir DIR [--config every_frame]
     jaxface prepare vocaset --manual-dir DIR --data-dir DIR
 
 ``faces4d`` is generated (no download). The others read a licence-gated release that was
@@ -36,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         default=None,
-        help="builder config: faces4d 'tiny' or 'coma_scale' (default); the others 'default' or "
-        "'landmarks' (chosen automatically when --landmark-embedding is given)",
+        help="builder config: faces4d 'tiny', 'coma_scale' (default), 'basic6', ...; fourdfab "
+        "'default' or 'every_frame'; the others 'default' or 'landmarks' (chosen "
+        "automatically when --landmark-embedding is given)",
     )
     parser.add_argument(
         "--data-dir",

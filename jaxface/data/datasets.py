@@ -76,6 +76,8 @@ DATASETS: dict[str, DatasetSpec] = {
                            summary="D3DFACS registered to FLAME (action-unit sequences)"),
     "faces4d": DatasetSpec("datasets_tfds.faces4d.faces4d:Faces4d", manual=False,
                            summary="the embedded procedural 4D face set (no download)"),
+    "fourdfab": DatasetSpec("datasets_tfds.fourdfab.fourdfab:Fourdfab", manual=True,
+                            summary="4DFAB posed basic expressions (180 subjects, 4 sessions)"),
     "vocaset": DatasetSpec("datasets_tfds.vocaset.vocaset:Vocaset", manual=True,
                            landmark_embedding=True, summary="VOCASET speech sequences"),
 }

@@ -1,0 +1,5 @@
+"""4DFAB TFDS builder (manual download)."""
+
+from datasets_tfds.fourdfab.fourdfab import Fourdfab, FourdfabConfig
+
+__all__ = ["Fourdfab", "FourdfabConfig"]
