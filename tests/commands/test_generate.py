@@ -11,6 +11,7 @@ from jaxface.configs.generate import RECIPES
 from jaxface.configs.generate import get_config as recipe_config
 from jaxface.generate import RECIPE_ENV, RECIPE_TIMES, bundle_name, load_generator
 from jaxface.mesh import primitives
+from jaxface.mesh.gltf import read_glb
 from jaxface.mesh.io import read_mesh, write_mesh
 
 
@@ -57,6 +58,20 @@ def test_first_run_trains_caches_and_writes_sequences(first_run):
     generator = load_generator(bundle)
     assert generator.expressions[9] == "mouth_open"
     assert load_generator(bundle) is generator  # kept in memory
+
+
+def test_each_sample_is_also_an_animated_glb_in_metres(first_run):
+    _, _, out = first_run
+    meta = json.loads((out / "generation.json").read_text())
+    assert meta["fps"] == 30.0
+    assert [g["file"] for g in meta["glb"]] == ["glb/sample_00.glb", "glb/sample_01.glb"]
+    for s, record in enumerate(meta["glb"]):
+        sequence = read_glb(out / record["file"])
+        assert sequence.fps == 30.0 and sequence.frames.shape == (30, 468, 3)
+        assert record["max_error_m"] <= 1e-5 and sequence.num_targets == record["targets"]
+        for t in (0, 17, 29):
+            vertices, _ = read_mesh(out / f"sample_{s:02d}" / f"frame_{t:06d}.ply")
+            np.testing.assert_allclose(sequence.frames[t], vertices, atol=1e-5, rtol=0)
 
 
 def test_cached_models_with_a_given_neutral_obj_output_and_determinism(
