@@ -79,6 +79,16 @@ def tiny_faces4d(tmp_path_factory):
     return data_dir, path
 
 
+@pytest.fixture(scope="session")
+def tiny_basic6(tmp_path_factory):
+    """The tiny six-basic-expression set prepared once per session: ``(data_dir, path)``."""
+    from jaxface.data import prepare_dataset
+
+    data_dir = str(tmp_path_factory.mktemp("tfds_basic6"))
+    path = prepare_dataset("faces4d", data_dir=data_dir, config="basic6_tiny", verbose=False)
+    return data_dir, path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _topology_cache(tmp_path_factory):
     """Keeps topology caches of the test session out of the user's cache folder."""

@@ -24,10 +24,9 @@ def _read_json(path):
 
 
 @pytest.fixture(scope="module")
-def config(tiny_faces4d):
+def config(tiny_basic6):
     c = express.get_config("test")
-    c.dataset_config = "tiny"
-    c.data_dir = tiny_faces4d[0]
+    c.data_dir = tiny_basic6[0]
     return c
 
 
