@@ -110,3 +110,13 @@ def test_folders_without_sequences_and_mixed_topologies_are_refused(tmp_path):
         find_sequences(tmp_path / "mixed")
     with pytest.raises(ValueError, match="at least one sequence"):
         viewer_html([])
+
+
+def test_glb_files_in_sub_folders_are_named_by_file_unless_names_repeat(tmp_path):
+    frames, faces = jaw_motion(3)
+    write_glb(tmp_path / "glb" / "sample_00.glb", frames, faces, fps=30.0)
+    write_glb(tmp_path / "glb" / "sample_01.glb", frames, faces, fps=30.0)
+    assert [s.name for s in find_sequences(tmp_path)] == ["sample_00", "sample_01"]
+    write_glb(tmp_path / "other" / "sample_00.glb", frames, faces, fps=30.0)
+    assert [s.name for s in find_sequences(tmp_path)] == [
+        "glb/sample_00", "glb/sample_01", "other/sample_00"]
