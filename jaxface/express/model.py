@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxface.baselines import PCA3DMM
 from jaxface.express.data import ExpressionSequences
 from jaxface.express.signal import IntensityStatistics
 from jaxface.files import write_json, write_npz
@@ -62,13 +63,14 @@ class RunInfo:
 
 def fit_motion_basis(train: ExpressionSequences, num_components: int,
                      max_frames: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """PCA of the training motions (every real frame minus its subject's neutral).
+    """PCA of the training motions (every real frame minus its subject's neutral), by
+    :class:`jaxface.baselines.PCA3DMM` (randomized SVD for large sets).
 
     Args:
       train: training sequences.
-      num_components: ``K`` (components past the data's rank are zero).
+      num_components: ``K`` (at most the number of frames minus one).
       max_frames: frames sampled (seeded) when there are more.
-      seed: sampling seed.
+      seed: sampling and SVD seed.
 
     Returns:
       ``(mean [N, 3], components [K, N, 3])`` float32, components orthonormal when flattened.
@@ -76,15 +78,8 @@ def fit_motion_basis(train: ExpressionSequences, num_components: int,
     frames = train.displacements[train.mask > 0]
     if len(frames) > max_frames:
         frames = frames[np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)]
-    flat = frames.reshape(len(frames), -1).astype(np.float64)
-    k = min(num_components, *flat.shape)
-    mean = flat.mean(axis=0)
-    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    comps = np.zeros((num_components, flat.shape[1]))
-    comps[:k] = vt[:k]
-    n = train.displacements.shape[2]
-    return (mean.reshape(n, 3).astype(np.float32),
-            comps.reshape(num_components, n, 3).astype(np.float32))
+    pca = PCA3DMM.fit(frames, k=num_components, seed=seed)
+    return pca.mean.astype(np.float32), pca.components.astype(np.float32)
 
 
 def build_model(cfg, *, topology: SpiralTopology | None = None, basis=None) -> ExpressionLSTM:
