@@ -266,7 +266,7 @@ class DatasetView:
         return [s for s in self.sequences if chosen[s.start : s.stop].all()]
 
 
-def open_dataset(config, *, verbose: bool = True) -> DatasetView:
+def open_dataset(config, *, verbose: bool = True, require_landmarks: bool = True) -> DatasetView:
     """Finds (and, for a generated dataset, prepares when missing) the configured dataset.
 
     The version is ``config.dataset_version`` when the config has one; otherwise the builder's
@@ -278,9 +278,12 @@ def open_dataset(config, *, verbose: bool = True) -> DatasetView:
       config: with ``dataset`` (e.g. ``"faces4d"``), ``dataset_config``, ``data_dir`` and
         optionally ``dataset_version``.
       verbose: print what preparing does.
+      require_landmarks: refuse a dataset without 68 landmarks (the systems that read
+        landmarks need them; whole-mesh models such as the 4D expression model do not).
 
     Raises:
       FileNotFoundError: a licence-gated dataset that has not been prepared.
+      ValueError: ``require_landmarks`` and the dataset has none.
     """
     data_dir = os.path.expanduser(config.data_dir)
     spec = _spec(config.dataset)
@@ -295,4 +298,4 @@ def open_dataset(config, *, verbose: bool = True) -> DatasetView:
             raise
         path = prepare_dataset(config.dataset, data_dir=data_dir, config=config.dataset_config,
                                version=version, verbose=verbose)
-    return DatasetView(path)
+    return DatasetView(path, require_landmarks=require_landmarks)

@@ -1,7 +1,8 @@
 """The 4D expression model's data: whole sequences with their label signals, split by identity.
 
 ``load_expression_data(config)`` opens the configured dataset (:func:`jaxface.data.open_dataset`,
-by default faces4d's six basic expressions, ``basic6``), keeps every ``frame_stride``-th frame of
+by default faces4d's six basic expressions, ``basic6``; a prepared 4DFAB release is opened with
+``--config.dataset=fourdfab --config.dataset_config=default``: no landmarks are needed), keeps every ``frame_stride``-th frame of
 each sequence (the paper samples 4DFAB's 60 fps about every 5 frames), and splits the subjects:
 a seeded ``test_fraction`` of them is test (the paper: 27 of 180 unseen subjects), a seeded
 ``validation.fraction`` of the others is held out of training for the stopping rule, the rest
@@ -203,7 +204,7 @@ def load_expression_data(config) -> ExpressionData:
     Raises:
       ValueError: bad fractions, or an expression without training sequences.
     """
-    view = open_dataset(config, verbose=False)
+    view = open_dataset(config, verbose=False, require_landmarks=False)
     label_names = load_label_names(view.path)
     train_s, val_s, test_s = subject_split(
         [s.subject for s in view.sequences], config.test_fraction, config.validation.fraction,
