@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-__all__ = ["base_config", "parse_mode"]
+__all__ = ["base_config", "parse_mode", "topology_config"]
 
 
 def base_config(mode: str, *, seed: int) -> ml_collections.ConfigDict:
@@ -49,3 +49,24 @@ def parse_mode(arg: str | None, modes: Sequence[str]) -> str:
     if mode not in modes:
         raise ValueError(f"unknown config mode {arg!r}; choose from {', '.join(modes)}")
     return mode
+
+
+def topology_config(factors=(4, 4, 4, 4), rings=(2, 2, 1, 1, 1),
+                    dilations=(2, 2, 1, 1, 1)) -> ml_collections.ConfigDict:
+    """A spiral hierarchy block (:func:`jaxface.models.build_topology`).
+
+    The defaults are Neural3DMM's: decimation by 4 per level, spirals of rings (2, 2, 1, 1, 1)
+    with dilations (2, 2, 1, 1, 1); spiral lengths from the data (``lengths`` ``None``) and no
+    reference vertices.
+
+    Example:
+      >>> topology_config((5, 5)).factors
+      (5, 5)
+    """
+    c = ml_collections.ConfigDict()
+    c.factors = tuple(factors)
+    c.rings = tuple(rings)
+    c.dilations = tuple(dilations)
+    c.lengths = ml_collections.FieldReference(None, field_type=tuple)
+    c.reference_vertices = ml_collections.FieldReference(None, field_type=tuple)
+    return c

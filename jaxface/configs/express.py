@@ -25,7 +25,7 @@ Modes (``--config=jaxface/configs/express.py:<mode>``):
 
 import ml_collections
 
-from jaxface.configs.common import base_config, parse_mode
+from jaxface.configs.common import base_config, parse_mode, topology_config
 
 MODES = ("paper", "cpu", "test")
 
@@ -42,12 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.intensity = ml_collections.ConfigDict()
     c.intensity.min_scale = 0.05  # eq. 6 floor: s in (0, 1]
 
-    c.topology = ml_collections.ConfigDict()
-    c.topology.factors = (5, 5, 5, 5)
-    c.topology.rings = (2, 2, 1, 1, 1)
-    c.topology.dilations = (2, 2, 1, 1, 1)
-    c.topology.lengths = ml_collections.FieldReference(None, field_type=tuple)
-    c.topology.reference_vertices = ml_collections.FieldReference(None, field_type=tuple)
+    c.topology = topology_config((5, 5, 5, 5))
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "expression_lstm"
@@ -114,9 +109,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.dataset_config = "basic6_tiny"
         c.frame_stride = 1
         c.test_fraction = 0.34  # one of the three identities
-        c.topology.factors = (4, 4)
-        c.topology.rings = (1, 1, 1)
-        c.topology.dilations = (1, 1, 1)
+        c.topology = topology_config((4, 4), rings=(1, 1, 1), dilations=(1, 1, 1))
         c.model.channels = (8, 8, 3)
         c.model.hidden_size = 16
         c.model.latent_size = 8

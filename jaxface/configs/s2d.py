@@ -34,7 +34,7 @@ Modes (``--config=jaxface/configs/s2d.py:<mode>``):
 
 import ml_collections
 
-from jaxface.configs.common import base_config, parse_mode
+from jaxface.configs.common import base_config, parse_mode, topology_config
 
 MODES = ("paper", "cpu", "converge", "test")
 
@@ -49,12 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval_frame_stride = 1
     c.loader = "memory"  # memory: frames held on the devices | stream: read by grain per batch
 
-    c.topology = ml_collections.ConfigDict()
-    c.topology.factors = (4, 4, 4, 4)
-    c.topology.rings = (2, 2, 1, 1, 1)
-    c.topology.dilations = (2, 2, 1, 1, 1)
-    c.topology.lengths = ml_collections.FieldReference(None, field_type=tuple)
-    c.topology.reference_vertices = ml_collections.FieldReference(None, field_type=tuple)
+    c.topology = topology_config()
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "s2d_decoder"
@@ -135,9 +130,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.protocol = "expression"  # the tiny set has 3 subjects: too few for identity folds
         c.frame_stride = 2
         c.eval_frame_stride = 4
-        c.topology.factors = (4, 4)
-        c.topology.rings = (1, 1, 1)
-        c.topology.dilations = (1, 1, 1)
+        c.topology = topology_config((4, 4), rings=(1, 1, 1), dilations=(1, 1, 1))
         c.model.channels = (16, 16, 8)
         c.neural3dmm.encoder_channels = (8, 8)
         c.neural3dmm.decoder_channels = (16, 16, 8)
