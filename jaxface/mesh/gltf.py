@@ -213,10 +213,10 @@ def glb_size_bound(num_frames: int, num_vertices: int, num_faces: int, *,
 
     Example:
       >>> glb_size_bound(30, 468, 852)
-      385688
+      401048
     """
     per_target = 12 * num_vertices * (2 if normals else 1)
-    return (8192 + 512 * num_frames + 24 * num_vertices + 12 * num_faces + num_frames * per_target
+    return (8192 + 1024 * num_frames + 24 * num_vertices + 12 * num_faces + num_frames * per_target
             + 4 * num_frames * (num_frames + 1))
 
 
