@@ -79,6 +79,7 @@ def test_noisy_motion_falls_back_to_frame_deltas_exact_to_float32(tmp_path):
     frames, faces = jaw_motion(8, noise=2e-4)
     info = write_glb(tmp_path / "noisy.glb", frames, faces, fps=30.0)
     assert info.encoding == "frames" and info.num_targets == 7   # frame 0 is the base
+    assert info.bytes <= glb_size_bound(8, 468, len(faces))       # the worst case is bounded
     assert info.max_error < 1e-7
     np.testing.assert_allclose(read_glb(tmp_path / "noisy.glb").frames, frames, atol=1e-7, rtol=0)
     document, _ = parse_glb(tmp_path / "noisy.glb")
