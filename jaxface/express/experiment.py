@@ -154,6 +154,8 @@ def run_experiment(config, workdir: str) -> dict[str, Any]:
     generated = {name: runs[name][0].generate(test.signal) * test.mask[..., None, None]
                  for name in ("proposed", "baseline")}
     errors = {name: sequence_errors_mm(g, test) for name, g in generated.items()}
+    # The reference of no motion at all: every frame the subject's neutral face.
+    errors["neutral"] = sequence_errors_mm(np.zeros_like(test.displacements), test)
     curves = {name: per_frame_errors(e) for name, e in errors.items()}
     ev = config.evaluation
     following = intensity_following(runs["proposed"][0], test.num_classes, ev.curve_frames,
@@ -215,6 +217,8 @@ def format_results(results: dict[str, Any]) -> str:
     lines = ["## Per-vertex error (mm), unseen identities (Table 2)", "",
              "| model | " + " | ".join(names) + " | total |",
              "|---" * (len(names) + 2) + "|"]
+    lines.append("| no motion (the neutral face; ours) | " + " | ".join(
+        f"{t2['neutral'][n]:.3f}" for n in names) + f" | {t2['neutral']['total']:.3f} |")
     for model in ("baseline", "proposed"):
         lines.append(f"| {model} (ours) | " + " | ".join(
             f"{t2[model][n]:.3f}" for n in names) + f" | {t2[model]['total']:.3f} |")
