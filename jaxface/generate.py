@@ -25,14 +25,29 @@ A neutral face must be in the template's units (metres): :meth:`FaceGenerator.ch
 compares its size with the template's and refuses one that is far off (a face in millimetres
 is a thousand times too large), naming the factor.
 
+A *packed* bundle is the compact form jaxface ships (:func:`pack_bundle`): the parameters in
+float16 (an array stays float32 when float16 moves the generated vertices by more than
+:data:`FLOAT16_TOLERANCE_MM`), the neutral face and the template in float32, and a manifest that
+records the configs, the dataset the weights come from (name, config, version) and the sha256 of
+every file; loading verifies the checksums and names a damaged file. Its files are
+``manifest.json``, ``motion3dgan.npz``, ``s2d.npz`` (the S2D-Dec decoder parameters),
+``neutral.npz`` and ``template.npz``.
+
+:func:`find_models` looks a bundle up in this order: an explicit bundle folder; the model cache
+when it holds a bundle of the recipe; the bundle of the recipe shipped with jaxface (package
+data under :data:`SHIPPED_DIR`, read, never written); otherwise the recipe is trained into the
+cache. ``train=True`` trains into the cache whatever exists.
+
 The recipes (``default``, ``quality``, ``tiny``) are modes of the experiment configs:
 :mod:`jaxface.configs.generate`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -45,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import serialization
+from flax import serialization, traverse_util
 
 from jaxface.configs import generate as recipes
 from jaxface.data.datasets import open_dataset
@@ -55,6 +70,7 @@ from jaxface.files import replace_dir, staging_dir, write_atomic, write_json, wr
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology
+from jaxface.models import create_model
 from jaxface.motion3dgan import (
     create_models,
     decode_meshes,
@@ -67,24 +83,36 @@ from jaxface.motion3dgan import (
 )
 from jaxface.motion3dgan.data import s2d_training_data
 from jaxface.s2d import S2DInference, train_s2d
+from jaxface.s2d.model import build_topology, load_template
 from jaxface.train import CheckpointError, TrainingInterrupted
 
 __all__ = [
     "BUNDLE_FILES",
     "BUNDLE_FORMAT",
+    "FLOAT16_TOLERANCE_MM",
+    "PACKED_FILES",
+    "PACKED_LAYOUT",
     "RECIPE_ENV",
     "RECIPE_TIMES",
     "SCALE_TOLERANCE",
+    "SHIPPED_DIR",
+    "BundleDamaged",
     "FaceGenerator",
     "GeneratedExpression",
+    "ModelChoice",
+    "bundle_data",
     "bundle_name",
     "default_models_dir",
     "ensure_models",
+    "find_models",
     "is_bundle",
     "load_generator",
     "missing_bundle_files",
+    "pack_bundle",
     "relative_scale",
+    "shipped_bundle",
     "train_bundle",
+    "verify_bundle",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,6 +127,26 @@ BUNDLE_FILES = (_MANIFEST, "motion3dgan.msgpack", "neutral.npz", "s2d/config.jso
                 "s2d/template.npz", "s2d/checkpoints")
 #: A neutral face may be at most this many times larger (or smaller) than the template.
 SCALE_TOLERANCE = 2.0
+#: ``layout`` of a packed bundle's manifest (a trained bundle has none).
+PACKED_LAYOUT = "packed"
+#: Everything a packed bundle holds (the manifest lists the others with their sha256).
+PACKED_FILES = (_MANIFEST, "motion3dgan.npz", "s2d.npz", "neutral.npz", "template.npz")
+#: A parameter array is packed in float16 unless that moves a generated vertex more (mm).
+FLOAT16_TOLERANCE_MM = 0.05
+#: The bundles shipped with jaxface, one folder per recipe (package data, read-only).
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "bundles")
+
+
+class BundleDamaged(ValueError):
+    """A file of a packed bundle does not match the sha256 its manifest records.
+
+    Attributes:
+      path: the damaged file.
+    """
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
 
 
 def bundle_name(recipe: str) -> str:
@@ -116,9 +164,86 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
     return os.path.isfile(os.path.join(os.fspath(path), _MANIFEST))
 
 
+def _is_packed(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a readable manifest of the packed layout."""
+    try:
+        with open(os.path.join(os.fspath(path), _MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("layout") == PACKED_LAYOUT
+
+
 def missing_bundle_files(path: str | os.PathLike[str]) -> list[str]:
-    """The files of :data:`BUNDLE_FILES` that ``path`` lacks (``[]``: a complete bundle)."""
-    return [name for name in BUNDLE_FILES if not os.path.exists(os.path.join(path, name))]
+    """The files a bundle at ``path`` lacks (``[]``: a complete bundle).
+
+    A trained bundle needs :data:`BUNDLE_FILES`, a packed one :data:`PACKED_FILES`.
+    """
+    names = PACKED_FILES if _is_packed(path) else BUNDLE_FILES
+    return [name for name in names if not os.path.exists(os.path.join(path, name))]
+
+
+def bundle_data(manifest: dict[str, Any]) -> dict[str, str]:
+    """The dataset a bundle's weights come from: ``{"name", "config", "version"}``.
+
+    Bundles trained before the manifest recorded it are read from their dataset folder
+    (``<data_dir>/<name>/<config>/<version>``).
+
+    Example:
+      >>> bundle_data({"dataset": "/data/faces4d/coma_scale_lite/2.0.0"})
+      {'name': 'faces4d', 'config': 'coma_scale_lite', 'version': '2.0.0'}
+    """
+    data = manifest.get("data")
+    if isinstance(data, dict) and {"name", "config", "version"} <= set(data):
+        return {k: str(data[k]) for k in ("name", "config", "version")}
+    parts = os.path.normpath(str(manifest.get("dataset", ""))).split(os.sep)[-3:]
+    parts = ["unknown"] * (3 - len(parts)) + parts
+    return dict(zip(("name", "config", "version"), parts, strict=True))
+
+
+def shipped_bundle(recipe: str) -> str | None:
+    """The bundle of ``recipe`` shipped with jaxface (under :data:`SHIPPED_DIR`), or ``None``."""
+    path = os.path.join(SHIPPED_DIR, recipe)
+    return path if is_bundle(path) else None
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Checks every file of a packed bundle against the sha256 its manifest records.
+
+    Args:
+      path: a packed bundle folder.
+
+    Returns:
+      The manifest.
+
+    Raises:
+      FileNotFoundError: a file the manifest lists is missing (named).
+      BundleDamaged: a file's sha256 differs from the manifest's (the file is named).
+      ValueError: the manifest is not a packed bundle's.
+    """
+    path = _bundle_path(path)
+    manifest = _load_json(os.path.join(path, _MANIFEST), path, ("layout", "files"))
+    files = manifest["files"]
+    if manifest["layout"] != PACKED_LAYOUT or not isinstance(files, dict):
+        raise ValueError(f"{os.path.join(path, _MANIFEST)}: not a packed bundle's manifest")
+    for name in PACKED_FILES[1:]:
+        entry = files.get(name)
+        file = os.path.join(path, name)
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise ValueError(f"{os.path.join(path, _MANIFEST)}: no sha256 of {name}")
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{file}: missing from the packed bundle {path}")
+        actual = _sha256(file)
+        if actual != entry["sha256"]:
+            raise BundleDamaged(file, (
+                f"{file}: damaged (sha256 {actual[:12]}..., the manifest records "
+                f"{str(entry['sha256'])[:12]}...); replace the bundle {path}"))
+    return manifest
 
 
 def relative_scale(vertices: np.ndarray, reference: np.ndarray) -> float:
@@ -146,14 +271,21 @@ def relative_scale(vertices: np.ndarray, reference: np.ndarray) -> float:
     return size(vertices) / max(size(reference), 1e-30)
 
 
+def _advice(bundle: str) -> str:
+    """What to do about a damaged bundle: a packed one is replaced, a trained one retrained."""
+    if _is_packed(bundle):
+        return f"replace the bundle {bundle}"
+    return f"delete the folder {bundle} to retrain it"
+
+
 def _damaged(path: str, what: str, bundle: str) -> ValueError:
-    return ValueError(f"{path}: damaged ({what}); delete the folder {bundle} to retrain it")
+    return ValueError(f"{path}: damaged ({what}); {_advice(bundle)}")
 
 
 def _load_npz(path: str, bundle: str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file, read fully (so damage shows here, with the file)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing; delete the folder {bundle} to retrain it")
+        raise FileNotFoundError(f"{path}: missing; {_advice(bundle)}")
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             return {k: np.array(z[k]) for k in z.files}
@@ -163,7 +295,7 @@ def _load_npz(path: str, bundle: str) -> dict[str, np.ndarray]:
 
 def _load_json(path: str, bundle: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing; delete the folder {bundle} to retrain it")
+        raise FileNotFoundError(f"{path}: missing; {_advice(bundle)}")
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
@@ -206,9 +338,17 @@ class FaceGenerator:
     Args:
       path: the bundle folder.
 
+    Attributes:
+      manifest: the bundle's manifest.
+      packed: whether the bundle is packed (:func:`pack_bundle`).
+      expressions: the expression names, by label.
+      default_neutral: float32 ``[N, 3]`` the bundle's neutral face.
+      s2d: the S2D-Dec decoder and its template.
+
     Raises:
-      FileNotFoundError: ``path`` is not a bundle.
-      ValueError: the bundle's format is not this version's.
+      FileNotFoundError: ``path`` is not a bundle, or a file of it is missing (named).
+      BundleDamaged: a file of a packed bundle does not match its checksum (named).
+      ValueError: the bundle's format is not this version's, or a file is damaged (named).
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -230,13 +370,42 @@ class FaceGenerator:
         self.expressions: tuple[str, ...] = tuple(self.manifest["expressions"])
         self.intensity = np.asarray(self.manifest["label_intensity"], np.float32)
         self.spacing: str = config.gan.sphere.inverse_spacing
+        self.packed = self.manifest.get("layout") == PACKED_LAYOUT
+        if self.packed:
+            verify_bundle(path)
         neutral_path = os.path.join(path, "neutral.npz")
         neutral = _load_npz(neutral_path, path).get("vertices")
         if neutral is None or neutral.ndim != 2 or neutral.shape[1] != 3:
             raise _damaged(neutral_path, "no vertices [N, 3]", path)
         self.default_neutral: np.ndarray = neutral.astype(np.float32)
+        self._sample = make_sample_fn(create_models(config.gan, len(self.expressions)))
+        if self.packed:
+            self._load_packed(path, config)
+        else:
+            self._load_trained(path)
 
-        models = create_models(config.gan, len(self.expressions))
+    def _load_packed(self, path: str, config: ml_collections.ConfigDict) -> None:
+        """Reads the parameters and template of a packed bundle (checksums verified)."""
+        gan = _load_npz(os.path.join(path, "motion3dgan.npz"), path)
+        if "reference" not in gan:
+            raise _damaged(os.path.join(path, "motion3dgan.npz"), "no reference", path)
+        reference = gan.pop("reference")
+        self.reference = jnp.asarray(reference, jnp.float32)
+        self._gen_params = jax.tree.map(jnp.asarray, _unflatten(gan))
+        params = _unflatten(_load_npz(os.path.join(path, "s2d.npz"), path))
+        s2d_config = ml_collections.ConfigDict(self.manifest.get("s2d_config", config.s2d))
+        template = os.path.join(path, "template.npz")
+        _load_npz(template, path)
+        try:
+            vertices, faces, landmarks = load_template(path)
+        except (KeyError, TypeError, ValueError) as err:
+            raise _damaged(template, f"{type(err).__name__}: {err}", path) from err
+        topology = build_topology(vertices, faces, s2d_config.topology)
+        model = create_model(s2d_config.model, topology=topology)
+        self.s2d = S2DInference(model, params, vertices, faces, landmarks)
+
+    def _load_trained(self, path: str) -> None:
+        """Reads the parameters of a trained bundle (msgpack and an orbax checkpoint)."""
         gan_path = os.path.join(path, "motion3dgan.msgpack")
         if not os.path.isfile(gan_path):
             raise FileNotFoundError(f"{gan_path}: missing; delete the folder {path} to retrain it")
@@ -247,7 +416,6 @@ class FaceGenerator:
             self.reference = jnp.asarray(gan["reference"])
         except Exception as err:  # msgpack raises many types for a damaged file
             raise _damaged(gan_path, "cannot read the Motion3DGAN parameters", path) from err
-        self._sample = make_sample_fn(models)
         s2d = os.path.join(path, "s2d")
         _load_json(os.path.join(s2d, "config.json"), path, ("model", "optim", "topology"))
         _load_npz(os.path.join(s2d, "template.npz"), path)
@@ -397,6 +565,24 @@ class FaceGenerator:
                                       expression=expression, label=label)
 
 
+def _flatten(tree: Any) -> dict[str, np.ndarray]:
+    """A parameter tree as ``{"a/b/c": array}`` (the keys of an ``.npz`` file)."""
+    flat = {}
+    for keys, value in traverse_util.flatten_dict(tree).items():
+        if any("/" in str(k) for k in keys):
+            raise ValueError(f"parameter name {keys!r} contains '/'")
+        flat["/".join(map(str, keys))] = np.asarray(value)
+    return flat
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The inverse of :func:`_flatten`, float16 arrays widened to float32."""
+    return traverse_util.unflatten_dict({
+        tuple(k.split("/")): v.astype(np.float32) if v.dtype == np.float16 else v
+        for k, v in flat.items()
+    })
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> FaceGenerator:
     del mtime  # part of the cache key: a retrained bundle is reloaded
@@ -504,6 +690,8 @@ def train_bundle(
         "recipe": recipe,
         "config": config.to_dict(),
         "dataset": dataset,
+        "data": {"name": config.dataset, "config": config.dataset_config,
+                 "version": os.path.basename(os.path.normpath(dataset))},
         "expressions": list(motions.label_names),
         "num_vertices": int(view.vertices.shape[0]),
         "label_intensity": label_intensities(motions, config.gan.intensity_statistic).tolist(),
@@ -516,6 +704,160 @@ def train_bundle(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(os.path.join(path, _MANIFEST), manifest)  # last: its presence marks a bundle
+    return manifest
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def _float16_roundtrip(array: np.ndarray) -> np.ndarray:
+    """``array`` as it reads back after a float16 round trip (non-float arrays unchanged)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return array
+    return array.astype(np.float16).astype(array.dtype)
+
+
+def _check_sequences(generator: FaceGenerator, seed: int) -> np.ndarray:
+    """One generated sequence of every expression on the default neutral face, ``[E, T, N, 3]``."""
+    return np.stack([generator.generate(None, name, 1, seed).meshes[0]
+                     for name in generator.expressions])
+
+
+def _vertex_difference_mm(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Max and mean vertex distance between two mesh stacks in metres, in mm."""
+    d = 1000.0 * np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=-1)
+    return float(d.max()), float(d.mean())
+
+
+def _with_params(generator: FaceGenerator, gan: dict[str, np.ndarray],
+                 s2d: dict[str, np.ndarray]) -> FaceGenerator:
+    """A shallow copy of ``generator`` with other (flat) parameters of the same shapes."""
+    other = copy.copy(generator)
+    other._gen_params = jax.tree.map(jnp.asarray, _unflatten(gan))
+    other.s2d = dataclasses.replace(generator.s2d, params=_unflatten(s2d))
+    return other
+
+
+def pack_bundle(
+    source: str | os.PathLike[str], path: str | os.PathLike[str], *,
+    tolerance_mm: float = FLOAT16_TOLERANCE_MM, seed: int = 0, verbose: bool = False,
+) -> dict[str, Any]:
+    """Writes the packed (shipped) form of a trained bundle into ``path`` (which must not exist).
+
+    The parameters are stored in float16 when, all of them rounded to float16, no vertex of
+    the check sequences (one sequence of every expression on the default neutral face, sampled
+    with ``seed``) moves by more than ``tolerance_mm``. Otherwise every array whose float16
+    round trip alone moves a vertex by more stays float32, and should the others together
+    still exceed the tolerance, the ones that cost most alone are kept in float32 until the
+    sequences are within it. The neutral face, the template and
+    the Motion3DGAN reference point stay float32. The manifest records the configs, the
+    dataset, the sha256 and size of every file, the dtypes and the measured difference (max
+    and mean vertex distance in mm) between the packed and the trained parameters.
+
+    The bundle is written into a staging folder beside ``path`` and renamed into place when
+    complete: a failure leaves nothing at ``path``.
+
+    Args:
+      source: a trained bundle (:func:`train_bundle`).
+      path: the packed bundle folder to create.
+      tolerance_mm: the largest vertex difference float16 may cause, in mm.
+      seed: sampling seed of the check sequences.
+      verbose: print what happens.
+
+    Returns:
+      The manifest written.
+
+    Raises:
+      FileExistsError: ``path`` exists.
+      ValueError: ``source`` is already packed, or ``tolerance_mm`` is not positive.
+    """
+    if not tolerance_mm > 0:
+        raise ValueError(f"tolerance_mm must be positive, got {tolerance_mm}")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path}: exists; a bundle is packed into a new folder")
+    generator = FaceGenerator(source)
+    if generator.packed:
+        raise ValueError(f"{generator.path}: already packed")
+    gan = _flatten(generator._gen_params)
+    s2d = _flatten(generator.s2d.params)
+    _say(f"packing {len(gan)} Motion3DGAN and {len(s2d)} S2D-Dec arrays "
+         f"({sum(a.size for a in (*gan.values(), *s2d.values())):,} numbers)", verbose)
+    base = _check_sequences(generator, seed)
+    half_gan = {k: _float16_roundtrip(v) for k, v in gan.items()}
+    half_s2d = {k: _float16_roundtrip(v) for k, v in s2d.items()}
+    finite = all(np.isfinite(v).all() for v in (*half_gan.values(), *half_s2d.values())
+                 if np.issubdtype(v.dtype, np.floating))
+    max_mm, mean_mm = _vertex_difference_mm(
+        _check_sequences(_with_params(generator, half_gan, half_s2d), seed), base)
+    cost = {}  # the difference float16 makes to each array alone, max mm
+    for part, full, half in (("gan", gan, half_gan), ("s2d", s2d, half_s2d)):
+        if finite and max_mm <= tolerance_mm:
+            break
+        for key in full:
+            if not np.issubdtype(full[key].dtype, np.floating):
+                continue
+            if not np.isfinite(half[key]).all():  # beyond float16's range
+                cost[part, key] = float("inf")
+                continue
+            trial = {**full, key: half[key]}
+            other = _with_params(generator, *((trial, s2d) if part == "gan" else (gan, trial)))
+            cost[part, key] = _vertex_difference_mm(_check_sequences(other, seed), base)[0]
+    wide = {k for k, c in cost.items() if c > tolerance_mm}
+
+    def packed_generator():
+        g = {k: gan[k] if ("gan", k) in wide else half_gan[k] for k in gan}
+        s = {k: s2d[k] if ("s2d", k) in wide else half_s2d[k] for k in s2d}
+        return _with_params(generator, g, s)
+
+    if wide:
+        max_mm, mean_mm = _vertex_difference_mm(_check_sequences(packed_generator(), seed),
+                                                base)
+    for key in sorted(set(cost) - wide, key=lambda k: -cost[k]):
+        if max_mm <= tolerance_mm:
+            break
+        wide.add(key)
+        max_mm, mean_mm = _vertex_difference_mm(_check_sequences(packed_generator(), seed), base)
+    _say(f"float16 vs float32: max {max_mm:.4f} mm, mean {mean_mm:.5f} mm over "
+         f"{base.shape[0]} sequences; {len(wide)} arrays kept in float32", verbose)
+
+    def stored(part, flat):
+        return {k: v if (part, k) in wide or not np.issubdtype(v.dtype, np.floating)
+                else v.astype(np.float16) for k, v in flat.items()}
+
+    reference = np.asarray(generator.reference, np.float32)
+    staging = staging_dir(path)
+    try:
+        folder = os.path.join(staging, "bundle")
+        write_npz(os.path.join(folder, "motion3dgan.npz"),
+                  {**stored("gan", gan), "reference": reference})
+        write_npz(os.path.join(folder, "s2d.npz"), stored("s2d", s2d))
+        shutil.copyfile(os.path.join(generator.path, "neutral.npz"),
+                        os.path.join(folder, "neutral.npz"))
+        shutil.copyfile(os.path.join(generator.path, "s2d", "template.npz"),
+                        os.path.join(folder, "template.npz"))
+        with open(os.path.join(generator.path, "s2d", "config.json"), encoding="utf-8") as f:
+            s2d_config = json.load(f)
+        manifest = {k: v for k, v in generator.manifest.items() if k != "dataset"}
+        data = bundle_data(generator.manifest)
+        manifest.update({
+            "layout": PACKED_LAYOUT,
+            "data": data,
+            "dataset": "/".join((data["name"], data["config"], data["version"])),
+            "s2d_config": s2d_config,
+            "files": {name: {"sha256": _sha256(os.path.join(folder, name)),
+                             "bytes": os.path.getsize(os.path.join(folder, name))}
+                      for name in PACKED_FILES[1:]},
+            "float32_arrays": sorted(f"{part}/{key}" for part, key in wide),
+            "float16": {"tolerance_mm": tolerance_mm, "seed": seed,
+                        "sequences": int(base.shape[0]), "frames": int(base.shape[1]),
+                        "max_mm": round(max_mm, 6), "mean_mm": round(mean_mm, 7)},
+            "packed": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+        write_json(os.path.join(folder, _MANIFEST), manifest)  # last
+        os.rename(folder, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
@@ -547,11 +889,32 @@ def _publish_bundle(bundle: str, final: str) -> None:
     replace_dir(bundle, final)
 
 
-def ensure_models(
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    """The bundle :func:`find_models` chose and where it came from.
+
+    Attributes:
+      path: the bundle folder.
+      origin: ``"given"`` (an explicit bundle folder), ``"cached"`` (the model cache),
+        ``"shipped"`` (shipped with jaxface) or ``"trained"`` (trained into the cache now).
+      recipe: the recipe looked up (``None`` for a given bundle).
+    """
+
+    path: str
+    origin: str
+    recipe: str | None
+
+
+def find_models(
     models: str | os.PathLike[str] | None = None, recipe: str | None = None, *,
-    verbose: bool = True,
-) -> str:
-    """The bundle to generate with, training it first when the cache has none.
+    train: bool = False, verbose: bool = True,
+) -> ModelChoice:
+    """The bundle to generate with: given, cached, shipped, or else trained into the cache.
+
+    The lookup order: ``models`` when it is a bundle folder; the cache's bundle of the recipe
+    when it is complete; the recipe's bundle shipped with jaxface (:func:`shipped_bundle`);
+    otherwise the recipe is trained into the cache. ``train`` skips the cache and the shipped
+    bundle and trains into the cache, replacing a cached bundle of the recipe in one step.
 
     A cached bundle with files missing (e.g. a partly deleted folder) is retrained and then
     replaced in one step; a warning names what was missing.
@@ -561,16 +924,22 @@ def ensure_models(
         :func:`default_models_dir`).
       recipe: the recipe to look up or train (default: ``$JAXFACE_GENERATE_RECIPE`` or
         ``"default"``).
+      train: train the recipe into the cache even when a bundle exists.
       verbose: print progress when training.
 
     Returns:
-      The bundle folder.
+      A :class:`ModelChoice`.
 
     Raises:
+      ValueError: an unknown recipe, or ``train`` with ``models`` a bundle folder (training
+        writes into a cache folder).
       TrainingInterrupted: Ctrl-C while training (nothing is kept: the next run trains again).
     """
     if models is not None and is_bundle(models):
-        return os.path.abspath(os.fspath(models))
+        if train:
+            raise ValueError(f"{os.path.abspath(os.fspath(models))} is a model bundle; training "
+                             "writes a new bundle into a cache folder, not into a bundle")
+        return ModelChoice(os.path.abspath(os.fspath(models)), "given", None)
     source = "" if recipe else f" (from ${RECIPE_ENV})"
     recipe = recipe or os.environ.get(RECIPE_ENV) or "default"
     if recipe not in recipes.RECIPES:
@@ -579,11 +948,18 @@ def ensure_models(
     root = os.path.abspath(os.fspath(models)) if models is not None else default_models_dir()
     final = os.path.join(root, bundle_name(recipe))
     missing = missing_bundle_files(final)
-    if not missing:
-        return final
+    if not train:
+        if not missing:
+            return ModelChoice(final, "cached", recipe)
+        shipped = shipped_bundle(recipe)
+        if shipped is not None and not os.path.lexists(final):
+            return ModelChoice(shipped, "shipped", recipe)
     os.makedirs(root, exist_ok=True)
     _remove_stale_staging(root)
-    if os.path.lexists(final):
+    if train:
+        _say(f"Training the {recipe!r} models on the procedural face set into {final} "
+             f"({RECIPE_TIMES[recipe]} on a 2-core CPU).", verbose)
+    elif os.path.lexists(final):
         log.warning("%s is incomplete (%s missing); training it again and replacing it",
                     final, ", ".join(missing))
     else:
@@ -598,8 +974,29 @@ def ensure_models(
             raise TrainingInterrupted(
                 f"training of the {recipe!r} models stopped at step {err.step}; nothing was "
                 "kept (the next run trains them again)", err.step, None) from err
-        _publish_bundle(bundle, final)
+        if train:
+            replace_dir(bundle, final)
+        else:
+            _publish_bundle(bundle, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _say(f"Trained in {manifest['wall_s']:.0f} s; models cached at {final}", verbose)
-    return final
+    return ModelChoice(final, "trained", recipe)
+
+
+def ensure_models(
+    models: str | os.PathLike[str] | None = None, recipe: str | None = None, *,
+    train: bool = False, verbose: bool = True,
+) -> str:
+    """The folder of the bundle :func:`find_models` chooses (training it when none exists).
+
+    Args:
+      models: a bundle folder, or a model-cache folder holding bundles.
+      recipe: the recipe to look up or train.
+      train: train the recipe into the cache even when a bundle exists.
+      verbose: print progress when training.
+
+    Returns:
+      The bundle folder.
+    """
+    return find_models(models, recipe, train=train, verbose=verbose).path
