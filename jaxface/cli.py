@@ -11,16 +11,7 @@ import argparse
 import sys
 from types import ModuleType
 
-from jaxface.commands import (
-    decoupled,
-    express,
-    generate,
-    mesh_info,
-    prepare,
-    s2d,
-    train_bundle,
-    view,
-)
+from jaxface.commands import decoupled, express, generate, mesh_info, neutral, prepare, s2d, view
 from jaxface.commands.errors import UserError
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
@@ -31,11 +22,11 @@ COMMANDS: dict[str, ModuleType] = {
     "face3d": decoupled,
     "generate": generate,
     "mesh-info": mesh_info,
+    "neutral": neutral,
     "prepare": prepare,
     "animate": s2d,
     "transfer": s2d,
     "neutralize": s2d,
-    "train-bundle": train_bundle,
     "view": view,
 }
 

@@ -5,12 +5,15 @@ Examples::
     jaxface generate --expression mouth_open --out out/
     jaxface generate --neutral face.ply --expression high_smile --samples 3 --seed 1 --out out/
     jaxface generate --neutral face.obj --expression eyebrow --format obj --out out/
+    jaxface generate --photo face.jpg --expression high_smile --out out/
 
 Motion3DGAN samples the motion of 68 landmarks for the expression; S2D-Dec turns every frame's
 landmark displacement into a dense displacement of the neutral face. The neutral face must have
 the models' template topology and be in metres (``--units mm`` or ``cm`` rescales it, and the
 output is written in the same units; a face whose size is far from the template's is refused);
-without ``--neutral`` the models' default neutral face (a procedural identity they were not
+``--photo`` fits the neutral face to a photograph instead (MediaPipe landmarks, expression
+removed, at the models' template level; ``jaxface neutral`` writes it with previews); without
+``--neutral`` or ``--photo`` the models' default neutral face (a procedural identity they were not
 trained on) is used. Expressions: the 12 CoMA classes
 (bareteeth, cheeks_in, eyebrow, high_smile, lips_back, lips_up, mouth_down, mouth_extreme,
 mouth_middle, mouth_open, mouth_side, mouth_up).
@@ -28,14 +31,10 @@ not grow with ``--samples``; the disk space the output needs is checked first. E
 written into a staging folder that replaces ``OUT`` when complete: a failure leaves no partial
 output, and an ``OUT`` that holds earlier results is refused unless ``--overwrite`` is given.
 
-Models are looked up in this order: ``--models`` when it is a model folder; the model cache
-(``$JAXFACE_CACHE_DIR/models``, default ``~/.cache/jaxface/models``, or ``--models`` when it is a
-cache folder) when it holds models of the ``--recipe``; the models of that recipe shipped with
-jaxface (the ``default`` recipe's, so a first run answers in seconds); otherwise small models
-are trained on the embedded procedural face set and cached (a few minutes on a CPU;
-``--recipe quality`` trains longer, about half an hour). ``--train`` trains the recipe from
-scratch into the cache whatever exists. ``generation.json`` says which models were used
-(``bundle``: shipped, cached, trained or given; recipe; dataset version).
+The first run without ``--models`` trains small models on the embedded procedural face set
+(a few minutes on a CPU; ``--recipe quality`` trains longer, about half an hour) and caches them
+in ``$JAXFACE_CACHE_DIR/models`` (default ``~/.cache/jaxface/models``). ``--models`` takes a
+model folder, or a cache folder to look in (and train into).
 """
 
 from __future__ import annotations
@@ -86,11 +85,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--expression", required=True, help="expression name, e.g. mouth_open")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--neutral", default=None,
         help="neutral face (.ply or .obj) with the models' template topology (default: the "
         "models' own neutral face)",
     )
+    source.add_argument("--photo", default=None,
+                        help="photograph of a face to fit the neutral face to (needs "
+                        "pip install 'jaxface[photo]')")
     parser.add_argument("--units", choices=tuple(UNITS), default="m",
                         help="units of --neutral (and of the output meshes); default m")
     parser.add_argument("--samples", type=int, default=1, help="number of different motions")
@@ -108,11 +111,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="training recipe of the models to look up or train: default (minutes on a CPU), "
         "quality (about half an hour) or tiny (tests); default $JAXFACE_GENERATE_RECIPE or "
         "'default'",
-    )
-    parser.add_argument(
-        "--train", action="store_true",
-        help="train the recipe's models from scratch into the cache (replacing cached ones) "
-        "instead of using cached or shipped models",
     )
     parser.add_argument("--fps", type=float, default=GLB_FPS,
                         help=f"frame rate of the .glb animations (default {GLB_FPS:g})")
@@ -227,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
     from jaxface.commands.output import check_output, staged_output, units_hint
     from jaxface.data.procedural import EXPRESSIONS
     from jaxface.files import write_json
-    from jaxface.generate import bundle_data, find_models, is_bundle, load_generator
+    from jaxface.generate import ensure_models, is_bundle, load_generator
     from jaxface.mesh.errors import MeshError
     from jaxface.mesh.gltf import glb_size_bound, write_glb
     from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
@@ -246,29 +244,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.neutral is not None:
         neutral, faces_in = read_mesh(args.neutral)
         neutral = neutral * np.float32(metres)
+    photo = None
+    if args.photo is not None:  # fitted before any training, lifted to the models' level below
+        from jaxface.commands.neutral import fit_photo, weights_record
+        from jaxface.data.photo import template_level
+
+        _, photo = fit_photo(args.photo)
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
     own_bundle = args.models is not None and is_bundle(args.models)
-    if own_bundle and args.train:
-        raise UserError(f"{args.models}: --train writes new models into a cache folder; give "
-                        "--models a cache folder (or none) with --train")
     if not own_bundle and args.expression not in EXPRESSIONS:  # before any training
         raise UserError(
             f"unknown expression {args.expression!r}; choose from {', '.join(EXPRESSIONS)}"
         )
-    choice = find_models(args.models, args.recipe, train=args.train, verbose=not args.quiet)
-    path = choice.path
-    try:
-        generator = load_generator(path)
-    except ValueError as err:
-        if choice.origin != "shipped":
-            raise
-        raise UserError(f"{err}; --train trains new models instead") from None
-    data = bundle_data(generator.manifest)
-    if choice.origin == "shipped" and not args.quiet:
-        print(f"using the shipped {choice.recipe!r} models (trained on {data['name']}/"
-              f"{data['config']} {data['version']}); --train trains them from scratch")
+    path = ensure_models(args.models, args.recipe, verbose=not args.quiet)
+    generator = load_generator(path)
     generator.label(args.expression)
+    if photo is not None:  # the photo's neutral at the models' template level, metres
+        photo = photo.at_level(template_level(generator.num_vertices))
+        neutral = photo.vertices
     if neutral is not None:
         try:
             generator.check_neutral(neutral, faces_in, source=args.neutral)
@@ -321,13 +315,11 @@ def _run(args: argparse.Namespace) -> int:
             "num_frames": int(first.meshes.shape[1]),
             "num_vertices": int(first.meshes.shape[2]),
             "neutral": (os.path.abspath(args.neutral) if args.neutral
+                        else f"fitted to {os.path.abspath(args.photo)}" if args.photo
                         else "models' default neutral"),
+            "photo": None if photo is None else weights_record(photo),
             "units": args.units,
             "models": path,
-            "bundle": {"origin": choice.origin, "recipe": generator.manifest.get("recipe"),
-                       "packed": generator.packed,
-                       "dataset": f"{data['name']}/{data['config']}",
-                       "dataset_version": data["version"]},
             "format": args.format,
             "files": len(written),
             "fps": args.fps,
