@@ -11,7 +11,17 @@ import argparse
 import sys
 from types import ModuleType
 
-from jaxface.commands import decoupled, express, generate, mesh_info, neutral, prepare, s2d, view
+from jaxface.commands import (
+    decoupled,
+    express,
+    generate,
+    mesh_info,
+    neutral,
+    prepare,
+    s2d,
+    train_bundle,
+    view,
+)
 from jaxface.commands.errors import UserError
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
@@ -27,6 +37,7 @@ COMMANDS: dict[str, ModuleType] = {
     "animate": s2d,
     "transfer": s2d,
     "neutralize": s2d,
+    "train-bundle": train_bundle,
     "view": view,
 }
 

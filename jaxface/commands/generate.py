@@ -31,10 +31,14 @@ not grow with ``--samples``; the disk space the output needs is checked first. E
 written into a staging folder that replaces ``OUT`` when complete: a failure leaves no partial
 output, and an ``OUT`` that holds earlier results is refused unless ``--overwrite`` is given.
 
-The first run without ``--models`` trains small models on the embedded procedural face set
-(a few minutes on a CPU; ``--recipe quality`` trains longer, about half an hour) and caches them
-in ``$JAXFACE_CACHE_DIR/models`` (default ``~/.cache/jaxface/models``). ``--models`` takes a
-model folder, or a cache folder to look in (and train into).
+Models are looked up in this order: ``--models`` when it is a model folder; the model cache
+(``$JAXFACE_CACHE_DIR/models``, default ``~/.cache/jaxface/models``, or ``--models`` when it is a
+cache folder) when it holds models of the ``--recipe``; the models of that recipe shipped with
+jaxface (the ``default`` recipe's, so a first run answers in seconds); otherwise small models
+are trained on the embedded procedural face set and cached (a few minutes on a CPU;
+``--recipe quality`` trains longer, about half an hour). ``--train`` trains the recipe from
+scratch into the cache whatever exists. ``generation.json`` says which models were used
+(``bundle``: shipped, cached, trained or given; recipe; dataset version).
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="training recipe of the models to look up or train: default (minutes on a CPU), "
         "quality (about half an hour) or tiny (tests); default $JAXFACE_GENERATE_RECIPE or "
         "'default'",
+    )
+    parser.add_argument(
+        "--train", action="store_true",
+        help="train the recipe's models from scratch into the cache (replacing cached ones) "
+        "instead of using cached or shipped models",
     )
     parser.add_argument("--fps", type=float, default=GLB_FPS,
                         help=f"frame rate of the .glb animations (default {GLB_FPS:g})")
@@ -225,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     from jaxface.commands.output import check_output, staged_output, units_hint
     from jaxface.data.procedural import EXPRESSIONS
     from jaxface.files import write_json
-    from jaxface.generate import ensure_models, is_bundle, load_generator
+    from jaxface.generate import bundle_data, find_models, is_bundle, load_generator
     from jaxface.mesh.errors import MeshError
     from jaxface.mesh.gltf import glb_size_bound, write_glb
     from jaxface.mesh.io import read_mesh, write_mesh, write_sequence
@@ -253,12 +262,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
     own_bundle = args.models is not None and is_bundle(args.models)
+    if own_bundle and args.train:
+        raise UserError(f"{args.models}: --train writes new models into a cache folder; give "
+                        "--models a cache folder (or none) with --train")
     if not own_bundle and args.expression not in EXPRESSIONS:  # before any training
         raise UserError(
             f"unknown expression {args.expression!r}; choose from {', '.join(EXPRESSIONS)}"
         )
-    path = ensure_models(args.models, args.recipe, verbose=not args.quiet)
-    generator = load_generator(path)
+    choice = find_models(args.models, args.recipe, train=args.train, verbose=not args.quiet)
+    path = choice.path
+    try:
+        generator = load_generator(path)
+    except ValueError as err:
+        if choice.origin != "shipped":
+            raise
+        raise UserError(f"{err}; --train trains new models instead") from None
+    data = bundle_data(generator.manifest)
+    if choice.origin == "shipped" and not args.quiet:
+        print(f"using the shipped {choice.recipe!r} models (trained on {data['name']}/"
+              f"{data['config']} {data['version']}); --train trains them from scratch")
     generator.label(args.expression)
     if photo is not None:  # the photo's neutral at the models' template level, metres
         photo = photo.at_level(template_level(generator.num_vertices))
@@ -320,6 +342,10 @@ def _run(args: argparse.Namespace) -> int:
             "photo": None if photo is None else weights_record(photo),
             "units": args.units,
             "models": path,
+            "bundle": {"origin": choice.origin, "recipe": generator.manifest.get("recipe"),
+                       "packed": generator.packed,
+                       "dataset": f"{data['name']}/{data['config']}",
+                       "dataset_version": data["version"]},
             "format": args.format,
             "files": len(written),
             "fps": args.fps,
