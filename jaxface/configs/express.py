@@ -8,7 +8,8 @@ Modes (``--config=jaxface/configs/express.py:<mode>``):
   unseen at test (the paper: 27 of 180). Decoder: dense 64 -> coarsest level x 64, four
   [up-sample + SpiralConv + ReLU] stages with 32/16/8/3 channels on a hierarchy of factor 5
   (1790 -> 358 -> 72 -> 15 -> 3, the proportions of the paper's 28431 -> ... -> 46), Neural3DMM
-  spirals; LSTM with 128 units (unverified), latent 64; loss ``L_r + L_c``; Adam 1e-3, L2
+  spirals, outputs in per-vertex standardised units (the Neural3DMM setting); LSTM with 128
+  units (unverified), latent 64; loss ``L_r + L_c``; Adam 1e-3, L2
   weight decay 5e-5, x0.99 per epoch, batch 16, 100 epochs. Baseline: the same LSTM and latent
   size decoded through the PCA basis of the training motions. Classifier: 64 PCA coefficients
   per frame, 32 frames, three dense layers, Adam with 5e-3 weight decay, 13 epochs::
@@ -50,6 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.channels = (64, 32, 16, 8, 3)
     c.model.activation = "relu"
     c.model.output_activation = False  # unverified: a ReLU after the last convolution
+    c.model.standardize = True  # per-vertex standardised outputs (the Neural3DMM setting)
     c.model.hidden_size = 128  # unverified: the LSTM's width is not in the text
     c.model.latent_size = 64
     c.model.compute_dtype = "float32"

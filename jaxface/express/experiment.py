@@ -34,7 +34,12 @@ from jaxface.express.evaluate import (
     per_frame_errors,
     train_classifier,
 )
-from jaxface.express.model import TrainedModel, fit_motion_basis, write_run_info
+from jaxface.express.model import (
+    TrainedModel,
+    displacement_moments,
+    fit_motion_basis,
+    write_run_info,
+)
 from jaxface.express.train import sequence_errors_mm, train_expression_model
 from jaxface.files import write_atomic, write_json
 from jaxface.models import build_topology
@@ -56,13 +61,16 @@ PAPER_TABLE3_TOTAL = {"baseline": (0.58, 0.57, 0.57), "proposed": (0.69, 0.69, 0
 def _train_models(config, workdir: str, data: ExpressionData) -> dict[str, Any]:
     topology = build_topology(data.view.vertices, data.view.faces, config.topology)
     basis = fit_motion_basis(data.train, config.baseline.latent_size, seed=config.seed)
+    moments = displacement_moments(data.train) if config.model.get("standardize") else None
     runs: dict[str, Any] = {}
-    for name, cfg, kwargs in (("proposed", config.model, {"topology": topology}),
+    for name, cfg, kwargs in (("proposed", config.model, {"topology": topology,
+                                                          "moments": moments}),
                               ("baseline", config.baseline, {"basis": basis})):
         folder = os.path.join(workdir, name)
         os.makedirs(folder, exist_ok=True)
         write_run_info(folder, data.train.label_names, data.stats, data.train.num_frames,
-                       basis=kwargs.get("basis"), template=(data.view.vertices, data.view.faces))
+                       basis=kwargs.get("basis"), moments=kwargs.get("moments"),
+                       template=(data.view.vertices, data.view.faces))
         start = time.perf_counter()
         model, info = train_expression_model(config, cfg, folder, data, desc=name, **kwargs)
         info["wall_s"] = time.perf_counter() - start

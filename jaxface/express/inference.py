@@ -136,7 +136,7 @@ def load_expression_model(workdir: str, batch_size: int = 8) -> ExpressionModel:
     topology = None
     if info.basis is None:
         topology = build_topology(info.vertices, info.faces, config.topology)
-    model = build_model(cfg, topology=topology, basis=info.basis)
+    model = build_model(cfg, topology=topology, basis=info.basis, moments=info.moments)
     o = config.optim
     tx = create_optimizer(o.learning_rate, weight_decay=o.weight_decay, decay_rate=o.decay_rate,
                           steps_per_epoch=1)

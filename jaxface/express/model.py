@@ -29,6 +29,7 @@ __all__ = [
     "RunInfo",
     "TrainedModel",
     "build_model",
+    "displacement_moments",
     "fit_motion_basis",
     "read_run_info",
     "write_run_info",
@@ -51,6 +52,7 @@ class RunInfo:
       vertices: float32 ``[N, 3]`` template vertices.
       faces: int32 ``[F, 3]`` template faces.
       basis: ``(mean [N, 3], components [K, N, 3])`` of the PCA decoder, or ``None``.
+      moments: ``(mean [N, 3], std [N, 3])`` of a standardised spiral decoder, or ``None``.
     """
 
     label_names: tuple[str, ...]
@@ -59,6 +61,7 @@ class RunInfo:
     vertices: np.ndarray
     faces: np.ndarray
     basis: tuple[np.ndarray, np.ndarray] | None = None
+    moments: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def fit_motion_basis(train: ExpressionSequences, num_components: int,
@@ -82,10 +85,31 @@ def fit_motion_basis(train: ExpressionSequences, num_components: int,
     return pca.mean.astype(np.float32), pca.components.astype(np.float32)
 
 
-def build_model(cfg, *, topology: SpiralTopology | None = None, basis=None) -> ExpressionLSTM:
+def displacement_moments(train: ExpressionSequences, floor: float = 0.1
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex mean and standard deviation of the training displacements (real frames).
+
+    Args:
+      train: training sequences.
+      floor: the standard deviation is at least this fraction of its median (vertices that
+        barely move do not get huge standardised targets).
+
+    Returns:
+      ``(mean [N, 3], std [N, 3])`` float32.
+    """
+    frames = train.displacements[train.mask > 0].astype(np.float64)
+    mean = frames.mean(axis=0)
+    std = frames.std(axis=0)
+    std = np.maximum(std, floor * np.median(std))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def build_model(cfg, *, topology: SpiralTopology | None = None, basis=None,
+                moments=None) -> ExpressionLSTM:
     """The :class:`jaxface.models.ExpressionLSTM` of a model config block (``config.model``:
-    spiral decoder, needs ``topology``; ``config.baseline``: PCA decoder, needs ``basis``)."""
-    return create_model(cfg, topology=topology, basis=basis)
+    spiral decoder, needs ``topology`` and, standardised, ``moments``
+    (:func:`displacement_moments`); ``config.baseline``: PCA decoder, needs ``basis``)."""
+    return create_model(cfg, topology=topology, basis=basis, stats=moments)
 
 
 @dataclasses.dataclass
@@ -127,13 +151,17 @@ class TrainedModel:
 
 def write_run_info(workdir: str, label_names, stats: IntensityStatistics, num_frames: int, *,
                    template: tuple[np.ndarray, np.ndarray],
-                   basis: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                   basis: tuple[np.ndarray, np.ndarray] | None = None,
+                   moments: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Writes ``template.npz`` (``vertices [N, 3]``, ``faces [F, 3]``), ``express.json`` and,
-    for the PCA decoder, ``basis.npz`` into ``workdir``."""
+    for the PCA decoder, ``basis.npz``, for a standardised decoder ``moments.npz``, into
+    ``workdir``."""
     write_npz(os.path.join(workdir, TEMPLATE_FILE), {
         "vertices": np.asarray(template[0], np.float32), "faces": np.asarray(template[1], np.int32)})
     if basis is not None:
         write_npz(os.path.join(workdir, "basis.npz"), {"mean": basis[0], "components": basis[1]})
+    if moments is not None:
+        write_npz(os.path.join(workdir, "moments.npz"), {"mean": moments[0], "std": moments[1]})
     write_json(os.path.join(workdir, RUN_FILE), {
         "label_names": list(label_names), "intensity": stats.to_json(),
         "num_frames": int(num_frames)})
@@ -162,9 +190,14 @@ def read_run_info(workdir: str) -> RunInfo:
     if os.path.isfile(basis_path):
         with np.load(basis_path) as z:
             basis = (z["mean"], z["components"])
+    moments = None
+    moments_path = os.path.join(workdir, "moments.npz")
+    if os.path.isfile(moments_path):
+        with np.load(moments_path) as z:
+            moments = (z["mean"], z["std"])
     template_path = os.path.join(workdir, TEMPLATE_FILE)
     if not os.path.isfile(template_path):
         raise FileNotFoundError(f"{workdir}: not a trained 4D expression run (no {TEMPLATE_FILE})")
     with np.load(template_path) as z:
         vertices, faces = z["vertices"], z["faces"]
-    return RunInfo(names, stats, num_frames, vertices, faces, basis)
+    return RunInfo(names, stats, num_frames, vertices, faces, basis, moments)

@@ -57,7 +57,7 @@ def sequence_errors_mm(pred: np.ndarray, seqs: ExpressionSequences) -> np.ndarra
 
 def train_expression_model(config, model_cfg, workdir: str, data: ExpressionData, *,
                            basis=None, topology: SpiralTopology | None = None,
-                           desc: str = "LSTM") -> tuple[TrainedModel, dict[str, Any]]:
+                           moments=None, desc: str = "LSTM") -> tuple[TrainedModel, dict[str, Any]]:
     """Trains one :class:`~jaxface.models.ExpressionLSTM`; returns ``(generate, info)``.
 
     Args:
@@ -67,6 +67,8 @@ def train_expression_model(config, model_cfg, workdir: str, data: ExpressionData
       data: the run's data.
       basis: ``(mean, components)`` for the PCA decoder.
       topology: the template's spiral topology for the spiral decoder.
+      moments: the training displacements' per-vertex ``(mean, std)`` for a standardised
+        spiral decoder (:func:`jaxface.express.model.displacement_moments`).
       desc: progress-bar label.
 
     Returns:
@@ -74,7 +76,7 @@ def train_expression_model(config, model_cfg, workdir: str, data: ExpressionData
     """
     workdir = os.path.abspath(workdir)
     store_config(workdir, config.to_dict())
-    model = build_model(model_cfg, topology=topology, basis=basis)
+    model = build_model(model_cfg, topology=topology, basis=basis, moments=moments)
     batches = training_batches(config, data.train)
     o = config.optim
     tx = create_optimizer(o.learning_rate, weight_decay=o.weight_decay, decay_rate=o.decay_rate,

@@ -12,7 +12,12 @@ Decoders:
   coarsest level, then four [up-sample + SpiralConv + ReLU] stages with 32/16/8/3 channels on a
   hierarchy of factor 5 (28431 -> 5687 -> 1138 -> 228 -> 46 on 4DFAB's template). The last
   convolution outputs the displacement; whether the paper applies a ReLU after it is not in the
-  text (``output_activation``, default off: a ReLU would forbid negative displacements).
+  text (``output_activation``, default off: a ReLU would forbid negative displacements). As in
+  the Neural3DMM setting the paper builds on, the network works in per-vertex standardised
+  units: its output is multiplied by the training displacements' standard deviation and their
+  mean is added (``mean``/``std``, data held as constants). Without this the outputs start
+  orders of magnitude larger than millimetre motions in metres, the first updates switch every
+  ReLU off and the decoder collapses to one constant shape.
 * :class:`LinearBasisDecoder` (the baseline): the code is the coefficient vector of a PCA basis
   of the training motions (frame minus the subject's neutral), ``mean + z @ components``; the
   basis is data (fitted on the training set, held as constants), not parameters.
@@ -47,6 +52,8 @@ class SpiralMeshDecoder(nn.Module):
       activation: a key of :data:`jaxface.models.s2d.ACTIVATIONS`, applied after every spiral
         convolution but the last.
       output_activation: apply ``activation`` after the last convolution too.
+      mean: optional float ``[N_0, out]`` added to the output (the training mean).
+      std: optional float ``[N_0, out]`` multiplying the output first (the training spread).
       dtype: compute dtype (parameters stay float32).
     """
 
@@ -54,6 +61,8 @@ class SpiralMeshDecoder(nn.Module):
     channels: Sequence[int] = (64, 32, 16, 8, 3)
     activation: str = "relu"
     output_activation: bool = False
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
     dtype: jnp.dtype | None = None
 
     @nn.compact
@@ -76,7 +85,12 @@ class SpiralMeshDecoder(nn.Module):
                            name=f"conv_{step}")(x)
             if level > 0 or self.output_activation:
                 x = act(x)
-        return x.astype(jnp.float32)
+        x = x.astype(jnp.float32)
+        if self.std is not None:
+            x = x * jnp.asarray(self.std, jnp.float32)
+        if self.mean is not None:
+            x = x + jnp.asarray(self.mean, jnp.float32)
+        return x
 
 
 class LinearBasisDecoder(nn.Module):

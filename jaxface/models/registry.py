@@ -88,15 +88,21 @@ def _lstm_expression_classifier(cfg, *, num_classes: int) -> LSTMExpressionClass
 
 
 def _expression_lstm(cfg, *, topology: SpiralTopology | None = None,
-                     basis: tuple | None = None) -> ExpressionLSTM:
-    """``cfg.decoder``: ``"spiral"`` (needs ``topology``) or ``"pca"`` (needs ``basis``, the
-    ``(mean [N, 3], components [K, N, 3])`` of the training motions; ``K = latent_size``)."""
+                     basis: tuple | None = None, stats: tuple | None = None) -> ExpressionLSTM:
+    """``cfg.decoder``: ``"spiral"`` (needs ``topology``; with ``cfg.standardize`` also
+    ``stats``, the per-vertex ``(mean [N, 3], std [N, 3])`` of the training displacements) or
+    ``"pca"`` (needs ``basis``, the ``(mean [N, 3], components [K, N, 3])`` of the training
+    motions; ``K = latent_size``)."""
     if cfg.decoder == "spiral":
         if topology is None:
             raise ValueError("the spiral decoder needs the template's topology")
+        if cfg.get("standardize", False) and stats is None:
+            raise ValueError("a standardised spiral decoder needs the training displacements' "
+                             "per-vertex mean and standard deviation")
+        mean, std = stats if cfg.get("standardize", False) else (None, None)
         decoder = SpiralMeshDecoder(topology, channels=tuple(cfg.channels),
                                     activation=cfg.activation,
-                                    output_activation=cfg.output_activation,
+                                    output_activation=cfg.output_activation, mean=mean, std=std,
                                     dtype=compute_dtype(cfg.get("compute_dtype")))
     elif cfg.decoder == "pca":
         if basis is None:

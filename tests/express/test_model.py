@@ -135,3 +135,20 @@ def test_paper_shapes_on_the_subdivided_template():
     params = model.init(jax.random.key(0), signal)["params"]
     out = model.apply({"params": params}, signal)
     assert out.shape == (1, 2, 27614, 3) and bool(jnp.all(jnp.isfinite(out)))
+
+
+def test_standardised_decoder_scales_and_shifts_per_vertex(topology, rng, keys):
+    n = topology.level_sizes[0]
+    mean = rng.normal(size=(n, 3)).astype(np.float32) * 1e-3
+    std = rng.uniform(1e-4, 1e-3, size=(n, 3)).astype(np.float32)
+    cfg = _model_cfg("spiral")
+    plain = create_model(cfg, topology=topology)
+    cfg.standardize = True
+    with pytest.raises(ValueError, match="mean and standard deviation"):
+        create_model(cfg, topology=topology)
+    scaled = create_model(cfg, topology=topology, stats=(mean, std))
+    signal = jax.random.uniform(next(keys), (2, 5, 6))
+    params = plain.init(next(keys), signal)["params"]
+    raw = np.asarray(plain.apply({"params": params}, signal))
+    np.testing.assert_allclose(np.asarray(scaled.apply({"params": params}, signal)),
+                               raw * std + mean, rtol=1e-5, atol=1e-9)
