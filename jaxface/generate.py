@@ -12,14 +12,15 @@ amplitudes, training times), ``motion3dgan.msgpack`` (generator parameters and r
 ``neutral.npz`` (the default neutral face) and ``s2d/``, a trained S2D-Dec run
 (:class:`jaxface.s2d.inference.S2DInference`: config, template, checkpoint).
 :func:`ensure_models` returns the bundle of a training *recipe* from the model cache
-(``$JAXFACE_CACHE_DIR/models`` or ``~/.cache/jaxface/models``), training it first when it is
-missing: the recipe's procedural dataset is prepared (``faces4d``), then a CPU-sized
-Motion3DGAN and S2D-Dec are trained on all of its sub-sequences and frames. Training happens
-in a temporary folder next to the final one, which is renamed into place when complete, so
-concurrent first runs never see a half-written bundle (the loser of the race discards its copy)
-and an interrupted run leaves nothing behind but a ``.*.tmp-*`` folder. A cached bundle that
-lost some of its files is retrained and replaced in one step (the message names what was
-missing); a damaged file is reported by name when the bundle is loaded.
+(``$JAXFACE_CACHE_DIR/models`` or ``~/.cache/jaxface/models``) or the bundle shipped with
+jaxface (:func:`find_models`), training it first when neither has one: the recipe's procedural
+dataset is prepared (``faces4d``), then a CPU-sized Motion3DGAN and S2D-Dec are trained on all
+of its sub-sequences and frames. Training happens in a temporary folder next to the final one,
+which is renamed into place when complete, so concurrent first runs never see a half-written
+bundle (the loser of the race discards its copy) and an interrupted run leaves nothing behind
+but a ``.*.tmp-*`` folder. A cached bundle that lost some of its files is retrained and replaced
+in one step (the message names what was missing); a damaged file is reported by name when the
+bundle is loaded.
 
 A neutral face must be in the template's units (metres): :meth:`FaceGenerator.check_neutral`
 compares its size with the template's and refuses one that is far off (a face in millimetres

@@ -235,6 +235,22 @@ def test_train_flag_trains_into_the_cache_whatever_exists(shipped, untrained, tm
     assert trained == ["tiny"] and not (tmp_path / "x").exists()
 
 
+def test_the_shipped_default_bundle_generates_in_the_template_topology():
+    path = gen.shipped_bundle("default")
+    assert path is not None, f"no default bundle under {gen.SHIPPED_DIR}"
+    generator = gen.FaceGenerator(path)
+    assert generator.packed and generator.manifest["recipe"] == "default"
+    assert gen.bundle_data(generator.manifest) == {
+        "name": "faces4d", "config": "coma_scale_lite", "version": "2.0.0"}
+    assert generator.manifest["float16"]["max_mm"] <= gen.FLOAT16_TOLERANCE_MM
+    result = generator.generate(None, "mouth_open", 1, seed=0)
+    n = generator.num_vertices
+    assert result.meshes.shape == (1, 30, n, 3) and np.isfinite(result.meshes).all()
+    assert generator.faces.max() == n - 1 and generator.default_neutral.shape == (n, 3)
+    moved = 1000.0 * np.linalg.norm(result.meshes[0, -1] - result.neutral, axis=-1).max()
+    assert 1.0 < moved < 100.0  # the mouth opens by millimetres, not metres
+
+
 def test_arrays_float16_would_move_too_far_stay_float32(untrained, tmp_path):
     manifest = gen.pack_bundle(untrained, tmp_path / "strict", tolerance_mm=0.001)
     wide = manifest["float32_arrays"]
