@@ -85,20 +85,23 @@ def fit_motion_basis(train: ExpressionSequences, num_components: int,
     return pca.mean.astype(np.float32), pca.components.astype(np.float32)
 
 
-def displacement_moments(train: ExpressionSequences, floor: float = 0.1
+def displacement_moments(train: ExpressionSequences, floor: float = 0.1, center: bool = False
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex mean and standard deviation of the training displacements (real frames).
+    """Per-vertex shift and standard deviation of the training displacements (real frames).
 
     Args:
       train: training sequences.
       floor: the standard deviation is at least this fraction of its median (vertices that
         barely move do not get huge standardised targets).
+      center: shift by the mean displacement; off by default, so that a zero output of the
+        network is no motion, as at every neutral frame (with the shift, the network has to
+        produce ``-mean / std`` exactly to hold a face still, and the first frames drift).
 
     Returns:
-      ``(mean [N, 3], std [N, 3])`` float32.
+      ``(shift [N, 3], std [N, 3])`` float32 (the shift is zero unless ``center``).
     """
     frames = train.displacements[train.mask > 0].astype(np.float64)
-    mean = frames.mean(axis=0)
+    mean = frames.mean(axis=0) if center else np.zeros(frames.shape[1:])
     std = frames.std(axis=0)
     std = np.maximum(std, floor * np.median(std))
     return mean.astype(np.float32), std.astype(np.float32)

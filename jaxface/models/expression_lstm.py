@@ -14,8 +14,8 @@ Decoders:
   convolution outputs the displacement; whether the paper applies a ReLU after it is not in the
   text (``output_activation``, default off: a ReLU would forbid negative displacements). As in
   the Neural3DMM setting the paper builds on, the network works in per-vertex standardised
-  units: its output is multiplied by the training displacements' standard deviation and their
-  mean is added (``mean``/``std``, data held as constants). Without this the outputs start
+  units: its output is multiplied by the training displacements' standard deviation (and a
+  shift may be added: ``mean``/``std``, data held as constants). Without this the outputs start
   orders of magnitude larger than millimetre motions in metres, the first updates switch every
   ReLU off and the decoder collapses to one constant shape.
 * :class:`LinearBasisDecoder` (the baseline): the code is the coefficient vector of a PCA basis

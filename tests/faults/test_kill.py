@@ -119,7 +119,9 @@ def test_random_sigkills_end_with_the_uninterrupted_parameters(tmp_path):
 
 def test_ctrl_c_names_the_step_and_the_checkpoint_kept(tmp_path):
     workdir = tmp_path / "run"
-    proc = _start(workdir, 30, stderr=subprocess.PIPE)
+    # A budget the run cannot finish while the signal is on its way (a loaded machine can
+    # delay it by many steps of the tiny model).
+    proc = _start(workdir, 1000, stderr=subprocess.PIPE)
     assert _wait_for_step(proc, workdir, 40)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -130,8 +132,9 @@ def test_ctrl_c_names_the_step_and_the_checkpoint_kept(tmp_path):
     stopped = int(line.split("stopped at step ")[1].split(",")[0])
     assert stopped >= kept >= 35
     assert not [p for p in files_under(workdir) if "orbax-checkpoint-tmp" in p]
-    # The kept checkpoint resumes to the end.
-    resumed = run(tiny_command(workdir, "--epochs", 30, *ARGS))
+    # The kept checkpoint resumes to the end (a few epochs past where it stopped).
+    epochs = stopped // STEPS_PER_EPOCH + 3
+    resumed = run(tiny_command(workdir, "--epochs", epochs, *ARGS))
     assert resumed.returncode == 0, resumed.stderr
     steps = [s for s, _ in _records(workdir)]
-    assert steps == sorted(set(steps)) and steps[-1] == 30 * STEPS_PER_EPOCH
+    assert steps == sorted(set(steps)) and steps[-1] == epochs * STEPS_PER_EPOCH
