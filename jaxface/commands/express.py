@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxface.commands.errors import UserError
 from jaxface.commands.output import UNITS
+from jaxface.commands.parsers import add_parser
 
 __all__ = ["parse_curve", "register", "run"]
 
@@ -47,12 +48,10 @@ FPS = 12.0
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``express`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "express",
-        help="a neutral face performing an expression along a chosen intensity curve",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "express",
+        "a neutral face performing an expression along a chosen intensity curve",
+        __doc__,
     )
     parser.add_argument("--model", required=True, help="trained run folder")
     parser.add_argument("--expression", required=True, help="expression name, e.g. happy")

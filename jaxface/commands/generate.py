@@ -53,6 +53,7 @@ from collections.abc import Callable
 import numpy as np
 
 from jaxface.commands.output import UNITS
+from jaxface.commands.parsers import add_parser
 
 __all__ = [
     "GLB_FPS",
@@ -80,12 +81,10 @@ MAX_SEED = 2**63 - 1
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``generate`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "generate",
-        help="generate a 4D expression (mesh sequence) of a neutral face",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "generate",
+        "generate a 4D expression (mesh sequence) of a neutral face",
+        __doc__,
     )
     parser.add_argument("--expression", required=True, help="expression name, e.g. mouth_open")
     parser.add_argument("--out", required=True, help="output folder")

@@ -27,17 +27,17 @@ import argparse
 import os
 import time
 
+from jaxface.commands.parsers import add_parser
+
 __all__ = ["fit_photo", "register", "run", "weights_record"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``neutral`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "neutral",
-        help="fit a neutral 3D face (template topology) to a photograph",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "neutral",
+        "fit a neutral 3D face (template topology) to a photograph",
+        __doc__,
     )
     parser.add_argument("--photo", required=True, help="image file with one face (JPEG, PNG, ...)")
     parser.add_argument("--out", required=True, help="output folder")

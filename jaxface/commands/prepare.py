@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 from jaxface.commands.errors import UserError
+from jaxface.commands.parsers import add_parser
 from jaxface.data.datasets import DATASETS, DatasetSpec, prepare_dataset
 
 __all__ = ["register", "run"]
@@ -26,12 +27,10 @@ __all__ = ["register", "run"]
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``prepare`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "prepare",
-        help="build a dataset (array_record + splits + statistics) with TFDS",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "prepare",
+        "build a dataset (array_record + splits + statistics) with TFDS",
+        __doc__,
     )
     parser.add_argument("dataset", choices=sorted(DATASETS), help="which dataset to build")
     parser.add_argument(

@@ -24,17 +24,17 @@ import argparse
 import os
 import shutil
 
+from jaxface.commands.parsers import add_parser
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``train-bundle`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "train-bundle",
-        help="train (and optionally pack) the models of jaxface generate",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "train-bundle",
+        "train (and optionally pack) the models of jaxface generate",
+        __doc__,
     )
     parser.add_argument("--out", required=True, help="model folder to create")
     parser.add_argument("--recipe", default="default",

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from jaxface.commands.parsers import add_parser
+
 __all__ = ["register", "run"]
 
 
@@ -33,11 +35,9 @@ def _positive(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``view`` sub-command to ``subparsers`` and returns its parser."""
-    parser = subparsers.add_parser(
-        "view", help="write OUT_DIR/viewer.html, a page that plays the folder's sequences",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    parser = add_parser(
+        subparsers, "view",
+        "write OUT_DIR/viewer.html, a page that plays the folder's sequences", __doc__,
     )
     parser.add_argument("folder", metavar="OUT_DIR",
                         help="folder of .glb files or of frame_*.ply / frame_*.obj folders")
