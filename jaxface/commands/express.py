@@ -137,7 +137,7 @@ def _curve(args: argparse.Namespace, default_frames: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the sequence described by ``args``. Returns 0."""
-    from jaxface.commands.generate import _save_gif, render_preview
+    from jaxface.commands.generate import save_gif, render_preview
     from jaxface.commands.output import check_output, staged_output
     from jaxface.eval.plots import plot_curves
     from jaxface.express.inference import load_expression_model
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
                                           frames=picks, title=args.expression)
         save_png(os.path.join(staging, "preview.png"), sheet)
         if not args.no_gif:
-            _save_gif(os.path.join(staging, "preview.gif"), animation(), fps=args.fps)
+            save_gif(os.path.join(staging, "preview.gif"), animation(), fps=args.fps)
         t = np.arange(len(curve))
         peak = float(magnitude.max()) or 1.0
         plot_curves({f"{args.expression}, intensity {args.intensity:g} (r = {r:.3f})": {

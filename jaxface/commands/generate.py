@@ -65,6 +65,7 @@ __all__ = [
     "register",
     "render_preview",
     "run",
+    "save_gif",
 ]
 
 #: Frames shown in the contact sheet.
@@ -194,7 +195,8 @@ def render_preview(
     return sheet, animation
 
 
-def _save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
+def save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
+    """Writes an animated GIF that plays ``images`` (uint8 ``[H, W, 3]``) forth and back."""
     from PIL import Image
 
     pil = [Image.fromarray(im) for im in images]
@@ -327,7 +329,7 @@ def _run(args: argparse.Namespace) -> int:
                                           title=args.expression)
         save_png(os.path.join(staging, "preview.png"), sheet)
         if not args.no_gif:
-            _save_gif(os.path.join(staging, "preview.gif"), animation())
+            save_gif(os.path.join(staging, "preview.gif"), animation())
         write_json(os.path.join(staging, "generation.json"), {
             "expression": args.expression,
             "label": first.label,
