@@ -51,16 +51,9 @@ def _records(workdir) -> list[tuple[int, float]]:
         return [(r["step"], r["loss"]) for r in map(json.loads, f)]
 
 
-def _default_sigint() -> None:
-    # A child inherits an ignored SIGINT (test runners' workers may ignore it), and Python then
-    # never raises KeyboardInterrupt: the run must see Ctrl-C as a user's terminal sends it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(workdir, epochs, *extra, stderr=subprocess.DEVNULL):
     return subprocess.Popen(tiny_command(workdir, "--epochs", epochs, *ARGS, *extra), cwd=ROOT,
-                            env=env(), stdout=subprocess.DEVNULL, stderr=stderr, text=True,
-                            preexec_fn=_default_sigint)
+                            env=env(), stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 def _wait_for_step(proc, workdir, step: int, timeout: float = 120.0) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import numpy as np
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nan-at-step", type=int, default=0)
     parser.add_argument("--result", default=None)
     args = parser.parse_args(argv)
+    # Ctrl-C as a terminal delivers it: a process started with SIGINT ignored (a test worker's
+    # children inherit that) would otherwise never see KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from jaxface.files import write_npz
     from jaxface.train import TrainingInterrupted
