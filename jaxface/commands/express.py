@@ -130,14 +130,13 @@ def _curve(args: argparse.Namespace, default_frames: int) -> np.ndarray:
         length = args.frames or max(default_frames, phases.end + 1)
     else:
         length = args.frames or default_frames
-        phases = Phases(round(0.15 * length), round(0.4 * length), round(0.6 * length),
-                        round(0.85 * length))
+        phases = Phases.default(length)
     return intensity_curve(length, phases)
 
 
 def run(args: argparse.Namespace) -> int:
     """Writes the sequence described by ``args``. Returns 0."""
-    from jaxface.commands.generate import save_gif, render_preview
+    from jaxface.commands.generate import render_preview, save_gif
     from jaxface.commands.output import check_output, staged_output
     from jaxface.eval.plots import plot_curves
     from jaxface.express.inference import load_expression_model

@@ -2,8 +2,9 @@
 
 ``load_expression_data(config)`` opens the configured dataset (:func:`jaxface.data.open_dataset`,
 by default faces4d's six basic expressions, ``basic6``; a prepared 4DFAB release is opened with
-``--config.dataset=fourdfab --config.dataset_config=default``: no landmarks are needed), keeps every ``frame_stride``-th frame of
-each sequence (the paper samples 4DFAB's 60 fps about every 5 frames), and splits the subjects:
+``--config.dataset=fourdfab --config.dataset_config=default``: no landmarks are needed), keeps
+every ``frame_stride``-th frame of each sequence (the paper samples 4DFAB's 60 fps about every
+5 frames), and splits the subjects:
 a seeded ``test_fraction`` of them is test (the paper: 27 of 180 unseen subjects), a seeded
 ``validation.fraction`` of the others is held out of training for the stopping rule, the rest
 trains. Per sequence it keeps the neutral face (frame 0), the displacements of every frame from
@@ -132,7 +133,7 @@ class ExpressionData:
     view: DatasetView
     train: ExpressionSequences
     validation: ExpressionSequences | None
-    test: ExpressionSequences
+    test: ExpressionSequences | None
     stats: IntensityStatistics
 
 
@@ -223,12 +224,12 @@ def load_expression_data(config) -> ExpressionData:
     train = part(train_s)
     stats = IntensityStatistics.fit(train.deformation, train.labels, len(label_names),
                                     config.intensity.min_scale)
-    validation = part(val_s)
+    validation, test = part(val_s), part(test_s)
     return ExpressionData(
         view=view,
         train=train.with_intensity(stats),
         validation=None if validation is None else validation.with_intensity(stats),
-        test=part(test_s).with_intensity(stats),
+        test=None if test is None else test.with_intensity(stats),
         stats=stats,
     )
 

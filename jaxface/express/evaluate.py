@@ -213,8 +213,8 @@ def intensity_following(model: TrainedModel, num_classes: int, num_frames: int,
                         ) -> dict[str, dict]:
     """How the generated motion follows requested curves.
 
-    For every expression and intensity ``s``, a curve with onset at 15 %, apex at 40 %, offset
-    at 60 % and end at 85 % of ``num_frames``; the generated sequence's per-frame displacement
+    For every expression and intensity ``s``, the default curve of ``num_frames``
+    (:meth:`Phases.default`); the generated sequence's per-frame displacement
     magnitude is correlated (Pearson) with the curve.
 
     Returns:
@@ -222,8 +222,7 @@ def intensity_following(model: TrainedModel, num_classes: int, num_frames: int,
       "magnitude_mm": [[T] per intensity]}``.
     """
     t = num_frames
-    phases = Phases(round(0.15 * t), round(0.4 * t), round(0.6 * t), round(0.85 * t))
-    curve = intensity_curve(t, phases)
+    curve = intensity_curve(t, Phases.default(t))
     signals = np.stack([label_signal(c, num_classes, curve, s)
                         for c in range(num_classes) for s in intensities])
     disp = model.generate(signals)

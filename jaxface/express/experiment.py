@@ -16,6 +16,7 @@ writes into ``workdir``:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -42,7 +43,7 @@ from jaxface.express.model import (
 )
 from jaxface.express.train import sequence_errors_mm, train_expression_model
 from jaxface.files import write_atomic, write_json
-from jaxface.models import build_topology
+from jaxface.models import SpiralTopology, build_topology
 from jaxface.viz.render import contact_sheet, fit_camera, render_mesh, save_png
 
 __all__ = ["format_results", "run_experiment"]
@@ -58,11 +59,21 @@ PAPER_TABLE3_TOTAL = {"baseline": (0.58, 0.57, 0.57), "proposed": (0.69, 0.69, 0
                       "real": (0.70, 0.70, 0.68)}
 
 
-def _train_models(config, workdir: str, data: ExpressionData) -> dict[str, Any]:
+@dataclasses.dataclass
+class _Runs:
+    """The two trained models of an experiment and what they were built on."""
+
+    models: dict[str, TrainedModel]
+    info: dict[str, dict[str, Any]]
+    topology: SpiralTopology
+    basis: tuple[np.ndarray, np.ndarray]
+
+
+def _train_models(config, workdir: str, data: ExpressionData) -> _Runs:
     topology = build_topology(data.view.vertices, data.view.faces, config.topology)
     basis = fit_motion_basis(data.train, config.baseline.latent_size, seed=config.seed)
     moments = displacement_moments(data.train) if config.model.get("standardize") else None
-    runs: dict[str, Any] = {}
+    runs = _Runs({}, {}, topology, basis)
     for name, cfg, kwargs in (("proposed", config.model, {"topology": topology,
                                                           "moments": moments}),
                               ("baseline", config.baseline, {"basis": basis})):
@@ -74,27 +85,29 @@ def _train_models(config, workdir: str, data: ExpressionData) -> dict[str, Any]:
         start = time.perf_counter()
         model, info = train_expression_model(config, cfg, folder, data, desc=name, **kwargs)
         info["wall_s"] = time.perf_counter() - start
-        runs[name] = (model, info)
-    runs["level_sizes"] = list(topology.level_sizes)
-    runs["spiral_lengths"] = list(topology.spiral_lengths)
+        runs.models[name], runs.info[name] = model, info
     return runs
 
 
 def _classifier_table(config, workdir: str, data: ExpressionData,
-                      generated: dict[str, np.ndarray]) -> dict[str, dict]:
+                      generated: dict[str, np.ndarray],
+                      basis: tuple[np.ndarray, np.ndarray]) -> dict[str, dict]:
     c = config.classifier
-    encoder = FrameEncoder.fit(data.train, c.num_components, c.num_frames, seed=config.seed)
+    if len(basis[1]) == c.num_components:  # the baseline's basis: the same PCA, already fitted
+        encoder = FrameEncoder(basis[0], basis[1], c.num_frames)
+    else:
+        encoder = FrameEncoder.fit(data.train, c.num_components, c.num_frames, seed=config.seed)
     train_codes = encoder(data.train.displacements, data.train.lengths)
     test = data.test
-    inputs = {"real": test.displacements, **generated}
-    preds: dict[str, list[np.ndarray]] = {k: [] for k in inputs}
+    codes = {name: encoder(disp, test.lengths)
+             for name, disp in {"real": test.displacements, **generated}.items()}
+    preds: dict[str, list[np.ndarray]] = {k: [] for k in codes}
     for seed in c.seeds:
         predict = train_classifier(config, train_codes, data.train.labels,
                                    data.train.num_classes,
                                    os.path.join(workdir, f"classifier_{seed}"), int(seed))
-        for name, disp in inputs.items():
-            preds[name].append(predict(encoder(disp * test.mask[..., None, None],
-                                               test.lengths)))
+        for name, x in codes.items():
+            preds[name].append(predict(x))
     out = {}
     for name, runs in preds.items():
         scores = [classification_scores(test.labels, p, test.label_names).rows() for p in runs]
@@ -159,14 +172,14 @@ def run_experiment(config, workdir: str) -> dict[str, Any]:
         raise ValueError("the evaluation needs test identities: set test_fraction > 0")
     runs = _train_models(config, workdir, data)
     test = data.test
-    generated = {name: runs[name][0].generate(test.signal) * test.mask[..., None, None]
-                 for name in ("proposed", "baseline")}
+    generated = {name: model.generate(test.signal) * test.mask[..., None, None]
+                 for name, model in runs.models.items()}
     errors = {name: sequence_errors_mm(g, test) for name, g in generated.items()}
     # The reference of no motion at all: every frame the subject's neutral face.
     errors["neutral"] = sequence_errors_mm(np.zeros_like(test.displacements), test)
     curves = {name: per_frame_errors(e) for name, e in errors.items()}
     ev = config.evaluation
-    following = intensity_following(runs["proposed"][0], test.num_classes, ev.curve_frames,
+    following = intensity_following(runs.models["proposed"], test.num_classes, ev.curve_frames,
                                     tuple(ev.curve_intensities), test.label_names)
     results: dict[str, Any] = {
         "dataset": {"name": config.dataset, "config": config.dataset_config,
@@ -176,23 +189,23 @@ def run_experiment(config, workdir: str) -> dict[str, Any]:
                     "test_sequences": len(test),
                     "test_subjects": sorted(set(test.subjects.tolist())),
                     "frames": data.train.num_frames, "vertices": int(test.neutrals.shape[1])},
-        "level_sizes": runs["level_sizes"],
-        "spiral_lengths": runs["spiral_lengths"],
+        "level_sizes": list(runs.topology.level_sizes),
+        "spiral_lengths": list(runs.topology.spiral_lengths),
         "table2": {name: error_table(e, test.labels, test.label_names)
                    for name, e in errors.items()},
         "per_frame": {name: {"mean_mm": np.nan_to_num(m, nan=-1).tolist(),
                              "count": c.tolist()} for name, (m, c) in curves.items()},
-        "training": {name: runs[name][1] for name in ("proposed", "baseline")},
+        "training": runs.info,
         "intensity_following": following,
     }
-    results["table3"] = _classifier_table(config, workdir, data, generated)
+    results["table3"] = _classifier_table(config, workdir, data, generated, runs.basis)
     _plots(workdir, results, curves, following, test.label_names, ev)
     _error_maps(os.path.join(workdir, "error_maps.png"), data, generated, errors,
                 ev.num_heatmaps)
     names = test.label_names
     pairs = [(0, 1), (names.index("happy"), names.index("surprise"))] if {
         "happy", "surprise"} <= set(names) else [(0, min(1, len(names) - 1))]
-    _interpolation_sheet(os.path.join(workdir, "interpolation.png"), runs["proposed"][0], data,
+    _interpolation_sheet(os.path.join(workdir, "interpolation.png"), runs.models["proposed"], data,
                          ev.interpolation_steps, pairs)
     results["wall_s"] = time.perf_counter() - start
     write_json(os.path.join(workdir, "results.json"), results)
@@ -209,8 +222,8 @@ def _plots(workdir, results, curves, following, label_names, ev) -> None:
         f = following[name]
         t = np.arange(len(f["curve"]))
         panel = {}
-        for s, mag in zip(ev.curve_intensities, f["magnitude_mm"], strict=True):
-            panel[f"s={s:g} (r={np.corrcoef(f['curve'], mag)[0, 1]:.2f})"] = (t, mag)
+        for s, r, mag in zip(ev.curve_intensities, f["r"], f["magnitude_mm"], strict=True):
+            panel[f"s={s:g} (r={r:.2f})"] = (t, mag)
         peak = max(max(m) for m in f["magnitude_mm"]) or 1.0
         panel["requested curve (scaled)"] = (t, np.asarray(f["curve"]) * peak)
         panels[name] = panel

@@ -101,8 +101,7 @@ class ExpressionModel:
             raise ValueError("give either phases or a curve, not both")
         if curve is None:
             t = num_frames or self.info.num_frames
-            phases = phases or Phases(round(0.15 * t), round(0.4 * t), round(0.6 * t),
-                                      round(0.85 * t))
+            phases = phases or Phases.default(t)
             curve = intensity_curve(t, phases)
         elif num_frames is not None and num_frames != len(curve):
             raise ValueError(f"the curve has {len(curve)} frames, num_frames is {num_frames}")

@@ -160,7 +160,8 @@ def write_run_info(workdir: str, label_names, stats: IntensityStatistics, num_fr
     for the PCA decoder, ``basis.npz``, for a standardised decoder ``moments.npz``, into
     ``workdir``."""
     write_npz(os.path.join(workdir, TEMPLATE_FILE), {
-        "vertices": np.asarray(template[0], np.float32), "faces": np.asarray(template[1], np.int32)})
+        "vertices": np.asarray(template[0], np.float32),
+        "faces": np.asarray(template[1], np.int32)})
     if basis is not None:
         write_npz(os.path.join(workdir, "basis.npz"), {"mean": basis[0], "components": basis[1]})
     if moments is not None:

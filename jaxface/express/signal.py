@@ -78,6 +78,18 @@ class Phases:
             end = offset + (apex - onset)
         return cls(onset, apex, offset, end)
 
+    @classmethod
+    def default(cls, num_frames: int) -> Phases:
+        """The phases used when none are given: onset at 15 %, apex at 40 %, offset at 60 % and
+        neutral again at 85 % of the frames.
+
+        Example:
+          >>> Phases.default(20)
+          Phases(onset=3, apex=8, offset=12, end=17)
+        """
+        t = num_frames
+        return cls(round(0.15 * t), round(0.4 * t), round(0.6 * t), round(0.85 * t))
+
     def as_array(self) -> np.ndarray:
         """int32 ``[4]``: onset, apex, offset, end."""
         return np.asarray([self.onset, self.apex, self.offset, self.end], np.int32)
