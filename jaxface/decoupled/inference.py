@@ -18,11 +18,9 @@ Meshes are float32 ``[N, 3]`` (or ``[B, N, 3]``) in the units of the training da
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax
-import ml_collections
 import numpy as np
 
 from jaxface.decoupled.codes import CodeModel, gan_code_model
@@ -31,7 +29,7 @@ from jaxface.decoupled.model import RunTemplate, create_gan, load_template
 from jaxface.decoupled.train import LossWeights, create_state
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
-from jaxface.train import CheckpointError, Checkpoints
+from jaxface.train import CheckpointError, Checkpoints, read_config
 
 __all__ = ["DecoupledFaceModel"]
 
@@ -61,15 +59,7 @@ class DecoupledFaceModel:
           CheckpointError: no checkpoint, or one that cannot be read.
         """
         workdir = os.path.abspath(workdir)
-        config_path = os.path.join(workdir, "config.json")
-        if not os.path.isfile(config_path):
-            raise FileNotFoundError(f"{workdir} is not a trained decoupled face GAN run: "
-                                    "config.json is missing")
-        with open(config_path) as f:
-            try:
-                config = ml_collections.ConfigDict(json.load(f))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        config = read_config(workdir, "decoupled face GAN run")
         template = load_template(workdir)
         gan = create_gan(config, reference=template.reference, faces=template.faces,
                          scale=template.scale, num_identities=len(template.identity_names),

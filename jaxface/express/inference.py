@@ -10,12 +10,10 @@ mesh sequence.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxface.express.model import RunInfo, TrainedModel, build_model, read_run_info
@@ -23,7 +21,13 @@ from jaxface.express.signal import Phases, intensity_curve, label_signal
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models import build_topology
-from jaxface.train import CheckpointError, Checkpoints, create_optimizer, create_train_state
+from jaxface.train import (
+    CheckpointError,
+    Checkpoints,
+    create_optimizer,
+    create_train_state,
+    read_config,
+)
 
 __all__ = ["ExpressionModel", "load_expression_model"]
 
@@ -110,17 +114,6 @@ class ExpressionModel:
         return neutral[None] + disp
 
 
-def _read_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{workdir}: not a trained 4D expression run (no config.json)")
-    with open(path) as f:
-        try:
-            return ml_collections.ConfigDict(json.load(f))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
-
-
 def load_expression_model(workdir: str, batch_size: int = 8) -> ExpressionModel:
     """Loads the newest checkpoint of a run folder (``<experiment>/proposed`` or ``/baseline``).
 
@@ -130,7 +123,7 @@ def load_expression_model(workdir: str, batch_size: int = 8) -> ExpressionModel:
     """
     workdir = os.path.abspath(workdir)
     info = read_run_info(workdir)
-    config = _read_config(workdir)
+    config = read_config(workdir, "4D expression run")
     cfg = config.baseline if info.basis is not None else config.model
     topology = None
     if info.basis is None:

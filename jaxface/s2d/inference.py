@@ -12,13 +12,11 @@ All meshes are float32 ``[N, 3]`` (or ``[T, N, 3]``) in the units of the trainin
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxface.data.landmarks import LandmarkDefinition, extract_landmarks, landmark_displacement
@@ -32,6 +30,7 @@ from jaxface.train import (
     apply_in_batches,
     create_optimizer,
     create_train_state,
+    read_config,
 )
 
 __all__ = ["S2DInference"]
@@ -64,15 +63,7 @@ class S2DInference:
           CheckpointError: the checkpoint cannot be read.
         """
         workdir = os.path.abspath(workdir)
-        config_path = os.path.join(workdir, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"{workdir} is not a trained S2D-Dec run: config.json is "
-                                    "missing")
-        with open(config_path) as f:
-            try:
-                config = ml_collections.ConfigDict(json.load(f))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        config = read_config(workdir, "S2D-Dec run")
         if "name" not in config.model:  # runs written before models were named
             config.model.name = "s2d_decoder"
         vertices, faces, landmarks = load_template(workdir)

@@ -46,6 +46,7 @@ from jaxface.train.workdir import (
     WorkdirBusyError,
     config_changes,
     lock_workdir,
+    read_config,
     store_config,
 )
 
@@ -81,6 +82,7 @@ __all__ = [
     "make_supervised_step",
     "map_in_batches",
     "num_params",
+    "read_config",
     "read_jsonl",
     "rewind_jsonl",
     "store_config",

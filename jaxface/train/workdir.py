@@ -33,6 +33,7 @@ __all__ = [
     "WorkdirBusyError",
     "config_changes",
     "lock_workdir",
+    "read_config",
     "store_config",
 ]
 
@@ -220,3 +221,27 @@ def store_config(workdir: str | os.PathLike, config: Mapping[str, Any]) -> str:
             if stored == new:
                 return path
         return write_json(path, new)
+
+
+def read_config(workdir: str | os.PathLike, what: str = "run"):
+    """The config a trained run was started with (its ``config.json``), as a ``ConfigDict``.
+
+    Args:
+      workdir: the run's folder.
+      what: what the run is, for the messages (e.g. ``"S2D-Dec run"``).
+
+    Raises:
+      FileNotFoundError: no ``config.json`` (the folder is not a trained ``what``).
+      ValueError: the file is not valid JSON.
+    """
+    import ml_collections  # deferred: only loaders need it
+
+    path = os.path.join(os.path.abspath(os.fspath(workdir)), "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{os.path.dirname(path)} is not a trained {what}: config.json "
+                                "is missing")
+    with open(path) as f:
+        try:
+            return ml_collections.ConfigDict(json.load(f))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
