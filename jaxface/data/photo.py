@@ -99,17 +99,21 @@ __all__ = [
     "NoFaceError",
     "PhotoError",
     "PhotoNeutral",
+    "alignment_weights",
     "arkit_name",
     "detect_face",
+    "detection_from_result",
     "face_landmarker_path",
     "fit_neutral",
     "landmark_pixels",
     "metric_landmarks",
     "mouth_corner_lift",
+    "open_face_landmarker",
     "overlay_landmarks",
     "photo_to_neutral",
     "read_photo",
     "render_beside",
+    "similarity_transform",
     "template_level",
 ]
 
@@ -388,14 +392,13 @@ def _checked_task_path() -> str:
     return path
 
 
-def _mediapipe():
+def _mediapipe(purpose: str, hint: str):
     try:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError as err:
         raise MediaPipeMissingError(
-            f"reading a face from a photo needs MediaPipe, which is not installed ({err}); "
-            f"install it with: {INSTALL_HINT}"
+            f"{purpose} needs MediaPipe, which is not installed ({err}); install it with: {hint}"
         ) from None
     return mp, BaseOptions, vision
 
@@ -424,36 +427,56 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-def detect_face(image: np.ndarray, *, source: str | None = None) -> FaceDetection:
-    """Runs MediaPipe's FaceLandmarker (``IMAGE`` mode, one face) on an RGB image.
+@contextlib.contextmanager
+def open_face_landmarker(mode: str = "image", *, purpose: str = "reading a face from a photo",
+                         hint: str = INSTALL_HINT):
+    """MediaPipe's FaceLandmarker on the shipped model: one face, blendshapes and head pose.
+
+    MediaPipe's native start-up logging is silenced inside the block.
 
     Args:
-      image: ``uint8 [H, W, 3]`` RGB (``[H, W]`` grey and ``[H, W, 4]`` RGBA are accepted).
-      source: the file name for messages.
+      mode: ``"image"`` (independent images, ``landmarker.detect(image)``) or ``"video"``
+        (frames of one clip, ``landmarker.detect_for_video(image, milliseconds)``, timestamps
+        increasing: the face is tracked from frame to frame).
+      purpose: what needs MediaPipe, for the message when it is missing.
+      hint: the install command named in that message.
 
-    Returns:
-      A :class:`FaceDetection` of the most confident face.
+    Yields:
+      ``(landmarker, mp)``: the landmarker and the ``mediapipe`` module (``mp.Image``).
 
     Raises:
-      NoFaceError: no face was found.
-      MediaPipeMissingError: MediaPipe is not installed.
-      PhotoError: a bad image array or model file.
+      MediaPipeMissingError: MediaPipe is not installed (the message names ``hint``).
+      PhotoError: the model file is missing or damaged.
     """
-    rgb = _as_rgb(image, source)
+    if mode not in ("image", "video"):
+        raise ValueError(f"mode must be 'image' or 'video', got {mode!r}")
     task = face_landmarker_path()
-    mp, base_options, vision = _mediapipe()
+    mp, base_options, vision = _mediapipe(purpose, hint)
     options = vision.FaceLandmarkerOptions(
         base_options=base_options(model_asset_path=task),
-        running_mode=vision.RunningMode.IMAGE,
+        running_mode=getattr(vision.RunningMode, mode.upper()),
         num_faces=1,
         output_face_blendshapes=True,
         output_facial_transformation_matrixes=True,
     )
     with _quiet_native_stderr(), vision.FaceLandmarker.create_from_options(options) as landmarker:
-        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        yield landmarker, mp
+
+
+def detection_from_result(result, image_size: tuple[int, int], *,
+                          source: str | None = None) -> FaceDetection | None:
+    """The :class:`FaceDetection` of a FaceLandmarker result, ``None`` when it found no face.
+
+    Args:
+      result: what ``landmarker.detect`` or ``detect_for_video`` returned.
+      image_size: ``(height, width)`` of the image, pixels.
+      source: the file name for messages.
+
+    Raises:
+      PhotoError: fewer landmarks than the 468 of the face mesh.
+    """
     if not result.face_landmarks:
-        raise NoFaceError(f"no face found in the {rgb.shape[1]} x {rgb.shape[0]} image "
-                          "(MediaPipe FaceLandmarker)", source=source)
+        return None
     pts = np.array([[p.x, p.y, p.z] for p in result.face_landmarks[0]], np.float32)
     if pts.shape[0] < NUM_BASE_VERTICES:
         raise PhotoError(f"FaceLandmarker returned {pts.shape[0]} landmarks, expected at least "
@@ -470,7 +493,32 @@ def detect_face(image: np.ndarray, *, source: str | None = None) -> FaceDetectio
     else:
         transform = np.full((4, 4), np.nan, np.float32)
     return FaceDetection(landmarks=pts, scores=scores, neutral_score=neutral_score,
-                         transform=transform, image_size=(rgb.shape[0], rgb.shape[1]))
+                         transform=transform, image_size=(int(image_size[0]), int(image_size[1])))
+
+
+def detect_face(image: np.ndarray, *, source: str | None = None) -> FaceDetection:
+    """Runs MediaPipe's FaceLandmarker (``IMAGE`` mode, one face) on an RGB image.
+
+    Args:
+      image: ``uint8 [H, W, 3]`` RGB (``[H, W]`` grey and ``[H, W, 4]`` RGBA are accepted).
+      source: the file name for messages.
+
+    Returns:
+      A :class:`FaceDetection` of the most confident face.
+
+    Raises:
+      NoFaceError: no face was found.
+      MediaPipeMissingError: MediaPipe is not installed.
+      PhotoError: a bad image array or model file.
+    """
+    rgb = _as_rgb(image, source)
+    with open_face_landmarker("image") as (landmarker, mp):
+        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+    detection = detection_from_result(result, rgb.shape[:2], source=source)
+    if detection is None:
+        raise NoFaceError(f"no face found in the {rgb.shape[1]} x {rgb.shape[0]} image "
+                          "(MediaPipe FaceLandmarker)", source=source)
+    return detection
 
 
 def landmark_pixels(detection: FaceDetection) -> np.ndarray:
@@ -526,8 +574,8 @@ def mouth_corner_lift(vertices: np.ndarray) -> float:
     return float(1000.0 * (corners - middle))
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray):
-    """Weighted Umeyama fit: ``dst ~ scale * src @ rotation.T + shift``.
+def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: np.ndarray):
+    """Weighted Umeyama fit: ``dst ~ scale * src @ rotation.T + shift`` (least squares).
 
     Args:
       src: ``float [V, 3]`` points to move.
@@ -571,6 +619,18 @@ def _fit_operators():
     motion = np.sqrt((d ** 2).sum(axis=(0, 2)))
     align_w = 1.0 / (1.0 + (motion / np.median(motion)) ** 2)
     return t, d, lap.tocsr(), perm, lips, align_w
+
+
+def alignment_weights() -> np.ndarray:
+    """The weights of the similarity alignment on the base mesh (``omega_v``, module docstring).
+
+    High on the vertices the expression basis moves least (forehead, nose, temples), so an
+    alignment with them follows the head, not the expression.
+
+    Returns:
+      ``float64 [468]`` in (0, 1].
+    """
+    return _fit_operators()[-1].copy()
 
 
 @functools.lru_cache(maxsize=4)
@@ -654,7 +714,7 @@ def fit_neutral(
     w = w0
     model = t + np.tensordot(w, d, axes=1)
     for _ in range(priors.iterations):
-        scale, rot, shift = _similarity(x_in, model, align_w)
+        scale, rot, shift = similarity_transform(x_in, model, align_w)
         x = scale * x_in @ rot.T + shift
         neutral, w = _solve(x, w0, priors)
         model = neutral + np.tensordot(w, d, axes=1)
