@@ -3,7 +3,15 @@
 from jaxface.models.decoupled_gan import CriticOutput, DecoupledCritic, DecoupledGenerator
 from jaxface.models.expression_lstm import ExpressionLSTM, LinearBasisDecoder, SpiralMeshDecoder
 from jaxface.models.face_embedding import FaceEmbedding
+from jaxface.models.face_encoder import (
+    ExpressionEncoder,
+    FaceEncoder,
+    FaceEncoding,
+    PoseEncoder,
+    ShapeEncoder,
+)
 from jaxface.models.mesh_autoencoder import MeshAutoencoder
+from jaxface.models.mobilenet_v3 import MobileNetV3Minimal
 from jaxface.models.motion3dgan import (
     Motion3DGANCritic,
     Motion3DGANGenerator,
@@ -20,23 +28,30 @@ from jaxface.models.sequence_lstm import (
     expression_code,
     sequence_l1_loss,
 )
+from jaxface.models.timm_weights import load_timm_weights
 
 __all__ = [
     "MODELS",
     "CriticOutput",
     "DecoupledCritic",
     "DecoupledGenerator",
+    "ExpressionEncoder",
     "ExpressionLSTM",
     "FaceEmbedding",
+    "FaceEncoder",
+    "FaceEncoding",
     "FrameCodeClassifier",
     "LSTMExpressionClassifier",
     "LSTMLandmarkGenerator",
     "LinearBasisDecoder",
     "MeshAutoencoder",
+    "MobileNetV3Minimal",
     "Motion3DGANCritic",
     "Motion3DGANGenerator",
     "Neural3DMM",
+    "PoseEncoder",
     "S2DDecoder",
+    "ShapeEncoder",
     "SpiralEncoder",
     "SpiralMeshDecoder",
     "SpiralTopology",
@@ -44,6 +59,7 @@ __all__ = [
     "compute_dtype",
     "create_model",
     "expression_code",
+    "load_timm_weights",
     "one_hot_condition",
     "rb_condition",
     "sequence_l1_loss",

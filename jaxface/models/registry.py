@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jaxface.models.decoupled_gan import DecoupledCritic, DecoupledGenerator
 from jaxface.models.expression_lstm import ExpressionLSTM, LinearBasisDecoder, SpiralMeshDecoder
 from jaxface.models.face_embedding import FaceEmbedding
+from jaxface.models.face_encoder import FaceEncoder
 from jaxface.models.mesh_autoencoder import MeshAutoencoder
 from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
@@ -113,6 +114,24 @@ def _expression_lstm(cfg, *, topology: SpiralTopology | None = None,
     return ExpressionLSTM(decoder, hidden_size=cfg.hidden_size, latent_size=cfg.latent_size)
 
 
+_SMIRK_BACKBONES = {"pose": "small", "shape": "large", "expression": "large"}
+
+
+def _smirk_encoder(cfg) -> FaceEncoder:
+    """``cfg``: ``num_shape``, ``num_expression``, optional ``backbones`` (MobileNetV3-minimal
+    variant per encoder, ``{"pose": "small", "shape": "large", "expression": "large"}`` by
+    default), ``eyelids`` (``"clamp"``) and ``dtype`` (compute dtype, float32)."""
+    backbones = dict(_SMIRK_BACKBONES, **dict(cfg.get("backbones") or {}))
+    if set(backbones) != set(_SMIRK_BACKBONES):
+        unknown = sorted(set(backbones) - set(_SMIRK_BACKBONES))
+        raise ValueError(f"model.backbones: unknown encoder(s) {unknown}; "
+                         f"expected keys {sorted(_SMIRK_BACKBONES)}")
+    return FaceEncoder(num_shape=cfg.num_shape, num_expression=cfg.num_expression,
+                       pose_backbone=backbones["pose"], shape_backbone=backbones["shape"],
+                       expression_backbone=backbones["expression"],
+                       eyelids=cfg.get("eyelids", "clamp"), dtype=compute_dtype(cfg.get("dtype")))
+
+
 def _frame_code_classifier(cfg, *, num_classes: int) -> FrameCodeClassifier:
     return FrameCodeClassifier(num_classes=num_classes, hidden=tuple(cfg.hidden))
 
@@ -129,6 +148,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mesh_autoencoder": _mesh_autoencoder,
     "neural3dmm": _neural3dmm,
     "s2d_decoder": _s2d_decoder,
+    "smirk_encoder": _smirk_encoder,
 }
 
 
