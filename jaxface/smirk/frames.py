@@ -12,6 +12,7 @@ their fields checked.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -20,7 +21,15 @@ from collections.abc import Iterable, Sequence
 import jax
 import numpy as np
 
-from jaxface.data.photo import FaceDetection, NoFaceError, detect_face, landmark_pixels, read_photo
+from jaxface.data.photo import (
+    NUM_BASE_VERTICES,
+    FaceDetection,
+    NoFaceError,
+    detect_face,
+    landmark_pixels,
+    read_photo,
+)
+from jaxface.data.video import read_video_landmarks, video_frames
 from jaxface.files import write_npz
 from jaxface.smirk.crop import crop_matrix, transform_points, warp_image
 
@@ -31,6 +40,7 @@ __all__ = [
     "context_crop",
     "frames_from_detections",
     "frames_from_images",
+    "frames_from_video",
     "load_frames",
     "registry_media",
     "save_frames",
@@ -51,8 +61,8 @@ class FaceFrames:
 
     Attributes:
       images: ``uint8 [N, S, S, 3]`` context crops (``S`` = :data:`CONTEXT_SIZE` by default).
-      landmarks: ``float32 [N, 478, 2]`` MediaPipe's landmarks, ``(column, row)`` pixels of the
-        crop.
+      landmarks: ``float32 [N, 468, 2]`` MediaPipe's face-mesh landmarks (the template's
+        vertices; no iris points), ``(column, row)`` pixels of the crop.
       scores: ``float32 [N, 52]`` MediaPipe's blendshape scores (ARKit order).
       names: ``N`` frame names, ``"<file>#<frame>"``.
     """
@@ -120,9 +130,9 @@ def context_crop(image: np.ndarray, detection: FaceDetection, *, size: int = CON
       scale: crop side over the landmark box's longer side.
 
     Returns:
-      ``(uint8 [size, size, 3], float32 [478, 2])``.
+      ``(uint8 [size, size, 3], float32 [468, 2])``.
     """
-    pts = landmark_pixels(detection).astype(np.float32)
+    pts = landmark_pixels(detection)[:NUM_BASE_VERTICES].astype(np.float32)
     matrix = crop_matrix(pts, size, scale)
     warp = _context_warp if size == CONTEXT_SIZE else jax.jit(warp_image, static_argnums=2)
     args = (image, matrix) if size == CONTEXT_SIZE else (image, matrix, size)
@@ -175,6 +185,36 @@ def frames_from_images(paths: Sequence[str | os.PathLike[str]], *, skip_no_face:
                     continue
                 raise
             yield f"{os.path.basename(path)}#0", image, det
+
+    return frames_from_detections(items(), size=size, scale=scale)
+
+
+def frames_from_video(path: str | os.PathLike[str], *, every: int = 1,
+                      max_frames: int | None = None, size: int = CONTEXT_SIZE,
+                      scale: float = CONTEXT_SCALE) -> FaceFrames:
+    """Context crops of every ``every``-th frame of a video where FaceLandmarker found the face.
+
+    Args:
+      path: the video file.
+      every: keep frames ``0, every, 2 every, ...``.
+      max_frames: read at most this many frames from the start.
+      size, scale: see :func:`context_crop`.
+
+    Raises:
+      VideoError: unreadable video, no face in any frame, PyAV or MediaPipe missing.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    source = os.fspath(path)
+    measured = read_video_landmarks(source, max_frames=max_frames)
+    _, frames = video_frames(source, max_frames=max_frames)
+    base = os.path.basename(source)
+
+    def items():
+        with contextlib.closing(frames):
+            for t, (index, _, rgb) in enumerate(frames):
+                if t < measured.num_frames and t % every == 0 and measured.detected[t]:
+                    yield f"{base}#{index}", rgb, measured.detection(t)
 
     return frames_from_detections(items(), size=size, scale=scale)
 

