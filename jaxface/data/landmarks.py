@@ -21,12 +21,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
-import pickle
 from typing import Any
 
 import numpy as np
+
+from jaxface.mesh.pickles import PickleContentError, read_object_npy, read_pickle
 
 __all__ = [
     "NUM_IBUG_LANDMARKS",
@@ -131,71 +131,14 @@ class LandmarkDefinition:
 # FLAME / RingNet embedding files
 # --------------------------------------------------------------------------------------------
 
-# Globals a pickled dict of numpy arrays may reference (numpy 1.x and 2.x spellings).
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"),
-    ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 encode raw bytes with it
-}
 
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that only constructs numpy arrays, dtypes and plain containers."""
-
-    def __init__(self, file: Any, source: str) -> None:
-        super().__init__(file, encoding="latin1")
-        self._source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise LandmarkEmbeddingError(
-                f"{self._source}: refusing to unpickle {module}.{name}; only plain dicts of numpy "
-                "arrays are accepted"
-            )
-        if module.startswith("numpy.core"):
-            module = "numpy._core" + module[len("numpy.core") :]
-        import importlib
-
-        return getattr(importlib.import_module(module), name)
-
-
-def _restricted_unpickle(data: bytes, source: str) -> Any:
+def _read_pickled(path: str, *, npy: bool) -> Any:
+    """The object in a ``.npy`` (saved from a dict) or ``.pkl`` file, decoded by the restricted
+    unpickler of :mod:`jaxface.mesh.pickles` (numpy arrays and plain containers only)."""
     try:
-        return _NumpyOnlyUnpickler(io.BytesIO(data), source).load()
-    except LandmarkEmbeddingError:
-        raise
-    except Exception as err:  # any decoding failure is reported with the file name
-        raise LandmarkEmbeddingError(f"{source}: cannot read pickle data ({err})") from err
-
-
-def _read_npy_object(path: str) -> Any:
-    with open(path, "rb") as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                _, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                _, _, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise LandmarkEmbeddingError(f"{path}: unsupported .npy format version {version}")
-        except ValueError as err:
-            raise LandmarkEmbeddingError(f"{path}: not a .npy file ({err})") from err
-        if not dtype.hasobject:
-            raise LandmarkEmbeddingError(
-                f"{path}: holds a plain {dtype} array; expected a saved dict with fields "
-                f"'{_FACE_FIELD}' and '{_BARY_FIELD}'"
-            )
-        obj = _restricted_unpickle(fh.read(), path)
-    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 0:
-        obj = obj.item()
-    return obj
+        return read_object_npy(path) if npy else read_pickle(path)
+    except PickleContentError as err:
+        raise LandmarkEmbeddingError(str(err)) from None
 
 
 def _read_embedding_dict(path: str) -> dict[str, np.ndarray]:
@@ -208,11 +151,8 @@ def _read_embedding_dict(path: str) -> dict[str, np.ndarray]:
                 return {k: z[k] for k in z.files}
         except ValueError as err:
             raise LandmarkEmbeddingError(f"{path}: cannot read .npz ({err})") from err
-    if ext == ".npy":
-        obj = _read_npy_object(path)
-    elif ext in (".pkl", ".pickle"):
-        with open(path, "rb") as fh:
-            obj = _restricted_unpickle(fh.read(), path)
+    if ext in (".npy", ".pkl", ".pickle"):
+        obj = _read_pickled(path, npy=ext == ".npy")
     else:
         raise LandmarkEmbeddingError(
             f"{path}: unsupported extension {ext!r} (use .npz, .npy, .pkl)"

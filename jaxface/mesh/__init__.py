@@ -11,6 +11,8 @@ weight arrays are passed to the JAX models as constants. Submodules:
 * :mod:`jaxface.mesh.hierarchy`: CoMA-style decimation with down/up-sampling arrays.
 * :mod:`jaxface.mesh.cache`: ``.npz`` cache of hierarchies and spirals.
 * :mod:`jaxface.mesh.published`: the D/U transform pickles of published models.
+* :mod:`jaxface.mesh.pickles`: restricted reading of face-model pickles (numpy, scipy sparse,
+  chumpy and torch content, without importing chumpy or torch).
 * :mod:`jaxface.mesh.uv`: harmonic UV maps and geometry-image sampling maps.
 * :mod:`jaxface.mesh.primitives`: small test meshes.
 """
