@@ -65,8 +65,10 @@ from flax import serialization, traverse_util
 
 from jaxface.configs import generate as recipes
 from jaxface.data.datasets import open_dataset
-from jaxface.data.landmarks import normalize_landmarks
+from jaxface.data.landmarks import landmark_displacement, normalize_landmarks
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
+from jaxface.data.retarget import ExpressionTrack, retarget
+from jaxface.data.template import IBUG68_VERTICES, NUM_BASE_VERTICES
 from jaxface.files import replace_dir, staging_dir, write_atomic, write_json, write_npz
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
@@ -98,12 +100,14 @@ __all__ = [
     "SCALE_TOLERANCE",
     "SHIPPED_DIR",
     "BundleDamaged",
+    "DrivenFace",
     "FaceGenerator",
     "GeneratedExpression",
     "ModelChoice",
     "bundle_data",
     "bundle_name",
     "default_models_dir",
+    "drive_face",
     "ensure_models",
     "find_models",
     "is_bundle",
@@ -1001,3 +1005,71 @@ def ensure_models(
       The bundle folder.
     """
     return find_models(models, recipe, train=train, verbose=verbose).path
+
+
+# ----------------------------------------------------------------------------- driven by a video
+
+
+@dataclasses.dataclass(frozen=True)
+class DrivenFace:
+    """A neutral face moved by a tracked expression (:func:`drive_face`).
+
+    Attributes:
+      meshes: float32 ``[T, N, 3]`` the face in every frame, metres.
+      neutral: float32 ``[N, 3]`` the neutral face that was moved.
+      landmarks: float32 ``[T, 68, 3]`` the landmarks S2D-Dec was asked to follow: the neutral's
+        68 landmarks plus the retargeted expression.
+      displacements: float32 ``[T, 468, 3]`` the expression carried onto the neutral's base
+        mesh (its first 468 vertices), metres.
+    """
+
+    meshes: np.ndarray
+    neutral: np.ndarray
+    landmarks: np.ndarray
+    displacements: np.ndarray
+
+
+def drive_face(s2d: S2DInference, neutral: np.ndarray, track: ExpressionTrack,
+               batch_size: int = 32) -> DrivenFace:
+    """Moves a neutral face with a tracked expression (a person's, from a video) via S2D-Dec.
+
+    The track's displacements (the person's expression, head pose removed:
+    :func:`jaxface.data.retarget.track_expression`) are carried onto the neutral's base mesh in
+    local surface frames (:func:`jaxface.data.retarget.retarget`); its 68 landmarks (the
+    template's vertices :data:`IBUG68_VERTICES`) with the carried displacement are each frame's
+    landmark target, and S2D-Dec turns the landmark displacement, normalised as in training,
+    into the dense displacement of the whole face::
+
+      meshes_t = neutral + S2D-Dec(normalize(L + d_t) - normalize(L)),  L = neutral[IBUG68]
+
+    Args:
+      s2d: a trained S2D-Dec on the face template (e.g. ``FaceGenerator.s2d``).
+      neutral: float ``[N, 3]`` the face to move, the model's template topology, metres.
+      track: the expression to follow.
+      batch_size: frames decoded at a time.
+
+    Returns:
+      A :class:`DrivenFace` with ``T = track.num_frames`` frames.
+
+    Raises:
+      ValueError: a model whose template is not the face template (its landmarks are not the
+        template's vertices), or a neutral of another shape (:class:`MeshError`).
+    """
+    lms = s2d.landmarks
+    if (lms.is_barycentric or tuple(lms.vertex_indices.tolist()) != IBUG68_VERTICES
+            or s2d.num_vertices < NUM_BASE_VERTICES):
+        raise ValueError(
+            f"the S2D-Dec model's template ({s2d.num_vertices} vertices) is not the jaxface face "
+            "template (its 68 landmarks are not the template's vertices); a tracked face drives "
+            "models of the face template only")
+    neutral = np.asarray(neutral, np.float32)
+    if neutral.shape != (s2d.num_vertices, 3):
+        raise MeshError(f"expected a neutral face [{s2d.num_vertices}, 3], got "
+                        f"{list(neutral.shape)}", field="vertices")
+    moved = retarget(track.displacements, track.neutral, neutral[:NUM_BASE_VERTICES])
+    moved = moved.astype(np.float32)
+    targets = s2d.landmarks_of(neutral)[None] + moved[:, list(IBUG68_VERTICES)]
+    disp = landmark_displacement(targets, s2d.landmarks_of(neutral))
+    meshes = neutral[None] + s2d.decode(np.asarray(disp, np.float32), batch_size)
+    return DrivenFace(meshes=np.asarray(meshes, np.float32), neutral=neutral,
+                      landmarks=np.asarray(targets, np.float32), displacements=moved)
