@@ -195,13 +195,15 @@ def render_preview(
     return sheet, animation
 
 
-def save_gif(path: str, images: list[np.ndarray], fps: float = 15.0) -> None:
-    """Writes an animated GIF that plays ``images`` (uint8 ``[H, W, 3]``) forth and back."""
+def save_gif(path: str, images: list[np.ndarray], fps: float = 15.0, *,
+             bounce: bool = True) -> None:
+    """Writes an animated GIF that plays ``images`` (uint8 ``[H, W, 3]``) forth and back
+    (``bounce``, for a motion from a neutral face to its apex) or forth only (a recording)."""
     from PIL import Image
 
     pil = [Image.fromarray(im) for im in images]
-    pil[0].save(path, save_all=True, append_images=pil[1:] + pil[::-1][1:-1],
-                duration=int(1000 / fps), loop=0)
+    rest = pil[1:] + pil[::-1][1:-1] if bounce else pil[1:]
+    pil[0].save(path, save_all=True, append_images=rest, duration=int(1000 / fps), loop=0)
 
 
 def output_bytes(num_samples: int, num_frames: int, num_vertices: int, num_faces: int,
