@@ -154,7 +154,7 @@ def _conv(features: int, kernel: int, stride: int, groups: int, dtype: Any, name
 
 def _bn(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                        dtype=dtype, name=name)
+                        use_fast_variance=False, dtype=dtype, name=name)
 
 
 class DepthwiseSeparable(nn.Module):
