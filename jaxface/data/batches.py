@@ -81,39 +81,47 @@ def epoch_order(
     seed: int = 0,
     stream: Sequence[int] = (),
     shuffle: bool = True,
+    epoch_examples: int | None = None,
 ) -> np.ndarray:
     """The example indices of every batch of one epoch.
 
     Args:
-      num_examples: examples in the epoch.
+      num_examples: examples in the data.
       batch_size: examples per (global) batch.
       epoch: epoch number.
       seed: base seed.
       stream: extra seed words, so that several models trained with one ``seed`` draw
         different orders.
       shuffle: ``False`` keeps the examples in order.
+      epoch_examples: draws per epoch when an epoch is not one pass over the data (default
+        ``num_examples``): successive passes, each its own permutation, cut at this many.
 
     Returns:
-      int64 ``[num_examples // batch_size, batch_size]``; each row ascending.
+      int64 ``[epoch_examples // batch_size, batch_size]``; each row ascending.
 
     Example:
       >>> epoch_order(10, 4, 0, shuffle=False)
       array([[0, 1, 2, 3],
              [4, 5, 6, 7]])
     """
-    if shuffle:
-        rng = np.random.default_rng([int(seed), *(int(s) for s in stream), int(epoch)])
-        order = rng.permutation(num_examples)
-    else:
-        order = np.arange(num_examples)
-    steps = num_examples // batch_size
+    draws = num_examples if epoch_examples is None else int(epoch_examples)
+    passes = []
+    for k in range(-(-draws // num_examples)):
+        if shuffle:
+            words = [int(seed), *(int(s) for s in stream), int(epoch)] + ([k] if k else [])
+            passes.append(np.random.default_rng(words).permutation(num_examples))
+        else:
+            passes.append(np.arange(num_examples))
+    order = np.concatenate(passes)[:draws]
+    steps = draws // batch_size
     table = order[: steps * batch_size].reshape(steps, batch_size).astype(np.int64)
     table.sort(axis=1)
     return table
 
 
 def numeric_arrays(arrays: Mapping[str, Any], *, strict: bool = False) -> dict[str, np.ndarray]:
-    """The numeric entries of ``arrays`` as numpy, with integers as int32 and floats as float32.
+    """The numeric entries of ``arrays`` as numpy: integers as int32 (``uint8``, as images are
+    stored, stays ``uint8``), floats as float32.
 
     Args:
       arrays: name -> array-like.
@@ -125,7 +133,9 @@ def numeric_arrays(arrays: Mapping[str, Any], *, strict: bool = False) -> dict[s
     out = {}
     for k, v in arrays.items():
         v = np.asarray(v)
-        if v.dtype.kind in "iub":
+        if v.dtype == np.uint8:
+            out[k] = v
+        elif v.dtype.kind in "iub":
             out[k] = v.astype(np.int32)
         elif v.dtype.kind == "f":
             out[k] = v.astype(np.float32)
@@ -144,6 +154,8 @@ class Batches(abc.ABC):
       seed, stream, shuffle: the index table's (:func:`epoch_order`).
       prefetch: batches prepared ahead of the consumer.
       what: what the examples are, for error messages (e.g. ``"training frames"``).
+      epoch_examples: examples drawn per epoch when an epoch is not one pass over the data
+        (see :func:`epoch_order`).
 
     Raises:
       ValueError: the batch does not split over the mesh, or there are fewer examples than one
@@ -161,11 +173,16 @@ class Batches(abc.ABC):
         shuffle: bool = True,
         prefetch: int = 2,
         what: str = "examples",
+        epoch_examples: int | None = None,
     ):
         self.mesh = data_mesh() if mesh is None else mesh
         self.per_process = check_batch_size(batch_size, self.mesh)
-        if num_examples < batch_size:
+        if num_examples < 1 or (epoch_examples is None and num_examples < batch_size):
             raise ValueError(f"{num_examples} {what} are fewer than one batch of {batch_size}")
+        if epoch_examples is not None and epoch_examples < batch_size:
+            raise ValueError(f"an epoch of {epoch_examples} {what} is shorter than one batch of "
+                             f"{batch_size}")
+        self.epoch_examples = None if epoch_examples is None else int(epoch_examples)
         self.num_examples = int(num_examples)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -176,12 +193,13 @@ class Batches(abc.ABC):
     @property
     def steps_per_epoch(self) -> int:
         """Full batches per epoch."""
-        return self.num_examples // self.batch_size
+        return (self.epoch_examples or self.num_examples) // self.batch_size
 
     def order(self, epoch: int) -> np.ndarray:
         """int64 ``[steps_per_epoch, batch_size]``: the example indices of ``epoch``'s batches."""
         return epoch_order(self.num_examples, self.batch_size, epoch, seed=self.seed,
-                           stream=self.stream, shuffle=self.shuffle)
+                           stream=self.stream, shuffle=self.shuffle,
+                           epoch_examples=self.epoch_examples)
 
     def epoch(self, epoch: int, start: int = 0) -> Prefetcher[dict[str, jax.Array]]:
         """The batches of ``epoch`` from its ``start``-th on.

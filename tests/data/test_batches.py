@@ -164,3 +164,25 @@ def test_each_process_takes_its_own_columns_of_the_table(monkeypatch):
     np.testing.assert_array_equal(got[0], [[0, 1, 2, 3], [8, 9, 10, 11]])
     np.testing.assert_array_equal(got[1], [[4, 5, 6, 7], [12, 13, 14, 15]])
     np.testing.assert_array_equal(np.concatenate([got[0], got[1]], axis=1), table)
+
+
+def test_epoch_examples_makes_epochs_of_successive_permutations():
+    one_pass = epoch_order(10, 4, epoch=2, seed=1)
+    table = epoch_order(10, 4, epoch=2, seed=1, epoch_examples=25)
+    assert table.shape == (6, 4)
+    # the first pass is the ordinary epoch's order; every example appears in each full pass
+    np.testing.assert_array_equal(table[:2], one_pass)
+    counts = np.bincount(table.ravel(), minlength=10)
+    assert counts.min() >= 2 and counts.sum() == 24
+    np.testing.assert_array_equal(epoch_order(10, 4, epoch=2, seed=1, epoch_examples=25), table)
+
+
+def test_in_memory_batches_with_epoch_examples_keep_uint8():
+    images = np.arange(3 * 2, dtype=np.uint8).reshape(3, 2)
+    batches = InMemoryBatches({"image": images}, 8, seed=0, epoch_examples=16)
+    assert batches.steps_per_epoch == 2
+    with batches.epoch(0) as it:
+        got = [np.asarray(b["image"]) for b in it]
+    assert len(got) == 2 and got[0].dtype == np.uint8 and got[0].shape == (8, 2)
+    with pytest.raises(ValueError, match="shorter than one batch"):
+        InMemoryBatches({"image": images}, 8, epoch_examples=4)
