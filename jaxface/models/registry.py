@@ -126,6 +126,8 @@ def _smirk_encoder(cfg) -> FaceEncoder:
         unknown = sorted(set(backbones) - set(_SMIRK_BACKBONES))
         raise ValueError(f"model.backbones: unknown encoder(s) {unknown}; "
                          f"expected keys {sorted(_SMIRK_BACKBONES)}")
+    if cfg.get("dtype") not in (None, "float32", "bfloat16"):
+        raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {cfg.dtype!r}")
     return FaceEncoder(num_shape=cfg.num_shape, num_expression=cfg.num_expression,
                        pose_backbone=backbones["pose"], shape_backbone=backbones["shape"],
                        expression_backbone=backbones["expression"],
