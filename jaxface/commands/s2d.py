@@ -1,9 +1,12 @@
-"""``jaxface animate | transfer | neutralize``: use a trained S2D-Dec on your meshes.
+"""``jaxface animate | transfer | neutralize``: use a trained S2D-Dec on your meshes or videos.
 
 Examples::
 
     jaxface animate --model RUN --neutral face.ply --landmarks target_landmarks.npy --out out/
     jaxface transfer --model RUN --source source_frames/ --target face.ply --out out/
+    jaxface transfer --video clip.mp4 --out out/
+    jaxface transfer --video clip.mp4 --neutral face.ply --out out/
+    jaxface transfer --video clip.mp4 --photo face.jpg --start 2 --max-frames 90 --out out/
     jaxface neutralize --model RUN --mesh smiling.ply --out neutral.ply
 
 ``RUN`` is a work directory of ``python -m experiments.s2d.main``. Every input mesh must have the
@@ -13,6 +16,31 @@ refused with one line saying what differs (for a size far from the template's: t
 Mesh files are found by suffix in any case (``.ply``, ``.PLY``, ``.obj``, ``.OBJ``). A sequence
 is written into a staging folder that replaces ``--out`` when complete; an ``--out`` folder that
 holds earlier results is refused unless ``--overwrite`` is given.
+
+``transfer --video clip.mp4`` moves a neutral face with the expressions of the person filmed
+(:mod:`jaxface.data.video`, :mod:`jaxface.data.retarget`, :func:`jaxface.generate.drive_face`).
+The video is decoded with PyAV and MediaPipe's FaceLandmarker (its model ships with jaxface)
+measures the face in every frame, tracking it from frame to frame (``pip install
+'jaxface[video]'`` installs both); frames where no face is found are filled from their
+neighbours (the count is printed and recorded), and a video with no face at all is refused.
+The head's motion is removed (a robust similarity alignment on the vertices expressions move
+least), the person's own neutral face is the median of their least expressive frames (by
+MediaPipe's blendshape scores), and each frame's expression, ``frame - neutral``, is smoothed
+over time (Savitzky-Golay, degree 2, a window of ``--smooth`` seconds, 0.2 by default; 0 turns it
+off), carried onto the neutral face in local surface frames (a larger face makes a larger
+motion), read at the 68 landmarks and turned into the motion of the whole face by S2D-Dec. The
+output plays at the video's frame rate; ``--start`` (seconds) and ``--max-frames`` take a piece.
+The face to move is ``--neutral`` (``--target`` is the same flag) or a face fitted to ``--photo``
+(as ``jaxface neutral`` fits it), by default the models' default neutral face. ``--model`` is a
+model bundle or a trained S2D-Dec run on the face template; by default the models ``jaxface
+generate`` uses (the shipped ``default`` ones).
+
+Output of ``--video``: ``OUT/frames/frame_<t>.<ply|obj>`` (one mesh per frame),
+``OUT/glb/transfer.glb`` (the sequence as one animated glTF at the video's frame rate,
+metres), ``OUT/neutral.<fmt>``, a contact sheet ``OUT/preview.png`` (8 frames spread over the
+clip, moving skin tinted red), an animation ``OUT/preview.gif`` (at most 60 frames, in real
+time) and ``OUT/transfer.json`` (video, frame rate, frames taken and filled, the neutral frames,
+the smoothing, the models, the mouth-corner lift per frame).
 """
 
 from __future__ import annotations
@@ -24,11 +52,15 @@ import numpy as np
 
 from jaxface.commands.output import UNITS
 
-__all__ = ["mesh_files", "register"]
+__all__ = ["mesh_files", "read_input_mesh", "register"]
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="trained S2D-Dec run directory")
+def _common(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
+    parser.add_argument(
+        "--model", required=model_required,
+        help="trained S2D-Dec run directory" if model_required else
+        "trained S2D-Dec run directory (--source); with --video also a model bundle, by default "
+        "the models jaxface generate uses")
     parser.add_argument("--units", choices=tuple(UNITS), default="m",
                         help="units of the input meshes (and of the output); default m")
 
@@ -64,14 +96,34 @@ def register(subparsers) -> None:
     _out_sequence(p)
     p.set_defaults(func=_animate)
 
+    paragraphs = __doc__.split("\n\n")
     p = subparsers.add_parser(
-        "transfer", help="transfer the motion of a mesh sequence to another face (S2D-Dec)",
-        description="The source sequence's first frame is taken as its neutral face.",
+        "transfer",
+        help="transfer the motion of a mesh sequence, or of a face video, to another face "
+        "(S2D-Dec)",
+        description="With --source, the source sequence's first frame is taken as its neutral "
+        "face. With --video, the filmed person's expressions move the neutral face.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(p for p in paragraphs if "--video" in p),
     )
-    _common(p)
-    p.add_argument("--source", required=True,
-                   help="folder of the source sequence's meshes (sorted by name)")
-    p.add_argument("--target", required=True, help="target neutral face mesh")
+    _common(p, model_required=False)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source", help="folder of the source sequence's meshes (sorted by name)")
+    source.add_argument("--video", help="video of one face (mp4, mov, mkv, webm, ...)")
+    face = p.add_mutually_exclusive_group()
+    face.add_argument("--target", "--neutral", dest="target", default=None,
+                      help="neutral face mesh to move (required with --source; with --video "
+                      "default: the models' default neutral face)")
+    face.add_argument("--photo", default=None,
+                      help="with --video: a photograph to fit the neutral face to")
+    p.add_argument("--start", type=float, default=0.0,
+                   help="with --video: seconds into the video where the piece starts (default 0)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="with --video: at most this many frames (default: to the end)")
+    p.add_argument("--smooth", type=float, default=None,
+                   help="with --video: smoothing window in seconds (Savitzky-Golay; default "
+                   "0.2, 0 turns it off)")
+    p.add_argument("--no-gif", action="store_true", help="with --video: skip preview.gif")
     _out_sequence(p)
     p.set_defaults(func=_transfer)
 
@@ -93,8 +145,9 @@ def _load(args):
     return S2DInference.load(args.model)
 
 
-def _read(model, path: str, args) -> np.ndarray:
-    """A mesh with the model's topology, in metres; refuses one far from the template's size."""
+def read_input_mesh(model, path: str, args) -> np.ndarray:
+    """A mesh with the model's topology, in metres (``--units``); refuses one far from the
+    template's size (naming the ``--units`` that would fit)."""
     from jaxface.commands.errors import UserError
     from jaxface.commands.output import units_hint
     from jaxface.generate import SCALE_TOLERANCE, relative_scale
@@ -135,7 +188,7 @@ def _animate(args) -> int:
 
     check_output(args.out, args.overwrite)
     model = _load(args)
-    neutral = _read(model, args.neutral, args)
+    neutral = read_input_mesh(model, args.neutral, args)
     if args.landmarks:
         lms = _read_npy(args.landmarks) * UNITS[args.units]
         if lms.shape[-2:] != (68, 3) or lms.ndim not in (2, 3):
@@ -157,14 +210,28 @@ def _transfer(args) -> int:
     from jaxface.commands.errors import UserError
     from jaxface.commands.output import check_output
 
+    if args.video is not None:
+        from jaxface.commands.transfer_video import run
+
+        return run(args)
+    extra = [flag for flag, value in (("--photo", args.photo), ("--max-frames", args.max_frames),
+                                      ("--smooth", args.smooth)) if value is not None]
+    extra += ["--start"] if args.start else []
+    extra += ["--no-gif"] if args.no_gif else []
+    if extra:
+        raise UserError(f"{', '.join(extra)}: only with --video")
+    if args.model is None:
+        raise UserError("--source needs --model (a trained S2D-Dec run directory)")
+    if args.target is None:
+        raise UserError("--source needs --target (the neutral face mesh to move)")
     check_output(args.out, args.overwrite)
     model = _load(args)
     files = mesh_files(args.source)
     if len(files) < 2:
         raise UserError(f"{args.source}: expected a folder of at least 2 .ply/.obj meshes, "
                         f"found {len(files)}")
-    source = np.stack([_read(model, f, args) for f in files])
-    target = _read(model, args.target, args)
+    source = np.stack([read_input_mesh(model, f, args) for f in files])
+    target = read_input_mesh(model, args.target, args)
     _write(model, model.transfer(source, target), args)
     return 0
 
@@ -173,8 +240,8 @@ def _neutralize(args) -> int:
     from jaxface.mesh.io import write_mesh
 
     model = _load(args)
-    mesh = _read(model, args.mesh, args)
-    ref = None if args.reference is None else _read(model, args.reference, args)
+    mesh = read_input_mesh(model, args.mesh, args)
+    ref = None if args.reference is None else read_input_mesh(model, args.reference, args)
     write_mesh(args.out, model.neutralize(mesh, ref) / np.float32(UNITS[args.units]), model.faces)
     print(f"wrote {os.path.abspath(args.out)}")
     return 0
