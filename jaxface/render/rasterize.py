@@ -1,0 +1,360 @@
+"""Hard rasterisation with pytorch3d's semantics (1 face per pixel, blur 0, no perspective
+correction): which triangle is nearest at each pixel centre, and differentiable barycentrics.
+
+The work is split in two, as the official renderer's gradients are:
+
+* :func:`visible_faces` finds ``pix_to_face`` outside the gradient (a z-buffer in jnp under
+  ``stop_gradient``, jittable);
+* :func:`fragments_at` recomputes the barycentric coordinates (and the depth) of each covered
+  pixel centre from the projected vertices of its triangle, differentiably. Gradients reach the
+  vertices only through them (and whatever is interpolated with them) inside covered pixels:
+  nothing flows through coverage changes at silhouettes.
+
+:func:`rasterize` does both. Screen space and the pixel grid are those of
+:mod:`jaxface.render.camera` (x right, y down, depth smaller nearer; pixel centres at
+``(2 j + 1 - W) / S``).
+
+**Visibility rule.** A pixel is covered by a triangle when its centre has all three barycentric
+coordinates ``>= 0`` (edges included) and a depth ``>= 0``; triangles whose doubled screen area
+``|e|`` is at most :data:`MIN_FACE_AREA` are skipped. The covering triangle with the smallest
+depth wins; among triangles at exactly the same depth the smallest face index wins (pytorch3d
+orders candidates by ``(depth, face)`` too). pytorch3d counts a centre lying exactly on an edge
+as outside, so where a centre falls exactly on an edge it leaves a hole and this rasteriser does
+not; on a shared edge both triangles reach the same depth up to rounding, so the winner there is
+decided by rounding or, at an exact tie, by the face index.
+
+**Cost.** Every triangle visits only the pixels of its bounding box (clipped to the image). The
+``(triangle, pixel)`` candidates of the whole batch are streamed through a ``lax.while_loop`` in
+windows of ``chunk_size`` slots: a window takes the next triangles in order, each contributing its
+box's pixels (a triangle larger than a window is split across windows), so the work is the sum of
+the box areas, any triangle size is exact, and every shape is static. A first sweep scatter-mins
+the depths into a z-buffer; a second sweep, running the same compiled loop body so its depths are
+bit-identical, scatter-mins the face index among the candidates whose depth equals the buffer's.
+
+Example:
+  >>> import numpy as np
+  >>> tri = np.array([[[-0.5, -0.5, 1.0], [0.5, -0.5, 1.0], [0.0, 0.5, 1.0]]], np.float32)
+  >>> frags = rasterize(tri, np.array([[0, 1, 2]]), 8)
+  >>> frags.pix_to_face[0, 2]
+  Array([-1, -1,  0,  0,  0,  0, -1, -1], dtype=int32)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxface.render.camera import image_shape, pixel_centers
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "MIN_FACE_AREA",
+    "Fragments",
+    "fragments_at",
+    "interpolate",
+    "rasterize",
+    "visible_faces",
+]
+
+#: Triangles whose doubled signed screen area (NDC units) is within this of 0 are not drawn
+#: (pytorch3d's ``kEpsilon``).
+MIN_FACE_AREA = 1e-8
+
+#: ``(triangle, pixel)`` candidates per step of the visibility loop.
+DEFAULT_CHUNK_SIZE = 1 << 16
+
+# Pixel boxes are widened by this many pixels on each side before rounding, so rounding of the
+# vertex positions never drops a pixel whose centre lies on the triangle's extreme vertex.
+_BOX_MARGIN = 1e-3
+_INT32_MAX = 2**31 - 1
+# Pixel tiles (rows, columns) the boxes are cut into: a loop slot is one tile of candidates.
+_TILE = (2, 2)
+
+
+class Fragments(NamedTuple):
+    """Per-pixel rasterisation results (pytorch3d's ``Fragments`` with one face per pixel).
+
+    Attributes:
+      pix_to_face: ``int32 [B, H, W]`` index (into ``faces``, per image) of the visible
+        triangle, ``-1`` for background.
+      bary: ``float [B, H, W, 3]`` barycentric coordinates of the pixel centre in that triangle
+        (screen space, no perspective correction), ``0`` for background.
+      zbuf: ``float [B, H, W]`` interpolated screen depth, ``-1`` for background (pytorch3d's
+        fill value).
+    """
+
+    pix_to_face: jax.Array
+    bary: jax.Array
+    zbuf: jax.Array
+
+    @property
+    def mask(self) -> jax.Array:
+        """``bool [B, H, W]``: pixels covered by a triangle."""
+        return self.pix_to_face >= 0
+
+
+def _edge(px, py, ax, ay, bx, by):
+    """Edge function: twice the signed area of ``(a, b, p)``, ``(p - a) x (b - a)``."""
+    return (px - ax) * (by - ay) - (py - ay) * (bx - ax)
+
+
+def _barycentric(px, py, x0, y0, x1, y1, x2, y2, area):
+    """Screen-space barycentric coordinates of ``p`` in a triangle of doubled signed area
+    ``area = e(v0; v1, v2)``."""
+    b0 = _edge(px, py, x1, y1, x2, y2) / area
+    b1 = _edge(px, py, x2, y2, x0, y0) / area
+    b2 = _edge(px, py, x0, y0, x1, y1) / area
+    return b0, b1, b2
+
+
+def _check_inputs(screen_vertices, faces):
+    screen = jnp.asarray(screen_vertices)
+    if screen.ndim != 3 or screen.shape[-1] != 3:
+        raise ValueError(f"screen_vertices must be [B, V, 3], got {screen.shape}")
+    faces = np.asarray(faces) if not isinstance(faces, jax.Array) else faces
+    if faces.ndim != 2 or faces.shape[-1] != 3:
+        raise ValueError(f"faces must be [F, 3], got {faces.shape}")
+    if not jnp.issubdtype(faces.dtype, jnp.integer):
+        raise ValueError(f"faces must be integer vertex indices, got dtype {faces.dtype}")
+    return screen, faces
+
+
+def _triangle_table(screen: jax.Array, faces, h: int, w: int):
+    """Per-triangle data of the visibility loop, flattened over the batch (``T = B * F``).
+
+    Returns:
+      ``(table float32 [T, 13], tiles int32 [T])``: ``x0 y0 x1 y1 x2 y2 z0 z1 z2 area row0 col0
+      tiles_across`` (the last three are small integers) and the number of tiles covering the
+      triangle's pixel box clipped to the image (0 for a triangle that cannot be drawn).
+    """
+    tri = jnp.take(screen, jnp.asarray(faces), axis=1).astype(jnp.float32)  # [B, F, 3, 3]
+    finite = jnp.all(jnp.isfinite(tri), axis=(-1, -2))
+    tri = jnp.where(finite[..., None, None], tri, 0.0)
+    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
+    area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
+    drawable = finite & (jnp.abs(area) > MIN_FACE_AREA) & (jnp.max(z, axis=-1) >= 0)
+    s = float(min(h, w))
+    # Pixel-centre index coordinates: column j has its centre at u = j.
+    u = 0.5 * (x * s + (w - 1))
+    v = 0.5 * (y * s + (h - 1))
+
+    def span(c, n, tile):
+        lo = jnp.clip(jnp.min(c, axis=-1) - _BOX_MARGIN, -1.0, float(n))
+        hi = jnp.clip(jnp.max(c, axis=-1) + _BOX_MARGIN, -1.0, float(n))
+        first = jnp.maximum(jnp.ceil(lo).astype(jnp.int32), 0)
+        size = jnp.minimum(jnp.floor(hi).astype(jnp.int32), n - 1) - first + 1
+        return first, jnp.maximum(size + (tile - 1), 0) // tile
+
+    col0, tiles_w = span(u, w, _TILE[1])
+    row0, tiles_h = span(v, h, _TILE[0])
+    tiles = jnp.where(drawable, tiles_w * tiles_h, 0)
+    table = jnp.concatenate(
+        [jnp.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2]], -1), z,
+         jnp.stack([area, row0.astype(jnp.float32), col0.astype(jnp.float32),
+                    jnp.maximum(tiles_w, 1).astype(jnp.float32)], -1)], axis=-1)
+    return table.reshape(-1, 13), tiles.reshape(-1)
+
+
+def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: int):
+    """The two-sweep streamed z-buffer over the triangle table; ``int32 [B, H, W]`` face ids
+    (``n_faces`` where nothing is visible)."""
+    n_tri = table.shape[0]
+    tile_h, tile_w = _TILE
+    per_tile = tile_h * tile_w
+    steps = max(1, int(chunk) // per_tile)  # tiles per loop step
+    # Window length in triangles. Counts are capped one above the step (enough to tell a
+    # triangle that does not fit in the step from one that does), so cumulative sums over a
+    # window stay below 2**31.
+    window = max(1, min(steps, _INT32_MAX // (steps + 1)))
+    table = jnp.concatenate([table, jnp.zeros((window, table.shape[1]), table.dtype)])
+    tiles = jnp.concatenate([tiles, jnp.zeros((window,), tiles.dtype)])
+    hw = h * w
+    dump = n_images * hw  # scatter target of empty candidates
+    s = float(min(h, w))
+    slots = jnp.arange(steps, dtype=jnp.int32)
+    dy = jnp.asarray(np.repeat(np.arange(tile_h), tile_w), jnp.int32)  # [per_tile]
+    dx = jnp.asarray(np.tile(np.arange(tile_w), tile_h), jnp.int32)
+
+    def body(state):
+        phase, tri, off, zbuf, ids = state
+        cnt = jax.lax.dynamic_slice(tiles, (tri,), (window,))
+        cnt = jnp.minimum(cnt.at[0].add(-off), steps + 1)
+        cum = jnp.cumsum(cnt)
+        total = cum[-1]
+        start = cum - cnt
+        # Owner of each slot: the last triangle starting at or before it.
+        owner = jnp.cumsum(jnp.zeros((steps,), jnp.int32).at[start].add(1, mode="drop")) - 1
+        owner = jnp.clip(owner, 0, window - 1)
+        k = slots - start[owner] + jnp.where(owner == 0, off, 0)  # tile number in the box
+        t = tri + owner
+        row_f = table[t]  # [steps, 13]
+        across = row_f[:, 12].astype(jnp.int32)
+        ty = k // across
+        row = (row_f[:, 10].astype(jnp.int32) + tile_h * ty)[:, None] + dy  # [steps, per_tile]
+        col = (row_f[:, 11].astype(jnp.int32) + tile_w * (k - ty * across))[:, None] + dx
+        px = (2.0 * col.astype(jnp.float32) + (1.0 - w)) / s
+        py = (2.0 * row.astype(jnp.float32) + (1.0 - h)) / s
+        c = [row_f[:, i, None] for i in range(10)]
+        b0, b1, b2 = _barycentric(px, py, *c[:6], c[9])
+        z = b0 * c[6] + b1 * c[7] + b2 * c[8]
+        ok = ((slots < total)[:, None] & (row < h) & (col < w)
+              & (b0 >= 0) & (b1 >= 0) & (b2 >= 0) & (z >= 0))
+        image = t // n_faces
+        face = jnp.broadcast_to((t - image * n_faces)[:, None], z.shape).reshape(-1)
+        pix = jnp.where(ok, (image * hw)[:, None] + row * w + col, dump).reshape(-1)
+        z = z.reshape(-1)
+        # Both sweeps read these exact values (one computation, materialised once per step).
+        z, pix, face = jax.lax.optimization_barrier((z, pix, face))
+
+        def depth_sweep(bufs):
+            zb, ib = bufs
+            return zb.at[pix].min(z), ib
+
+        def face_sweep(bufs):
+            zb, ib = bufs
+            return zb, ib.at[pix].min(jnp.where(z == zb[pix], face, n_faces))
+
+        zbuf, ids = jax.lax.cond(phase == 0, depth_sweep, face_sweep, (zbuf, ids))
+        consumed = jnp.minimum(total, steps)
+        # The triangle holding the first tile not done (``window`` when the window is done).
+        nxt = jnp.searchsorted(cum, consumed, side="right")
+        nxt_safe = jnp.minimum(nxt, window - 1)
+        nxt_off = consumed - start[nxt_safe] + jnp.where(nxt_safe == 0, off, 0)
+        off = jnp.where(nxt >= window, 0, nxt_off)
+        tri = tri + nxt
+        swept = tri >= n_tri
+        return (phase + swept.astype(jnp.int32), jnp.where(swept, 0, tri),
+                jnp.where(swept, 0, off), zbuf, ids)
+
+    init = (jnp.int32(0), jnp.int32(0), jnp.int32(0),
+            jnp.full((dump + 1,), jnp.inf, jnp.float32),
+            jnp.full((dump + 1,), n_faces, jnp.int32))
+    *_, ids = jax.lax.while_loop(lambda st: st[0] < 2, body, init)
+    return ids[:dump].reshape(n_images, h, w)
+
+
+def visible_faces(
+    screen_vertices: jax.typing.ArrayLike,
+    faces,
+    image_size: int | tuple[int, int],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array:
+    """The triangle visible at each pixel centre (no gradient).
+
+    Args:
+      screen_vertices: ``float [B, V, 3]`` screen points (:func:`~jaxface.render.camera.
+        project_orthographic`).
+      faces: ``int [F, 3]`` triangles (a numpy constant; the same for every example).
+      image_size: an int (square) or ``(H, W)``; static.
+      chunk_size: ``(triangle, pixel)`` candidates per loop step (static; larger uses more
+        memory per step and fewer steps).
+
+    Returns:
+      ``int32 [B, H, W]`` face index, ``-1`` where no triangle covers the pixel centre.
+    """
+    screen, faces = _check_inputs(screen_vertices, faces)
+    h, w = image_shape(image_size)
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    n_images, n_faces = screen.shape[0], faces.shape[0]
+    if n_images == 0 or n_faces == 0:
+        return jnp.full((n_images, h, w), -1, jnp.int32)
+    screen = jax.lax.stop_gradient(screen)
+    table, tiles = _triangle_table(screen, faces, h, w)
+    ids = _zbuffer(table, tiles, n_images, n_faces, h, w, int(chunk_size))
+    return jnp.where(ids < n_faces, ids, -1)
+
+
+def _pixel_vertex_ids(faces, pix_to_face: jax.Array) -> jax.Array:
+    """``int32 [B, H, W, 3]`` vertex indices of each pixel's triangle (triangle 0 for
+    background)."""
+    return jnp.asarray(faces, jnp.int32)[jnp.maximum(pix_to_face, 0)]
+
+
+def _gather_vertices(values: jax.Array, vertex_ids: jax.Array) -> jax.Array:
+    """``values [B, V, C]`` at ``vertex_ids [B, H, W, 3]``: ``[B, H, W, 3, C]``."""
+    return jax.vmap(lambda val, idx: val[idx])(values, vertex_ids)
+
+
+def fragments_at(
+    screen_vertices: jax.typing.ArrayLike, faces, pix_to_face: jax.typing.ArrayLike
+) -> Fragments:
+    """Barycentric coordinates and depth of each covered pixel centre, differentiable in the
+    screen vertices.
+
+    Args:
+      screen_vertices: ``float [B, V, 3]`` screen points.
+      faces: ``int [F, 3]`` triangles.
+      pix_to_face: ``int32 [B, H, W]`` visible triangle per pixel (:func:`visible_faces`); its
+        shape sets the image size.
+
+    Returns:
+      :class:`Fragments`; background pixels have zero barycentrics (and zero gradients).
+    """
+    screen, faces = _check_inputs(screen_vertices, faces)
+    pix_to_face = jnp.asarray(pix_to_face, jnp.int32)
+    b, h, w = pix_to_face.shape
+    if b != screen.shape[0]:
+        raise ValueError(f"pix_to_face has {b} images, screen_vertices {screen.shape[0]}")
+    centers = jnp.asarray(pixel_centers((h, w)))
+    covered = pix_to_face >= 0
+    tri = _gather_vertices(screen, _pixel_vertex_ids(faces, pix_to_face))  # [B, H, W, 3, 3]
+    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
+    area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
+    # Background pixels (and only they) could sit on a degenerate triangle 0.
+    area = jnp.where(covered, area, 1.0)
+    bary = jnp.stack(
+        _barycentric(centers[..., 0], centers[..., 1], x[..., 0], y[..., 0], x[..., 1],
+                     y[..., 1], x[..., 2], y[..., 2], area), axis=-1)
+    bary = jnp.where(covered[..., None], bary, 0.0)
+    zbuf = jnp.where(covered, jnp.sum(bary * z, axis=-1), -1.0)
+    return Fragments(pix_to_face, bary, zbuf)
+
+
+def rasterize(
+    screen_vertices: jax.typing.ArrayLike,
+    faces,
+    image_size: int | tuple[int, int],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Fragments:
+    """Rasterises triangle meshes seen in screen space.
+
+    Args:
+      screen_vertices: ``float [B, V, 3]`` screen points (x right, y down, depth).
+      faces: ``int [F, 3]`` triangles, shared by the batch.
+      image_size: an int (square) or ``(H, W)``; static.
+      chunk_size: candidates per step of the visibility loop (see :func:`visible_faces`).
+
+    Returns:
+      :class:`Fragments` with ``pix_to_face`` computed outside the gradient and differentiable
+      ``bary`` and ``zbuf``.
+    """
+    pix_to_face = visible_faces(screen_vertices, faces, image_size, chunk_size=chunk_size)
+    return fragments_at(screen_vertices, faces, pix_to_face)
+
+
+def interpolate(fragments: Fragments, faces, attributes: jax.typing.ArrayLike) -> jax.Array:
+    """Interpolates per-vertex attributes at the pixel centres with the fragments'
+    barycentrics.
+
+    Args:
+      fragments: the :class:`Fragments` of a ``[B, H, W]`` batch.
+      faces: ``int [F, 3]`` the triangles that were rasterised.
+      attributes: ``float [B, V, C]`` (or ``[V, C]``, shared by the batch) per-vertex values.
+
+    Returns:
+      ``float [B, H, W, C]``, ``0`` on background pixels.
+    """
+    attributes = jnp.asarray(attributes)
+    b = fragments.pix_to_face.shape[0]
+    if attributes.ndim == 2:
+        attributes = jnp.broadcast_to(attributes, (b, *attributes.shape))
+    if attributes.ndim != 3 or attributes.shape[0] != b:
+        raise ValueError(f"attributes must be [B={b}, V, C] or [V, C], got {attributes.shape}")
+    values = _gather_vertices(attributes, _pixel_vertex_ids(faces, fragments.pix_to_face))
+    return jnp.einsum("bhwk,bhwkc->bhwc", fragments.bary.astype(values.dtype), values)
