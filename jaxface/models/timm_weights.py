@@ -40,12 +40,13 @@ def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such weights file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an archive")
-            return {key: archive[key] for key in archive.files}
+        archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not an .npz archive of timm weights ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not an .npz archive of timm weights (a single array)")
+    with archive:
+        return {key: archive[key] for key in archive.files}
 
 
 def _timm_name(path: Sequence[str]) -> str:
