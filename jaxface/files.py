@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,13 @@ import numpy as np
 __all__ = [
     "DiskFullError",
     "disk_full_error",
+    "flatten_tree",
     "is_disk_full",
     "remove_stale_staging",
     "replace_dir",
     "staging_dir",
     "umask",
+    "unflatten_tree",
     "write_atomic",
     "write_json",
     "write_npy",
@@ -258,3 +261,42 @@ def replace_dir(source: str | os.PathLike, target: str | os.PathLike) -> None:
     os.rename(target, old)
     os.rename(source, target)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def flatten_tree(tree: Any) -> dict[str, np.ndarray]:
+    """A nested dict of arrays (a parameter tree) as ``{"a/b/c": array}``, the keys of an
+    ``.npz`` file.
+
+    Raises:
+      ValueError: a key contains ``"/"``.
+
+    Example:
+      >>> sorted(flatten_tree({"a": {"b": np.zeros(1)}, "c": np.ones(2)}))
+      ['a/b', 'c']
+    """
+    flat: dict[str, np.ndarray] = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if "/" in str(key):
+                raise ValueError(f"parameter name {prefix + (key,)!r} contains '/'")
+            if isinstance(value, Mapping):
+                walk(value, prefix + (str(key),))
+            else:
+                flat["/".join(prefix + (str(key),))] = np.asarray(value)
+
+    walk(tree, ())
+    return flat
+
+
+def unflatten_tree(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The inverse of :func:`flatten_tree`, float16 arrays widened to float32."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = key.split("/")
+        for name in parents:
+            node = node.setdefault(name, {})
+        value = np.asarray(value)
+        node[leaf] = value.astype(np.float32) if value.dtype == np.float16 else value
+    return tree

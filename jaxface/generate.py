@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import serialization, traverse_util
+from flax import serialization
 
 from jaxface.configs import generate as recipes
 from jaxface.data.datasets import open_dataset
@@ -69,7 +69,15 @@ from jaxface.data.landmarks import landmark_displacement, normalize_landmarks
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.retarget import ExpressionTrack, retarget
 from jaxface.data.template import IBUG68_VERTICES, NUM_BASE_VERTICES
-from jaxface.files import replace_dir, staging_dir, write_atomic, write_json, write_npz
+from jaxface.files import (
+    flatten_tree,
+    replace_dir,
+    staging_dir,
+    unflatten_tree,
+    write_atomic,
+    write_json,
+    write_npz,
+)
 from jaxface.mesh.cache import default_cache_dir
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology
@@ -396,8 +404,8 @@ class FaceGenerator:
             raise _damaged(os.path.join(path, "motion3dgan.npz"), "no reference", path)
         reference = gan.pop("reference")
         self.reference = jnp.asarray(reference, jnp.float32)
-        self._gen_params = jax.tree.map(jnp.asarray, _unflatten(gan))
-        params = _unflatten(_load_npz(os.path.join(path, "s2d.npz"), path))
+        self._gen_params = jax.tree.map(jnp.asarray, unflatten_tree(gan))
+        params = unflatten_tree(_load_npz(os.path.join(path, "s2d.npz"), path))
         s2d_config = ml_collections.ConfigDict(self.manifest.get("s2d_config", config.s2d))
         template = os.path.join(path, "template.npz")
         _load_npz(template, path)
@@ -570,24 +578,6 @@ class FaceGenerator:
                                       expression=expression, label=label)
 
 
-def _flatten(tree: Any) -> dict[str, np.ndarray]:
-    """A parameter tree as ``{"a/b/c": array}`` (the keys of an ``.npz`` file)."""
-    flat = {}
-    for keys, value in traverse_util.flatten_dict(tree).items():
-        if any("/" in str(k) for k in keys):
-            raise ValueError(f"parameter name {keys!r} contains '/'")
-        flat["/".join(map(str, keys))] = np.asarray(value)
-    return flat
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The inverse of :func:`_flatten`, float16 arrays widened to float32."""
-    return traverse_util.unflatten_dict({
-        tuple(k.split("/")): v.astype(np.float32) if v.dtype == np.float16 else v
-        for k, v in flat.items()
-    })
-
-
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> FaceGenerator:
     del mtime  # part of the cache key: a retrained bundle is reloaded
@@ -738,8 +728,8 @@ def _with_params(generator: FaceGenerator, gan: dict[str, np.ndarray],
                  s2d: dict[str, np.ndarray]) -> FaceGenerator:
     """A shallow copy of ``generator`` with other (flat) parameters of the same shapes."""
     other = copy.copy(generator)
-    other._gen_params = jax.tree.map(jnp.asarray, _unflatten(gan))
-    other.s2d = dataclasses.replace(generator.s2d, params=_unflatten(s2d))
+    other._gen_params = jax.tree.map(jnp.asarray, unflatten_tree(gan))
+    other.s2d = dataclasses.replace(generator.s2d, params=unflatten_tree(s2d))
     return other
 
 
@@ -784,8 +774,8 @@ def pack_bundle(
     generator = FaceGenerator(source)
     if generator.packed:
         raise ValueError(f"{generator.path}: already packed")
-    gan = _flatten(generator._gen_params)
-    s2d = _flatten(generator.s2d.params)
+    gan = flatten_tree(generator._gen_params)
+    s2d = flatten_tree(generator.s2d.params)
     _say(f"packing {len(gan)} Motion3DGAN and {len(s2d)} S2D-Dec arrays "
          f"({sum(a.size for a in (*gan.values(), *s2d.values())):,} numbers)", verbose)
     base = _check_sequences(generator, seed)

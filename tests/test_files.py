@@ -6,7 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from jaxface.files import write_atomic, write_json, write_npy, write_npz
+from jaxface.files import (
+    flatten_tree,
+    unflatten_tree,
+    write_atomic,
+    write_json,
+    write_npy,
+    write_npz,
+)
 
 
 def test_writers_round_trip_and_create_folders(tmp_path):
@@ -31,3 +38,14 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         write_atomic(target, "not bytes")  # fails while writing the temporary file
     assert json.loads(target.read_text()) == {"v": 1}
     assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_flatten_tree_round_trip_widens_float16():
+    tree = {"enc": {"conv": {"kernel": np.ones((2, 2), np.float16)}}, "bias": np.zeros(3)}
+    flat = flatten_tree(tree)
+    assert sorted(flat) == ["bias", "enc/conv/kernel"]
+    back = unflatten_tree(flat)
+    assert back["enc"]["conv"]["kernel"].dtype == np.float32
+    np.testing.assert_array_equal(back["bias"], tree["bias"])
+    with pytest.raises(ValueError, match="contains '/'"):
+        flatten_tree({"a/b": np.zeros(1)})

@@ -15,6 +15,7 @@ import pytest
 
 from jaxface import generate as gen
 from jaxface.cli import main
+from jaxface.files import flatten_tree
 from jaxface.mesh.io import read_mesh
 from tests.faults.bundle import make_bundle
 
@@ -115,7 +116,7 @@ def test_packing_round_trip_keeps_parameters_within_float16(untrained, packed):
     source, loaded = gen.FaceGenerator(untrained), gen.FaceGenerator(packed)
     assert loaded.packed and not source.packed
     for a, b in ((source._gen_params, loaded._gen_params), (source.s2d.params, loaded.s2d.params)):
-        flat_a, flat_b = gen._flatten(a), gen._flatten(b)
+        flat_a, flat_b = flatten_tree(a), flatten_tree(b)
         assert flat_a.keys() == flat_b.keys()
         for key in flat_a:
             assert flat_b[key].dtype == np.float32
