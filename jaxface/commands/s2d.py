@@ -111,7 +111,7 @@ def register(subparsers) -> None:
     source.add_argument("--source", help="folder of the source sequence's meshes (sorted by name)")
     source.add_argument("--video", help="video of one face (mp4, mov, mkv, webm, ...)")
     face = p.add_mutually_exclusive_group()
-    face.add_argument("--target", "--neutral", dest="target", default=None,
+    face.add_argument("--target", "--neutral", dest="target", default=None, metavar="MESH",
                       help="neutral face mesh to move (required with --source; with --video "
                       "default: the models' default neutral face)")
     face.add_argument("--photo", default=None,
