@@ -30,6 +30,7 @@ __all__ = [
     "add_title",
     "contact_sheet",
     "draw_points",
+    "face_buffer",
     "fit_camera",
     "project_points",
     "render_mesh",
@@ -87,6 +88,7 @@ def fit_camera(
     yaw: float = 0.0,
     pitch: float = 0.0,
     margin: float = 0.06,
+    rotation: np.ndarray | None = None,
 ) -> Camera:
     """Builds a camera that frames ``vertices`` seen from the given direction.
 
@@ -98,13 +100,15 @@ def fit_camera(
       yaw: rotation about the vertical axis in degrees (positive shows the face's left side).
       pitch: rotation about the horizontal axis in degrees (positive tilts the top away).
       margin: fraction of the image kept free around the bounding box on each side.
+      rotation: ``float [3, 3]`` world-to-view rotation (rows: the view's right, up and
+        toward-the-viewer directions in world coordinates); replaces ``yaw`` and ``pitch``.
 
     Returns:
       A :class:`Camera`.
     """
     size = _image_size(image_size)
     pts = np.asarray(vertices, np.float64).reshape(-1, 3)
-    rot = _rotation(yaw, pitch)
+    rot = _rotation(yaw, pitch) if rotation is None else np.asarray(rotation, np.float64)
     q = pts @ rot.T
     lo, hi = q.min(axis=0), q.max(axis=0)
     center_view = 0.5 * (lo + hi)
@@ -248,6 +252,42 @@ def _rasterise(
     first = np.ones(pix.shape, bool)
     first[1:] = pix[1:] != pix[:-1]
     return pix[first], fid[first], bary[first]
+
+
+def face_buffer(
+    vertices: np.ndarray, faces: np.ndarray, camera: Camera
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle each pixel sees, and where: the z-buffer of :func:`render_mesh`.
+
+    The camera is orthographic, so a pixel's barycentric coordinates in screen space are those
+    of the 3D point it sees: ``vertices[faces[face]]`` weighted by them is that point.
+
+    Args:
+      vertices: ``float [N, 3]``.
+      faces: ``int [F, 3]``.
+      camera: the :class:`Camera`.
+
+    Returns:
+      ``(face int64 [H, W], barycentric float64 [H, W, 3])``: the nearest triangle at each
+      pixel centre (``-1`` where no triangle is) and the pixel centre's barycentric
+      coordinates in it.
+
+    Example:
+      >>> v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+      >>> face, _ = face_buffer(v, np.array([[0, 1, 2]]), fit_camera(v, 16))
+      >>> int((face == 0).sum()) > 0, int(face.min())
+      (True, -1)
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    h, w = camera.image_size
+    screen, depth = project_points(v, camera)
+    pix, fid, bary = _rasterise(screen, depth, f, (h, w))
+    face = np.full(h * w, -1, np.int64)
+    weights = np.zeros((h * w, 3))
+    face[pix] = fid
+    weights[pix] = bary
+    return face.reshape(h, w), weights.reshape(h, w, 3)
 
 
 def render_mesh(

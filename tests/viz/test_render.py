@@ -8,6 +8,7 @@ from jaxface.viz.render import (
     add_colorbar,
     contact_sheet,
     draw_points,
+    face_buffer,
     fit_camera,
     project_points,
     render_mesh,
@@ -102,3 +103,25 @@ def test_contact_sheet_and_png(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), labelled)
     with pytest.raises(ValueError, match="uint8"):
         save_png(path, labelled.astype(np.float32))
+
+
+def test_face_buffer_gives_the_nearest_triangle_and_the_point_each_pixel_sees():
+    near = _SQUARE_V * [0.5, 0.5, 1] + [0.25, 0.25, 0.1]
+    v = np.concatenate([_SQUARE_V, near])
+    f = np.concatenate([_SQUARE_F, _SQUARE_F + 4])
+    camera = fit_camera(v, 48)
+    face, bary = face_buffer(v, f, camera)
+    assert face.shape == (48, 48) and bary.shape == (48, 48, 3)
+    assert face[24, 24] in (2, 3) and face[5, 5] in (0, 1) and face[0, 0] == -1
+    rows, cols = np.nonzero(face >= 0)
+    seen = np.einsum("pk,pkc->pc", bary[rows, cols], v[f[face[rows, cols]]])
+    pixels, _ = project_points(seen, camera)
+    np.testing.assert_allclose(pixels, np.stack([cols + 0.5, rows + 0.5], axis=1), atol=1e-9)
+
+
+def test_fit_camera_takes_a_rotation_in_place_of_yaw_and_pitch():
+    yawed = fit_camera(_SQUARE_V, 32, yaw=30.0, pitch=-10.0)
+    given = fit_camera(_SQUARE_V, 32, rotation=yawed.rotation)
+    np.testing.assert_allclose(given.rotation, yawed.rotation)
+    np.testing.assert_allclose(given.center, yawed.center)
+    assert given.scale == pytest.approx(yawed.scale)
