@@ -96,3 +96,25 @@ def test_missing_or_corrupt_run(run_dir, tmp_path, capsys):
                     fh.write(b"\0")
     with pytest.raises(CheckpointError, match="corrupt"):
         S2DInference.load(str(broken))
+
+
+def test_transfer_video_with_a_trained_run(run_dir, tmp_path):
+    import importlib.util
+    import json
+
+    from tests.data.videos import feat_video
+
+    if importlib.util.find_spec("av") is None or importlib.util.find_spec("mediapipe") is None:
+        pytest.skip("PyAV and MediaPipe are not installed (pip install 'jaxface[video]')")
+    m = S2DInference.load(run_dir)
+    out = tmp_path / "video"
+    assert main(["transfer", "--video", feat_video("single_face.mp4"), "--model", run_dir,
+                 "--max-frames", "6", "--no-gif", "--out", str(out)]) == 0
+    frames = sorted(os.listdir(out / "frames"))
+    assert len(frames) == 6
+    vertices, faces = read_mesh(out / "frames" / frames[-1])
+    assert vertices.shape == m.vertices.shape and np.array_equal(faces, m.faces)
+    record = json.loads((out / "transfer.json").read_text())
+    assert record["models"] == {"s2d_run": os.path.abspath(run_dir)}
+    assert record["neutral"] == "models' default neutral"  # the run's template
+    np.testing.assert_allclose(read_mesh(out / "neutral.ply")[0], m.vertices, atol=1e-6)
