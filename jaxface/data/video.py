@@ -59,8 +59,8 @@ __all__ = [
     "VideoError",
     "VideoLandmarks",
     "fill_gaps",
+    "open_video",
     "read_video_landmarks",
-    "video_frames",
 ]
 
 #: How to install what reading a video needs.
@@ -209,20 +209,23 @@ def _check_piece(start: float, max_frames: int | None) -> None:
         raise ValueError(f"max_frames must be at least 2, got {max_frames}")
 
 
-def video_frames(
+@contextlib.contextmanager
+def open_video(
     path: str | os.PathLike[str], *, start: float = 0.0, max_frames: int | None = None,
-) -> tuple[float, Iterator[tuple[int, float, np.ndarray]]]:
-    """Opens a video and decodes its frames (PyAV), from ``start`` seconds on.
+) -> Iterator[tuple[float, Iterator[tuple[int, float, np.ndarray]]]]:
+    """Opens a video for decoding its frames (PyAV), from ``start`` seconds on.
+
+    The file is closed when the block ends.
 
     Args:
       path: the video file.
       start: seconds from the first frame; frames presented earlier are skipped.
       max_frames: at most this many frames (default: to the end).
 
-    Returns:
+    Yields:
       ``(fps, frames)``: the stream's frame rate and an iterator of ``(index, time_s, rgb
       uint8 [H, W, 3])`` (the frame's index in the video, its presentation time in seconds
-      from the first frame's, its pixels) that closes the file when exhausted or closed.
+      from the first frame's, its pixels).
 
     Raises:
       VideoError: the file is missing, not a readable video, has no video stream or no frame
@@ -237,36 +240,34 @@ def video_frames(
         container = av.open(source)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise VideoError(f"not a readable video ({_reason(err)})", source=source) from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError("holds no video stream", source=source)
-    stream = container.streams.video[0]
-    rate = stream.average_rate or stream.guessed_rate
-    if not rate or not float(rate) > 0:
-        container.close()
-        raise VideoError("the video stream has no frame rate", source=source)
-    fps = float(rate)
+    with container:
+        if not container.streams.video:
+            raise VideoError("holds no video stream", source=source)
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate or not float(rate) > 0:
+            raise VideoError("the video stream has no frame rate", source=source)
+        fps = float(rate)
 
-    def frames() -> Iterator[tuple[int, float, np.ndarray]]:
-        taken, origin = 0, None
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                t = (index / fps if frame.pts is None or stream.time_base is None
-                     else float(frame.pts * stream.time_base))
-                origin = t if origin is None else origin
-                t -= origin  # seconds from the first frame (containers may start later than 0)
-                if t < start - 0.5 / fps:
-                    continue
-                yield index, t, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-                taken += 1
-                if max_frames is not None and taken >= max_frames:
-                    break
-        except av.FFmpegError as err:
-            raise VideoError(f"not a readable video ({_reason(err)})", source=source) from None
-        finally:
-            container.close()
+        def frames() -> Iterator[tuple[int, float, np.ndarray]]:
+            taken, origin = 0, None
+            try:
+                for index, frame in enumerate(container.decode(stream)):
+                    t = (index / fps if frame.pts is None or stream.time_base is None
+                         else float(frame.pts * stream.time_base))
+                    origin = t if origin is None else origin
+                    t -= origin  # from the first frame (a container may start later than 0)
+                    if t < start - 0.5 / fps:
+                        continue
+                    yield index, t, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+                    taken += 1
+                    if max_frames is not None and taken >= max_frames:
+                        break
+            except av.FFmpegError as err:
+                raise VideoError(f"not a readable video ({_reason(err)})",
+                                 source=source) from None
 
-    return fps, frames()
+        yield fps, frames()
 
 
 def read_video_landmarks(
@@ -290,14 +291,15 @@ def read_video_landmarks(
       ValueError: ``start`` negative or ``max_frames`` below 2.
     """
     source = os.fspath(path)
-    fps, frames = video_frames(source, start=start, max_frames=max_frames)
     landmarks, scores, transforms, detected, times = [], [], [], [], []
     size, first_frame = None, None
     last_ms = -1
     try:
-        with contextlib.closing(frames), open_face_landmarker(
-                "video", purpose="reading a face from a video", hint=INSTALL_HINT
-        ) as (landmarker, mp):
+        with (
+            open_video(source, start=start, max_frames=max_frames) as (fps, frames),
+            open_face_landmarker("video", purpose="reading a face from a video",
+                                 hint=INSTALL_HINT) as (landmarker, mp),
+        ):
             for index, t, rgb in frames:
                 size = rgb.shape[:2]
                 first_frame = index if first_frame is None else first_frame
