@@ -26,9 +26,12 @@ What is built (deterministic, numpy and scipy only):
      best point of a coarse grid). ``jawLeft`` and ``jawRight`` become yaw angles of the same
      joint (1-D least squares with the fitted weights).
   4. Pose correctives (``posedirs``, FLAME's layout): the residuals of the three jaw shapes,
-     carried back through each vertex's blended rotation, are written as a linear function of
-     the jaw joint's ``R - I`` (minimum-norm fit to the three poses), so the jaw opening at the
-     fitted angle equals ``jawOpen`` (and likewise left and right); other joints have none.
+     carried back through each vertex's blended rotation, are written as linear functions of the
+     jaw joint's ``R - I``: the opening's on the sine elements of a rotation about x (so it grows
+     as ``sin t`` and the jaw at the fitted angle equals ``jawOpen``), the part of the yaws'
+     that changes sign between left and right on the sine elements of a rotation about y (their
+     common part, the chin coming forward, is left to the ``jawForward`` expression). Other
+     joints have none.
   5. Expression basis: the other ARKit shapes, without ``jawOpen``, ``jawLeft``, ``jawRight``
      (now the jaw joint), ``eyeBlink_L``/``_R`` (now the eyelid shapes) and ``tongueOut`` (all
      zero: the head has no tongue); 46 named shapes, weight 1 = the sculpted shape.
@@ -232,21 +235,56 @@ def fit_yaw(v: np.ndarray, shape: np.ndarray, pivot: np.ndarray, w: np.ndarray) 
     return float(res.x)
 
 
-def pose_correctives(v: np.ndarray, pivot: np.ndarray, w: np.ndarray,
-                     poses: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """The jaw's pose correctives: ``[9, V * 3]`` so that LBS plus correctives reproduces each
-    ``(rotation, displacement)`` pair exactly (minimum-norm over the 9 features ``R - I``).
+def _rest_residual(v: np.ndarray, pivot: np.ndarray, w: np.ndarray, rot: np.ndarray,
+                   shape: np.ndarray) -> np.ndarray:
+    """What skinning misses of ``shape``, carried back through each vertex's blended rotation
+    ``(1 - w) I + w R`` (correctives are added before skinning): ``[V, 3]``."""
+    r = shape - _blend(v, pivot, rot, w)
+    blended = (1.0 - w)[:, None, None] * np.eye(3) + w[:, None, None] * rot
+    return np.linalg.solve(blended, r[..., None])[..., 0]
 
-    The correctives are added before skinning, so each residual is carried back through the
-    vertex's blended rotation ``(1 - w) I + w R``.
+
+def pose_correctives(v: np.ndarray, pivot: np.ndarray, w: np.ndarray, opening: float,
+                     shapes: dict[str, np.ndarray], yaw: tuple[float, float]) -> np.ndarray:
+    """The jaw's pose correctives ``[9, V * 3]`` (rows: the elements of ``R - I``, row-major).
+
+    Each rotation drives its own elements, so the three fitted poses do not interfere:
+
+    * opening (about x) drives the odd pair ``(2, 1) = sin t``, ``(1, 2) = -sin t``: the
+      residual grows as ``sin t / sin t0``;
+    * yaw (about y) drives the odd pair ``(0, 2) = sin a``, ``(2, 0) = -sin a`` with the part
+      of the ``jawLeft`` / ``jawRight`` residuals that changes sign between them (least squares
+      over the two). Their common part (mostly the chin coming 5 mm forward on either side) is
+      left out: an even function of the angle could only be carried by ``cos a - 1``, which
+      would make it grow as the square of the angle (4x at twice the fitted yaw);
+      ``jawForward`` is an expression of its own.
+
+    Args:
+      v: ``[V, 3]`` the mean face.
+      pivot: ``[3]`` the hinge.
+      w: ``[V]`` jaw skinning weights.
+      opening: the ``jawOpen`` angle.
+      shapes: ``jawOpen``, ``jawLeft``, ``jawRight`` displacements.
+      yaw: the ``jawLeft`` and ``jawRight`` yaw angles.
     """
-    feats, rest = [], []
-    for rot, shape in poses:
-        r = shape - _blend(v, pivot, rot, w)
-        blended = (1.0 - w)[:, None, None] * np.eye(3) + w[:, None, None] * rot
-        rest.append(np.linalg.solve(blended, r[..., None])[..., 0].ravel())
-        feats.append((rot - np.eye(3)).ravel())
-    return np.linalg.pinv(np.array(feats)) @ np.array(rest)
+    rows = np.zeros((3, 3, v.size))
+    c_open = _rest_residual(v, pivot, w, _rotation(0, opening), shapes["jawOpen"]).ravel()
+    rows[2, 1] = c_open / (2.0 * np.sin(opening))
+    rows[1, 2] = -rows[2, 1]
+    c_side = np.stack([_rest_residual(v, pivot, w, _rotation(1, a), shapes[n]).ravel()
+                       for a, n in zip(yaw, ("jawLeft", "jawRight"), strict=True)])
+    sines = np.sin(np.asarray(yaw))
+    odd = sines @ c_side / np.sum(sines**2)
+    rows[0, 2], rows[2, 0] = odd / 2.0, -odd / 2.0
+    return rows.reshape(9, v.size)
+
+
+def _posed_jaw(v: np.ndarray, pivot: np.ndarray, w: np.ndarray, rot: np.ndarray,
+               rows: np.ndarray) -> np.ndarray:
+    """The face with the jaw turned by ``rot``: correctives ``rows [9, V * 3]`` added, then
+    skinned (what the model's LBS does with the other joints at rest): ``[V, 3]``."""
+    rest = v + ((rot - np.eye(3)).ravel() @ rows).reshape(v.shape)
+    return rest + _blend(rest, pivot, rot, w)
 
 
 def _affine_regressor(v: np.ndarray, anchors: np.ndarray, target: np.ndarray,
@@ -348,10 +386,7 @@ def build_model(report: dict | None = None) -> dict[str, np.ndarray]:
     pivot, w = jaw["pivot"], jaw["weights"]
     yaw_left = fit_yaw(v, shape_of["jawLeft"], pivot, w)
     yaw_right = fit_yaw(v, shape_of["jawRight"], pivot, w)
-    poses = [(_rotation(0, float(jaw["angle"])), shape_of["jawOpen"]),
-             (_rotation(1, yaw_left), shape_of["jawLeft"]),
-             (_rotation(1, yaw_right), shape_of["jawRight"])]
-    jaw_rows = pose_correctives(v, pivot, w, poses)
+    jaw_rows = pose_correctives(v, pivot, w, float(jaw["angle"]), shape_of, (yaw_left, yaw_right))
     posedirs = np.zeros((9 * (len(PARENTS) - 1), v.size))
     posedirs[9:18] = jaw_rows  # joint 2 is the second non-root joint
 
@@ -398,7 +433,20 @@ def build_model(report: dict | None = None) -> dict[str, np.ndarray]:
         "identity_names": np.array(names),
         "credit": np.array(CREDIT),
     }
-    rn = np.linalg.norm(jaw["residual"], axis=1)
+    def rms_max(x: np.ndarray) -> tuple[float, float]:
+        n = np.linalg.norm(x, axis=1)
+        return 1e3 * float(np.sqrt(np.mean(n**2))), 1e3 * float(n.max())
+
+    jaw_check = {}
+    for name, axis, angle in (("jawOpen", 0, float(jaw["angle"])), ("jawLeft", 1, yaw_left),
+                              ("jawRight", 1, yaw_right)):
+        for frac in (0.5, 1.0):
+            rot = _rotation(axis, frac * angle)
+            skin = _blend(v, pivot, rot, w)
+            corrected = _posed_jaw(v, pivot, w, rot, jaw_rows) - v
+            target = frac * shape_of[name]
+            jaw_check[name, frac] = (rms_max(target), rms_max(skin - target),
+                                     rms_max(corrected - target))
     report.update(
         identities=len(names),
         kept=pca["components"].shape[0],
@@ -407,12 +455,7 @@ def build_model(report: dict | None = None) -> dict[str, np.ndarray]:
         template_rms_mm=1e3 * np.sqrt(np.mean(np.sum((v - template.vertices) ** 2, axis=1))),
         pivot_mm=1e3 * pivot,
         angles_deg=np.degrees([jaw["angle"], yaw_left, yaw_right]),
-        jaw_rms_mm=1e3 * np.sqrt(np.mean(rn**2)),
-        jaw_max_mm=1e3 * rn.max(),
-        jaw_open_rms_mm=1e3 * np.sqrt(np.mean(np.sum(shape_of["jawOpen"] ** 2, axis=1))),
-        side_rms_mm=[1e3 * np.sqrt(np.mean(np.sum((shape_of[n] - _blend(v, pivot, r, w)) ** 2,
-                                                    axis=1)))
-                     for (r, _), n in zip(poses[1:], ("jawLeft", "jawRight"), strict=True)],
+        jaw_check=jaw_check,
         masks={k: int(val.size) for k, val in masks.items()},
         expressions=len(kept),
     )
@@ -427,10 +470,13 @@ def _print_report(r: dict) -> None:
           f"mean face {r['template_rms_mm']:.2f} mm RMS from the template", file=sys.stderr)
     print(f"jaw pivot (x, y, z) {np.round(r['pivot_mm'], 1)} mm; jawOpen = {r['angles_deg'][0]:.2f}"
           f" deg, jawLeft = {r['angles_deg'][1]:.2f} deg, jawRight = {r['angles_deg'][2]:.2f} deg "
-          f"of yaw; skinning residual of jawOpen RMS {r['jaw_rms_mm']:.2f} mm, max "
-          f"{r['jaw_max_mm']:.2f} mm (the shape itself: RMS {r['jaw_open_rms_mm']:.2f} mm); "
-          f"jawLeft/Right residual RMS {np.round(r['side_rms_mm'], 2)} mm; all three exact with "
-          "the pose correctives", file=sys.stderr)
+          "of yaw; RMS / max in mm of the shape, then of what skinning alone and skinning with "
+          "the correctives miss of it, at the fitted angle and at half of it (vs half the "
+          "shape):", file=sys.stderr)
+    for (name, frac), (shape, skin, corrected) in r["jaw_check"].items():
+        print(f"  {name} x{frac}: shape {shape[0]:.2f} / {shape[1]:.2f}, skinning "
+              f"{skin[0]:.2f} / {skin[1]:.2f}, with correctives {corrected[0]:.2f} / "
+              f"{corrected[1]:.2f}", file=sys.stderr)
     print(f"expressions: {r['expressions']}; mask sizes {r['masks']}", file=sys.stderr)
 
 

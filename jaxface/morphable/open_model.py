@@ -10,9 +10,11 @@ from assets already in the repository (see ``jaxface/assets/PROVENANCE.md``):
 * the ARKit expression basis transferred from the Face Cap head, without the shapes the joints
   and eyelids model: 46 named shapes, weight 1 = the sculpted shape;
 * FLAME's five joints (global, neck, jaw, left eye, right eye): a jaw hinge whose pivot, angle
-  and skinning weights were fitted to ARKit's ``jawOpen``, with pose correctives that make the
-  jaw rotations of ``jawOpen``, ``jawLeft`` and ``jawRight`` reproduce those shapes; the eye
-  joints move no vertex (the template has no eyeballs);
+  and skinning weights were fitted to ARKit's ``jawOpen`` (28.2 degrees about x), with pose
+  correctives that make that rotation reproduce ``jawOpen`` exactly; ``jawLeft`` / ``jawRight``
+  are jaw yaws of about +-6 degrees (matched up to their common part, the chin coming forward,
+  which the ``jawForward`` expression carries); the eye joints move no vertex (the template has
+  no eyeballs);
 * ``eyeBlink_L`` / ``eyeBlink_R`` as the eyelid shapes;
 * the 68 iBUG landmarks and all 468 MediaPipe points as (one-hot) barycentric points;
 * masks ``face`` (the whole surface), ``lips``, ``eye_region`` (and ``left_``/``right_``),

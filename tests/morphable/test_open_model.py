@@ -77,23 +77,36 @@ def test_landmarks_are_the_template_vertices(model, run, rng):
     np.testing.assert_allclose(np.asarray(out.mediapipe), v, atol=1e-7)
 
 
+def _rms(x):
+    return float(np.sqrt(np.mean(np.sum(x ** 2, axis=-1))))
+
+
 def test_jaw_rotation_reproduces_jaw_open(model, arrays, run):
     basis = load_expression_basis(0)
     angle, left, right = (float(a) for a in arrays["jaw_angles"])
     assert 0.3 < angle < 0.7 and left > 0 > right  # opening is +x, the chin to its left is +y
-    for rotation, name in (([angle, 0, 0], "jawOpen"), ([0, left, 0], "jawLeft"),
-                           ([0, right, 0], "jawRight")):
-        v = np.asarray(run(_with(model, jaw=rotation)).vertices[0])
-        target = model.v_template + basis.displacements[basis.index(name)]
-        assert np.abs(v - target).max() < 1e-4, name  # exact up to the float16 storage
+    opened = np.asarray(run(_with(model, jaw=[angle, 0, 0])).vertices[0])
+    target = model.v_template + basis.displacements[basis.index("jawOpen")]
+    assert np.abs(opened - target).max() < 1e-4  # exact up to the float16 storage
+    # Half the angle is close to half the shape (the residual grows as sin t), and opens it.
     half = np.asarray(run(_with(model, jaw=[angle / 2, 0, 0])).vertices[0])
-    lower, upper = IBUG68_VERTICES[66], IBUG68_VERTICES[62]
+    assert _rms(half - model.v_template - 0.5 * basis.displacements[basis.index("jawOpen")]) \
+        < 1.5e-3
+    lower, upper, chin = IBUG68_VERTICES[66], IBUG68_VERTICES[62], IBUG68_VERTICES[8]
     gap = half[upper, 1] - half[lower, 1]
     closed = model.v_template[upper, 1] - model.v_template[lower, 1]
     assert gap > closed + 0.01  # the lower lip moves down by more than a centimetre
-    assert half[IBUG68_VERTICES[8], 1] < model.v_template[IBUG68_VERTICES[8], 1] - 0.005  # chin
+    assert half[chin, 1] < model.v_template[chin, 1] - 0.005
     np.testing.assert_allclose(half[IBUG68_VERTICES[27]], model.v_template[IBUG68_VERTICES[27]],
                                atol=1e-6)  # the nose bridge stays
+    # Sideways: the chin goes to the subject's left (+x) for jawLeft; the shapes are matched up
+    # to their common part (the chin coming forward), which jawForward carries.
+    for yaw, name, sign in ((left, "jawLeft", 1.0), (right, "jawRight", -1.0)):
+        v = np.asarray(run(_with(model, jaw=[0, yaw, 0])).vertices[0])
+        shape = basis.displacements[basis.index(name)]
+        assert _rms(v - model.v_template - shape) < 0.5 * _rms(shape)
+        assert sign * (v[chin, 0] - model.v_template[chin, 0]) > 0.005
+    assert np.abs(model.posedirs).max() < 0.05  # bounded correctives (metres per unit of R - I)
 
 
 def test_eyelids_close_the_eyes(model, run):
