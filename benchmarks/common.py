@@ -3,7 +3,8 @@
 Conventions (style guide, benchmarks item):
 
 * compile time is excluded from step times and reported separately (``compile_s``, ``trace_s``);
-* every timed call is closed by ``block_until_ready`` (PyTorch on CPU is synchronous);
+* every timed call is closed by ``block_until_ready`` (PyTorch on CPU is synchronous; a
+  PyTorch CUDA runner returns tensors, and :func:`block` synchronises their device);
 * several repetitions are timed and the **median** is reported, with the raw times kept;
 * implementations compared side by side are **interleaved** round by round (the order rotates
   every round), and a ratio is the median of the per-round ratios, so slow phases of a shared,
@@ -244,11 +245,16 @@ def compile_counter() -> CompileCounter:
 
 
 def block(value: Any) -> Any:
-    """Waits for every JAX array in ``value`` (other leaves are already computed)."""
+    """Waits for every JAX array in ``value`` and, for PyTorch tensors on a CUDA device, for
+    that device's queued work (PyTorch on CPU and other leaves are already computed)."""
     for leaf in jax.tree.leaves(value):
         wait = getattr(leaf, "block_until_ready", None)
         if wait is not None:
             wait()
+        elif getattr(leaf, "is_cuda", False) and type(leaf).__module__.startswith("torch"):
+            import torch
+
+            torch.cuda.synchronize(leaf.device)
     return value
 
 

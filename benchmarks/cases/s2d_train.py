@@ -88,8 +88,15 @@ def build_jax(impl: str, mesh: str, batch: int, ctx, dtype=None, setup=None, cou
     return setup, jax_runner(f"jax/{impl}", setup, counter or ctx.counter)
 
 
-def compiled_reference(setup, params_np):
-    """The SpiralNet++-style decoder through ``torch.compile`` and its eager-optimizer step."""
+def compiled_reference(setup, params_np, *, device: str = "cpu", backend: str = "inductor",
+                       sync: bool = True):
+    """The SpiralNet++-style decoder through ``torch.compile`` and its eager-optimizer step.
+
+    Args:
+      device: the PyTorch device the module and its step run on.
+      backend: ``torch.compile``'s backend.
+      sync: see :func:`benchmarks.reference_torch.make_s2d_train_step`.
+    """
     import torch
 
     from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step
@@ -99,12 +106,17 @@ def compiled_reference(setup, params_np):
     module = SpiralNetPPDecoder(topo.spirals, topo.up_indices, topo.up_weights,
                                 channels=S2D_CHANNELS)
     load_s2d_params(module, params_np)
-    compiled = torch.compile(module)
-    return compiled, make_s2d_train_step(compiled, setup.weights)
+    compiled = torch.compile(module.to(device), backend=backend)
+    return compiled, make_s2d_train_step(compiled, setup.weights, sync=sync)
 
 
-def torch_references(setup, params_np):
-    """The two reference decoders with the JAX initial weights, and their train steps."""
+def torch_references(setup, params_np, *, device: str = "cpu", sync: bool = True):
+    """The two reference decoders with the JAX initial weights, and their train steps.
+
+    Args:
+      device: the PyTorch device the modules and their steps run on.
+      sync: see :func:`benchmarks.reference_torch.make_s2d_train_step`.
+    """
     from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step
     from benchmarks.reference_torch.official_s2d import OfficialS2DDecoder
     from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
@@ -114,12 +126,14 @@ def torch_references(setup, params_np):
     for name, cls in (("official", OfficialS2DDecoder), ("spiralnet_pp", SpiralNetPPDecoder)):
         module = cls(topo.spirals, topo.up_indices, topo.up_weights, channels=S2D_CHANNELS)
         load_s2d_params(module, params_np)
-        out[name] = (module, make_s2d_train_step(module, setup.weights))
+        module.to(device)
+        out[name] = (module, make_s2d_train_step(module, setup.weights, sync=sync))
     return out
 
 
 def record_parity(ctx, setup, params_np, refs, shape) -> None:
-    """Forward output, loss and parameter-gradient agreement of the references with jaxface."""
+    """Forward output, loss and parameter-gradient agreement of the references with jaxface
+    (each reference on its own device)."""
     import torch
 
     from benchmarks.reference_torch import s2d_loss as torch_loss
@@ -137,28 +151,34 @@ def record_parity(ctx, setup, params_np, refs, shape) -> None:
     (loss, pred), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
     pred = np.asarray(pred)
     scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(grads))
+    def host(t):
+        return t.detach().cpu().numpy()
+
     for name, (module, _) in refs.items():
+        device = next(module.parameters()).device
         module.zero_grad(set_to_none=True)
-        out = module(torch.from_numpy(d))
-        t_loss = torch_loss(out, torch.from_numpy(y), torch.from_numpy(setup.weights))
+        out = module(torch.from_numpy(d).to(device))
+        t_loss = torch_loss(out, torch.from_numpy(y).to(device),
+                            torch.from_numpy(setup.weights).to(device))
         t_loss.backward()
-        diffs = [np.abs(module.fc.weight.grad.numpy().T - np.asarray(grads["dense"]["kernel"]))]
+        diffs = [np.abs(host(module.fc.weight.grad).T - np.asarray(grads["dense"]["kernel"]))]
         for i, conv in enumerate(module.convs):
-            diffs.append(np.abs(conv.linear.weight.grad.numpy().T
+            diffs.append(np.abs(host(conv.linear.weight.grad).T
                                 - np.asarray(grads[f"conv_{i}"]["kernel"])))
-        diffs.append(np.abs(module.conv_out.linear.weight.grad.numpy().T
+        diffs.append(np.abs(host(module.conv_out.linear.weight.grad).T
                             - np.asarray(grads["conv_out"]["kernel"])))
         module.zero_grad(set_to_none=True)
+        diff_out = float(np.abs(host(out) - pred).max())
         ctx.recorder.add(
             case=NAME, kind="parity", variant=f"torch/{name}", backend="torch",
-            against="jax/auto", dtype="float32", **shape,
-            max_abs_diff_output=float(np.abs(out.detach().numpy() - pred).max()),
+            against="jax/auto", dtype="float32", torch_device=str(device), **shape,
+            max_abs_diff_output=diff_out,
             max_abs_output=float(np.abs(pred).max()),
             loss_diff=abs(t_loss.item() - float(loss)),
             max_abs_diff_grad_kernels=float(max(x.max() for x in diffs)),
             max_abs_grad=scale,
         )
-        ctx.log(f"    parity {name}: output {np.abs(out.detach().numpy() - pred).max():.2e}, "
+        ctx.log(f"    parity {name}: output {diff_out:.2e}, "
                 f"kernel grads {max(x.max() for x in diffs):.2e} (max |grad| {scale:.2e})")
 
 

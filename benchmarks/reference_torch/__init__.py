@@ -101,29 +101,36 @@ def make_s2d_train_step(
     *,
     learning_rate: float = 1e-3,
     weight_decay: float = 5e-5,
-) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    sync: bool = True,
+) -> Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]:
     """An eager training step ``(landmark_displacement, displacement) -> loss``.
 
     Adam with L2 weight decay added to the gradient (``torch.optim.Adam(weight_decay=...)``, the
-    semantics of :func:`jaxface.train.create_optimizer`) and the paper-form S2D loss.
+    semantics of :func:`jaxface.train.create_optimizer`) and the paper-form S2D loss. The
+    weights live on the module's device (move the module first); inputs must be there too.
 
     Args:
       module: a reference decoder mapping ``[B, 204]`` to ``[B, N, 3]``.
       weights: float ``[N]`` landmark-distance weights or ``None``.
       learning_rate: Adam learning rate.
       weight_decay: L2 coefficient.
+      sync: return the loss as a Python float (on a GPU this waits for the step); ``False``
+        returns the detached loss tensor without waiting.
 
     Returns:
-      The step function; it updates ``module`` in place and returns the loss as a float.
+      The step function; it updates ``module`` in place and returns the loss.
     """
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    w = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32))
+    device = next(module.parameters()).device
+    w = (None if weights is None
+         else torch.as_tensor(np.asarray(weights, np.float32), device=device))
 
-    def step(landmark_displacement: torch.Tensor, displacement: torch.Tensor) -> float:
+    def step(landmark_displacement: torch.Tensor,
+             displacement: torch.Tensor) -> float | torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = s2d_loss(module(landmark_displacement), displacement, w)
         loss.backward()
         optimizer.step()
-        return float(loss.detach())
+        return float(loss.detach()) if sync else loss.detach()
 
     return step

@@ -101,13 +101,14 @@ class DummyRowSpiralConv(nn.Module):
         length = spirals.shape[1]
         # The per-call index construction of the official layer.
         spiral_idx = spirals.unsqueeze(0).repeat(batch, 1, 1).reshape(-1)
-        batch_idx = torch.arange(batch).view(batch, 1).repeat(1, rows * length).reshape(-1)
+        batch_idx = (torch.arange(batch, device=x.device).view(batch, 1)
+                     .repeat(1, rows * length).reshape(-1))
         gathered = x[batch_idx, spiral_idx, :].reshape(batch * rows, length * channels)
         out = self.linear(gathered)
         if self.activation == "elu":
             out = F.elu(out)
         out = out.reshape(batch, rows, self.out_features)
-        mask = torch.ones((1, rows, 1), dtype=out.dtype)
+        mask = torch.ones((1, rows, 1), dtype=out.dtype, device=out.device)
         mask[0, -1, 0] = 0.0
         return out * mask
 
