@@ -13,7 +13,16 @@ from typing import Any
 
 from jaxface.files import write_atomic
 
-__all__ = ["TARGETS", "headline", "load_records", "machine_busy", "summarize", "target_rows"]
+__all__ = [
+    "TARGETS",
+    "gpu_headline",
+    "headline",
+    "load_records",
+    "machine_busy",
+    "summarize",
+    "summarize_gpu",
+    "target_rows",
+]
 
 #: The performance targets: (name, threshold, description).
 TARGETS = {
@@ -37,12 +46,20 @@ def _fmt(value: Any, kind: str = "") -> str:
         return "–"
     if kind == "ms":
         return f"{1e3 * value:.1f}"
+    if kind == "ms3":
+        return f"{1e3 * value:.3f}"
+    if kind == "us":
+        return f"{1e6 * value:.1f}"
+    if kind == "yn":
+        return "yes" if value else "no"
     if kind == "x":
         return f"{value:.2f}×"
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "mib":
         return f"{value / 2**20:.0f}"
+    if kind == "mib1":
+        return f"{value / 2**20:.1f}"
     if kind == "e":
         return f"{value:.1e}"
     if isinstance(value, float):
@@ -123,11 +140,12 @@ def machine_busy(records: Sequence[dict]) -> str | None:
     end = (machine.get("load_average_end") or [None])[0]
     if not cores or start is None:
         return None
+    reasons = []
     if start > BUSY_AT_START * cores:
-        return f"load average {start} at the start on {cores} cores"
+        reasons.append(f"{start} at the start")
     if end is not None and end > BUSY_AT_END * cores:
-        return f"load average {end} at the end on {cores} cores"
-    return None
+        reasons.append(f"{end} at the end")
+    return f"load average {' and '.join(reasons)} on {cores} cores" if reasons else None
 
 
 def headline(records: Sequence[dict]) -> dict[str, Any] | None:
@@ -180,10 +198,34 @@ def _headline_lines(records: Sequence[dict]) -> list[str]:
             "fastest setting of this run (the minimum ratio over PyTorch thread counts).", ""]
 
 
+def _per_vertex_reference(step: Sequence[dict], vertices: int = 6990) -> dict | None:
+    """The ``vertices`` sweep's point at ``vertices`` (the S2D experiment's mesh) or its first."""
+    points = [r for r in step if r.get("sweep") == "vertices" and r.get("times_s")]
+    return next((r for r in points if r.get("vertices") == vertices),
+                points[0] if points else None)
+
+
+def _per_vertex_ratio(rec: dict, step: Sequence[dict]) -> float | None:
+    """Median over rounds of ``rec``'s time per vertex and mesh over the reference point's."""
+    ref = _per_vertex_reference(step)
+    if ref is None or rec.get("sweep") != "vertices" or not rec.get("times_s"):
+        return None
+    scale = (ref["batch"] * ref["vertices"]) / (rec["batch"] * rec["vertices"])
+    ratios = sorted(t / u * scale for t, u in zip(rec["times_s"], ref["times_s"], strict=False)
+                    if u > 0)
+    if not ratios:
+        return None
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
+
+
 def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
-    """Renders the Markdown summary of a run."""
-    lines: list[str] = []
+    """Renders the Markdown summary of a run (of :mod:`benchmarks.run` or, for records whose
+    run record says ``preset: "gpu"``, of :mod:`benchmarks.gpu`)."""
     machine = next((r for r in records if r.get("kind") == "machine"), {})
+    if machine.get("preset") == "gpu":
+        return summarize_gpu(records, command=command)
+    lines: list[str] = []
     info = machine.get("machine", {})
     lines += [f"# jaxface benchmarks: run {machine.get('run_id', '?')}", ""]
     if command:
@@ -202,6 +244,10 @@ def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
         "",
     ]
     lines += _headline_lines(records)
+    busy = machine_busy(records)
+    if busy and headline(records) is None:
+        lines += [f"The machine was busy ({busy}): absolute times are inflated and noisy; "
+                  "compare points only through the interleaved per-round ratios.", ""]
     peaks = [r for r in records if r.get("kind") == "peak"]
     if peaks:
         lines += ["## Machine peaks", ""]
@@ -278,12 +324,30 @@ def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
     if scaling:
         lines += ["## Scaling", ""]
         step = [r for r in scaling if r.get("sweep") in ("vertices", "batch")]
+        ref = _per_vertex_reference(step)
+        if ref is not None:
+            lines += [f"Per-vertex cost relative to the {ref['vertices']}-vertex point of the "
+                      "same sweep: the median over rounds of the per-round ratio (points of a "
+                      "sweep are timed in the same rounds, so a load change hits them alike).",
+                      ""]
         lines += _table(step, [
             ("sweep", "sweep", ""), ("mesh", "mesh", ""), ("vertices", "vertices", ""),
             ("batch", "batch", ""), ("ms/step", "median_s", "ms"),
             ("ns/vertex/mesh", "ns_per_vertex_mesh", ""), ("GFLOP/s", "gflops_per_s", ""),
             ("% roofline", "roofline_fraction", "pct"), ("temp MiB", "temp_memory_bytes", "mib"),
-            ("peak MiB", "peak_memory_bytes", "mib")])
+            ("peak MiB", "peak_memory_bytes", "mib"),
+            ("per-vertex cost vs ref", lambda r: _per_vertex_ratio(r, step), "x"),
+            ("temp MiB/mesh", "temp_bytes_per_mesh", "mib1"),
+            ("temp B/vertex/mesh", "temp_bytes_per_vertex_mesh", "")])
+        built = [r for r in records if r.get("case") == "scaling" and r.get("kind") == "topology"]
+        if built:
+            lines += ["Topology build of each point (cold, no cache):", ""]
+            lines += _table(built, [
+                ("mesh", "mesh", ""), ("vertices", "vertices", ""), ("levels", "level_sizes", ""),
+                ("spiral lengths", "spiral_lengths", ""),
+                ("build_hierarchy s", "build_hierarchy_s", ""),
+                ("spirals_for s", "spirals_for_s", ""), ("µs/vertex", "us_per_vertex", ""),
+                ("process peak RSS GiB after", lambda r: r["max_rss_bytes_after"] / 2**30, "")])
         length = [r for r in scaling if r.get("sweep") == "spiral_length"]
         lines += _table(length, [
             ("channels", lambda r: f"{r['c_in']}->{r['c_out']}", ""),
@@ -301,6 +365,218 @@ def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
     if errors:
         lines += ["## Errors", ""]
         lines += [f"- {r['case']}: {r['error']}" for r in errors] + [""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# GPU runs (benchmarks.gpu)
+# --------------------------------------------------------------------------------------------
+
+
+def _gpu_run(records: Sequence[dict]) -> dict[str, Any]:
+    return next((r for r in records if r.get("kind") == "machine"), {})
+
+
+def _not_gpu_reason(records: Sequence[dict]) -> str | None:
+    """Why a run of :mod:`benchmarks.gpu` is not a GPU result (``None`` when it is one)."""
+    run = _gpu_run(records)
+    acc = run.get("accelerator", {})
+    if not acc.get("gpu"):
+        return (f"JAX ran on {acc.get('jax_platform', 'an unknown platform')} "
+                f"({acc.get('device_kind', '?')}); this is a CPU rehearsal of the GPU script, "
+                "not a GPU result")
+    if run.get("dry_run"):
+        return "a dry run (the smallest shapes, not the paper's)"
+    if not all(r.get("gpu_result") for r in records):
+        return "some records are not marked as GPU results"
+    return None
+
+
+def gpu_headline(records: Sequence[dict]) -> dict[str, Any] | None:
+    """The figures of a GPU result (``None`` for a run that is not one, see
+    :func:`summarize_gpu`): the S2D-Dec step and its ratios, the level-0 spiral layers'
+    multiples of their bandwidth floor, and the projected trainings."""
+    if _not_gpu_reason(records) is not None:
+        return None
+    out: dict[str, Any] = {}
+    for rec in records:
+        if rec.get("case") == "s2d_train" and rec.get("kind") == "timing" \
+                and rec.get("variant") == "jax/auto" and rec.get("setting") == "gpu_fastest":
+            out["s2d"] = {"step_s": rec["median_s"], "steps_per_s": rec["steps_per_s"],
+                          "batch": rec["batch"], "speedup_vs": rec.get("speedup_vs") or {}}
+    floors = [r for r in records if r.get("case") == "spiral_conv" and r.get("auto")
+              and r.get("mode") == "forward_backward" and r.get("times_bandwidth_floor")]
+    if floors:
+        out["spiral_floor"] = {
+            f"B{r['batch']} L{r['level']} {r['c_in']}->{r['c_out']}": r["times_bandwidth_floor"]
+            for r in floors}
+    for rec in records:
+        if rec.get("kind") != "projection":
+            continue
+        if rec["system"] == "s2d_dec" and rec["basis"] == "jax/auto, fed by InMemoryBatches":
+            out["s2d_projected_h"] = rec["projected_h"]
+        if rec["system"] == "motion3dgan":
+            out["motion3dgan_projected_h"] = rec["projected_h"]
+    return out or None
+
+
+def _gpu_headline_lines(records: Sequence[dict]) -> list[str]:
+    reason = _not_gpu_reason(records)
+    if reason is not None:
+        return ["## Headline", "", f"No GPU headline: {reason}.", ""]
+    best = gpu_headline(records) or {}
+    busy = machine_busy(records)
+    parts = []
+    s2d = best.get("s2d")
+    if s2d:
+        refs = s2d["speedup_vs"]
+        ratios = "; ".join(f"{v:.2f}× {k}" for k, v in refs.items())
+        parts.append(f"S2D-Dec train step (`jax/auto`, batch {s2d['batch']}): "
+                     f"{1e3 * s2d['step_s']:.2f} ms, {s2d['steps_per_s']:.0f} steps/s"
+                     + (f"; {ratios}" if ratios else ""))
+    if best.get("spiral_floor"):
+        worst = max(best["spiral_floor"].items(), key=lambda kv: kv[1])
+        best_one = min(best["spiral_floor"].items(), key=lambda kv: kv[1])
+        parts.append(f"spiral layers (forward+backward, `impl=\"auto\"`) at "
+                     f"{best_one[1]:.1f}× ({best_one[0]}) to {worst[1]:.1f}× ({worst[0]}) "
+                     "their bandwidth floor (target: within 3×)")
+    if "s2d_projected_h" in best:
+        parts.append(f"the S2D paper's training (300 epochs of 20,466 meshes) projected at "
+                     f"{best['s2d_projected_h']:.2f} h")
+    if "motion3dgan_projected_h" in best:
+        parts.append(f"Motion3DGAN's 8000 epochs at {best['motion3dgan_projected_h']:.2f} h")
+    lines = ["## Headline", ""]
+    if busy:
+        lines += [f"(The host was busy: {busy}; GPU steps launched from a busy host may be "
+                  "slowed by it.)", ""]
+    lines += ["- " + p for p in parts] + [""]
+    return lines
+
+
+def summarize_gpu(records: Sequence[dict], *, command: str | None = None) -> str:
+    """Renders the Markdown summary of a :mod:`benchmarks.gpu` run.
+
+    The headline is written only for a GPU result: JAX on a GPU, full shapes. A CPU run (the
+    dry run) says so at the top and in place of the headline.
+    """
+    run = _gpu_run(records)
+    acc = run.get("accelerator", {})
+    info = run.get("machine", {})
+    settings = run.get("settings", {})
+    smi = acc.get("nvidia_smi") or {}
+    reason = _not_gpu_reason(records)
+    title = "GPU benchmark" if reason is None else "GPU benchmark script, not a GPU result"
+    lines = [f"# jaxface {title}: run {run.get('run_id', '?')}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    floor = next((r for r in records if r.get("kind") == "bandwidth"), {})
+    hbm = (f"{acc['hbm_label']}: {acc['hbm_bytes_per_s'] / 1e12:.3g} TB/s, from "
+           f"{acc.get('hbm_source')}" if acc.get("hbm_label")
+           else f"not in the table; the floors use the {floor.get('label', 'measured copy')}")
+    if floor.get("measured_copy_gbps"):
+        hbm += (f" (a measured copy: {floor['measured_copy_gbps']:.0f} GB/s, "
+                f"{100 * floor['copy_fraction_of_floor_bandwidth']:.0f}% of it)")
+    versions = acc.get("versions", {})
+    lines += [
+        f"- Date (UTC): {run.get('started')} – {run.get('finished', '?')} "
+        f"({run.get('total_s', '?')} s)",
+        f"- Device: {acc.get('device_kind')} (JAX platform {acc.get('jax_platform')}, "
+        f"{acc.get('device_count')} device(s)); PyTorch device: {run.get('torch_device')}"
+        + (f" ({run['no_torch_reason']})" if run.get("no_torch_reason") else ""),
+        f"- HBM bandwidth: {hbm}",
+        f"- Driver: {smi.get('driver_version', 'unknown (no nvidia-smi)')}; CUDA (PyTorch) "
+        f"{acc.get('torch_cuda')}; cuDNN {acc.get('cudnn')}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- Host: {info.get('cpu')}, {info.get('cores')} cores; load average at start "
+        f"{info.get('load_average')}, at end {run.get('load_average_end')}",
+        f"- Settings: PyTorch {settings.get('torch')}, torch.compile backend "
+        f"{settings.get('torch_compile_backend')}; JAX matmul precision "
+        f"{settings.get('jax_default_matmul_precision')}; XLA_FLAGS "
+        f"`{settings.get('XLA_FLAGS') or '(none)'}`; XLA_PYTHON_CLIENT_MEM_FRACTION "
+        f"{settings.get('XLA_PYTHON_CLIENT_MEM_FRACTION')}",
+        f"- Mode: {'dry run' if run.get('dry_run') else 'full'}; benchmark mesh "
+        f"{run.get('mesh')}, batch {run.get('batch')}, {run.get('rounds')} interleaved rounds "
+        "(medians; ratios are medians of per-round ratios)",
+        "",
+    ]
+    lines += _gpu_headline_lines(records)
+    peaks = [r for r in records if r.get("kind") == "peak"]
+    if peaks:
+        lines += ["## Device peaks (measured)", ""]
+        lines += _table(peaks, [
+            ("measurement", "variant", ""), ("median ms", "median_s", "ms3"),
+            ("GFLOP/s", "gflops_per_s", ""), ("GB/s", "gb_per_s", "")])
+    s2d = [r for r in records if r.get("case") == "s2d_train" and r.get("kind") == "timing"]
+    if s2d:
+        lines += [f"## S2D-Dec train step ({s2d[0].get('vertices')} vertices, levels "
+                  f"{_fmt(s2d[0].get('level_sizes'))})", ""]
+        lines += _table(s2d, [
+            ("setting", "setting", ""), ("variant", "variant", ""), ("batch", "batch", ""),
+            ("ms/step", "median_s", "ms3"), ("steps/s", "steps_per_s", ""),
+            ("meshes/s", "meshes_per_s", ""),
+            ("vs official", _speedup("torch/official"), "x"),
+            ("vs SpiralNet++", _speedup("torch/spiralnet_pp"), "x"),
+            ("vs torch.compile", _speedup("torch/spiralnet_pp_compiled"), "x"),
+            ("× bandwidth floor", "times_bandwidth_floor", ""),
+            ("TFLOP/s", lambda r: r.get("gflops_per_s") and r["gflops_per_s"] / 1e3, ""),
+            ("temp MiB", "temp_memory_bytes", "mib"), ("compile s", "compile_s", "")])
+    conv = [r for r in records if r.get("case") == "spiral_conv" and r.get("kind") == "timing"]
+    if conv:
+        lines += ["## Spiral layers against their bandwidth floor", "",
+                  "Floor: the bytes a fully fused layer moves (`bytes`, "
+                  "`benchmarks/analytic.py`) over the HBM bandwidth; target within 3×.", ""]
+        lines += _table(conv, [
+            ("batch", "batch", ""),
+            ("shape", lambda r: f"L{r['level']} N={r['vertices']} L={r['spiral_length']} "
+             f"{r['c_in']}->{r['c_out']}", ""),
+            ("pass", "mode", ""), ("variant", "variant", ""), ("µs", "median_s", "us"),
+            ("floor µs", "bandwidth_floor_s", "us"),
+            ("× floor", "times_bandwidth_floor", ""),
+            ("within 3×", "within_3x_bandwidth_floor", "yn"),
+            ("vs best torch", "speedup_vs_best_torch", "x"), ("compile s", "compile_s", "")])
+    feed = [r for r in records if r.get("case") == "data_feed" and r.get("kind") == "timing"]
+    if feed:
+        lines += ["## Data feed: the step fed by `InMemoryBatches` vs the step alone", ""]
+        lines += _table(feed, [
+            ("variant", "variant", ""), ("ms/step", "median_s", "ms3"),
+            ("meshes/s", "meshes_per_s", ""), ("fed / alone", "fed_over_alone", "x"),
+            ("keeps up", "keeps_up", "yn"), ("examples on device", "examples_on_device", ""),
+            ("resident MiB", "resident_bytes", "mib")])
+    gan = [r for r in records if r.get("case") == "motion3dgan_train"
+           and r.get("kind") == "timing"]
+    if gan:
+        lines += ["## Motion3DGAN train step", ""]
+        lines += _table(gan, [
+            ("variant", "variant", ""), ("paper size", "paper_size", "yn"),
+            ("batch", "batch", ""), ("G base channels", "gen_base_channels", ""),
+            ("ms/step", "median_s", "ms3"), ("sequences/s", "meshes_per_s", ""),
+            ("TFLOP/s", lambda r: r.get("gflops_per_s") and r["gflops_per_s"] / 1e3, ""),
+            ("temp MiB", "temp_memory_bytes", "mib"), ("compile s", "compile_s", "")])
+    proj = [r for r in records if r.get("kind") == "projection"]
+    if proj:
+        lines += ["## Projected wall time of the papers' trainings", ""]
+        lines += _table(proj, [
+            ("system", "system", ""), ("basis", "basis", ""), ("data", "data", ""),
+            ("examples", "dataset_examples", ""), ("batch", "batch", ""),
+            ("epochs", "epochs", ""), ("steps", "steps", ""), ("ms/step", "step_s", "ms3"),
+            ("hours", "projected_h", ""), ("note", "note", "")])
+    parity = [r for r in records if r.get("kind") == "parity"]
+    if parity:
+        lines += ["## Parity of the PyTorch references (same weights; TF32 on a GPU)", ""]
+        lines += _table(parity, [
+            ("case", "case", ""), ("reference", "variant", ""), ("device", "torch_device", ""),
+            ("max |Δ output|", "max_abs_diff_output", "e"),
+            ("max |output|", "max_abs_output", "e"),
+            ("max |Δ kernel grad|", lambda r: r.get("max_abs_diff_grad_kernels",
+                                                  r.get("max_abs_diff_grad_kernel")), "e"),
+            ("max |kernel grad|", lambda r: r.get("max_abs_grad",
+                                                r.get("max_abs_grad_kernel")), "e")])
+    for kind, heading in (("skipped", "Skipped"), ("error", "Errors")):
+        rows = [r for r in records if r.get("kind") == kind]
+        if rows:
+            lines += [f"## {heading}", ""]
+            lines += [f"- {r['case']}{' ' + r['variant'] if r.get('variant') else ''}: "
+                      f"{r.get('reason') or r.get('error')}" for r in rows] + [""]
     return "\n".join(lines)
 
 
