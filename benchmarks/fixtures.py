@@ -2,8 +2,8 @@
 
 The S2D-Dec setup is the official architecture (channels 128/64/32/32/16, four CoMA-style
 decimation steps by 4, Neural3DMM spirals with rings 2/2/1/1/1, dilations 2/2/1/1/1 and
-data-driven lengths) on the face template (468 vertices, subdivided to 1790, 6990 or 27,614
-vertices) or on an icosphere.
+data-driven lengths) on the face template (468 vertices, subdivided to 1790, 6990, 27,614 or
+109,758 vertices) or on an icosphere.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def mesh_for(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and faces of a named benchmark mesh.
 
     Args:
-      name: ``"face0"`` .. ``"face3"`` (the face template subdivided 0-3 times: 468, 1790, 6990,
-        27,614 vertices) or ``"ico<k>"`` (an icosphere subdivided ``k`` times; ``"ico6"`` has
-        40,962 vertices).
+      name: ``"face0"`` .. ``"face4"`` (the face template subdivided 0-4 times: 468, 1790, 6990,
+        27,614, 109,758 vertices) or ``"ico<k>"`` (an icosphere subdivided ``k`` times;
+        ``"ico6"`` has 40,962 vertices, ``"ico7"`` 163,842).
 
     Returns:
       ``(vertices float32 [N, 3], faces int32 [F, 3])``.
@@ -166,6 +166,7 @@ def s2d_setup(
     spiral_impl: str = "auto",
     cache_dir: str | None = None,
     seed: int = 0,
+    topology: Any = None,
 ) -> S2DSetup:
     """Builds the official S2D-Dec, its optimizer and train step, and a fixed random batch.
 
@@ -180,13 +181,15 @@ def s2d_setup(
       spiral_impl: ``impl`` of the spiral convolutions (:class:`jaxface.nn.SpiralConv`).
       cache_dir: topology cache folder.
       seed: seed of the parameters and the batch.
+      topology: a :class:`~jaxface.models.s2d.SpiralTopology` of ``mesh`` built by the caller
+        (default: :func:`topology_for`, from the topology cache).
     """
     from jaxface.models.s2d import S2DDecoder
     from jaxface.s2d.train import make_train_step
-    from jaxface.train import create_optimizer
-    from jaxface.train import create_train_state
+    from jaxface.train import create_optimizer, create_train_state
 
-    topology = topology_for(mesh, cache_dir)
+    if topology is None:
+        topology = topology_for(mesh, cache_dir)
     vertices, _ = mesh_for(mesh)
     n = topology.level_sizes[0]
     model = S2DDecoder(topology, channels=S2D_CHANNELS, dtype=dtype, spiral_impl=spiral_impl)

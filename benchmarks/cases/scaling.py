@@ -1,20 +1,26 @@
 """Scaling of time and memory with vertex count, batch size and spiral length.
 
 * ``vertices``: the S2D-Dec train step (``jax/auto``, batch 16) on the face template at 1790,
-  6990 and 27,614 vertices and on a 40,962-vertex icosphere (same decimation and spiral
-  parameters, so 5 levels everywhere; the 468-vertex template is too small for four
-  decimations by 4);
+  6990, 27,614 and 109,758 vertices and on icospheres of 40,962 and 163,842 vertices (same
+  decimation and spiral parameters, so 5 levels everywhere; the 468-vertex template is too
+  small for four decimations by 4). Each point's topology is built cold, its two parts timed
+  (``kind="topology"`` records: ``build_hierarchy``, the QSlim decimation and up-sampling
+  weights, and ``spirals_for``), so the sweep also shows how the build scales;
 * ``batch``: the same step on 6990 vertices at batch 1, 4, 16 and 64;
 * ``spiral_length``: one spiral layer forward+backward (``impl="auto"``, batch 16, level 0 of
   the 6990-vertex hierarchy, 32->32 and 32->16 channels) with spirals truncated to 3..25
   entries (Neural3DMM order, 3 rings).
 
 Each sweep's points are built first and then timed interleaved, round by round. Every point
-reports the median step time, the time per mesh and per vertex, the XLA peak
-memory of the executable, and (``vertices``, ``batch``) the analytic FLOPs and bytes.
+reports the median step time, the time per mesh and per vertex, the XLA temporary and peak
+memory of the executable (also per mesh and per vertex and mesh), and (``vertices``,
+``batch``) the analytic FLOPs and bytes.
 """
 
 from __future__ import annotations
+
+import resource
+import time
 
 import jax
 import jax.numpy as jnp
@@ -23,17 +29,66 @@ import numpy as np
 from benchmarks.analytic import s2d_step_cost, spiral_conv_cost
 from benchmarks.cases.s2d_train import build_jax
 from benchmarks.common import JaxStep, interleave, memory_fields, timing_fields
-from benchmarks.fixtures import S2D_CHANNELS, mesh_for, topology_for
+from benchmarks.fixtures import S2D_CHANNELS, S2D_TOPOLOGY, mesh_for, s2d_setup, topology_for
 from jaxface.train import num_params as count_params
 
 NAME = "scaling"
 
 
-def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> None:
-    """Builds the S2D-Dec step at every ``(mesh, batch)`` point, times them interleaved."""
+def _max_rss_bytes() -> int:
+    """The process's peak resident set so far (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def cold_topology(ctx, mesh: str):
+    """Builds the S2D topology of ``mesh`` without the cache, timing its two parts.
+
+    Records ``kind="topology"``: seconds of ``build_hierarchy`` and ``spirals_for``, per
+    vertex, and the process's peak resident memory after the build (a lower bound of the
+    build's own peak when it grew).
+
+    Returns:
+      The :class:`~jaxface.models.s2d.SpiralTopology`.
+    """
+    from jaxface.mesh import build_hierarchy, spirals_for
+    from jaxface.models.s2d import SpiralTopology
+
+    vertices, faces = mesh_for(mesh)
+    rss_before = _max_rss_bytes()
+    t0 = time.perf_counter()
+    hierarchy = build_hierarchy(vertices, faces, S2D_TOPOLOGY["factors"])
+    t_h = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    spirals = spirals_for(hierarchy, rings=S2D_TOPOLOGY["rings"],
+                          dilations=S2D_TOPOLOGY["dilations"])
+    t_s = time.perf_counter() - t0
+    n = int(vertices.shape[0])
+    rss_after = _max_rss_bytes()
+    ctx.recorder.add(
+        case=NAME, kind="topology", sweep="vertices", backend="numpy", mesh=mesh, vertices=n,
+        faces=int(faces.shape[0]), level_sizes=list(hierarchy.sizes),
+        spiral_lengths=[int(s.shape[1]) for s in spirals],
+        build_hierarchy_s=t_h, spirals_for_s=t_s, total_s=t_h + t_s,
+        us_per_vertex=1e6 * (t_h + t_s) / n,
+        max_rss_bytes_after=rss_after, max_rss_grew=rss_after > rss_before,
+    )
+    ctx.log(f"    topology: {mesh} N={n}: build_hierarchy {t_h:.1f} s, "
+            f"spirals_for {t_s:.1f} s, peak RSS {rss_after / 2**30:.1f} GiB")
+    return SpiralTopology.from_hierarchy(hierarchy, spirals)
+
+
+def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int,
+               cold: bool = False) -> None:
+    """Builds the S2D-Dec step at every ``(mesh, batch)`` point, times them interleaved.
+
+    With ``cold`` every point's topology is built here (:func:`cold_topology`) instead of
+    read from the topology cache.
+    """
     built = {}
     for mesh, batch in points:
-        setup, runner = build_jax("auto", mesh, batch, ctx)
+        topology = cold_topology(ctx, mesh) if cold else None
+        setup = s2d_setup(mesh, batch, cache_dir=ctx.cache_dir, topology=topology)
+        setup, runner = build_jax("auto", mesh, batch, ctx, setup=setup)
         built[f"{mesh}/B{batch}"] = (mesh, batch, setup, runner)
     timings = interleave({k: v[3] for k, v in built.items()}, rounds=rounds, warmup=1,
                          counter=ctx.counter)
@@ -44,6 +99,11 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
         cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
                              num_params=num_params)
         n = topo.level_sizes[0]
+        memory = memory_fields(runner.jitted, runner.holder["state"], setup.batch, None)
+        if memory:
+            memory["temp_bytes_per_mesh"] = memory["temp_memory_bytes"] / batch
+            memory["temp_bytes_per_vertex_mesh"] = memory["temp_memory_bytes"] / (batch * n)
+            memory["peak_bytes_per_mesh"] = memory["peak_memory_bytes"] / batch
         rec = ctx.recorder.add(
             case=NAME, kind="timing", sweep=sweep, variant="jax/auto", backend="jax",
             dtype="float32", mesh=mesh, vertices=n, batch=batch,
@@ -53,7 +113,7 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
                             peaks=ctx.peaks),
             s_per_mesh=t.median_s / batch,
             ns_per_vertex_mesh=1e9 * t.median_s / (batch * n),
-            **memory_fields(runner.jitted, runner.holder["state"], setup.batch, None),
+            **memory,
             **runner.fields(strict=True),
         )
         ctx.log(f"    {sweep}: {mesh} N={n} B={batch}: {1e3 * rec['median_s']:.0f} ms/step, "
@@ -64,8 +124,8 @@ def _s2d_sweep(ctx, points: list[tuple[str, int]], sweep: str, rounds: int) -> N
 def run(ctx) -> None:
     """Runs the three sweeps, each interleaved across its points."""
     rounds = ctx.rounds(5, 2)
-    meshes = ["face1"] if ctx.quick else ["face1", "face2", "face3", "ico6"]
-    _s2d_sweep(ctx, [(m, 16) for m in meshes], "vertices", rounds)
+    meshes = ["face1"] if ctx.quick else ["face1", "face2", "face3", "ico6", "face4", "ico7"]
+    _s2d_sweep(ctx, [(m, 16) for m in meshes], "vertices", rounds, cold=True)
     base_mesh = "face1" if ctx.quick else "face2"
     if not ctx.quick:
         _s2d_sweep(ctx, [(base_mesh, b) for b in (1, 4, 16, 64)], "batch", rounds)
