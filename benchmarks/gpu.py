@@ -10,7 +10,8 @@ as skipped):
 
 1. ``device``: JAX's devices and device kind; jax, jaxlib, CUDA plugin, torch, CUDA, cuDNN and
    driver versions (``nvidia-smi``); the HBM bandwidth of the device from :data:`HBM_BANDWIDTH`
-   (by name); a measured 1 GiB copy and an 8192² float32 matmul in JAX and PyTorch.
+   (by name; ``--hbm-gbps`` for a device missing from it, else the measured copy); a measured
+   1 GiB copy and an 8192² float32 matmul in JAX and PyTorch.
 2. ``s2d_train``: the S2D-Dec train step at the paper's batch (``jaxface/configs/s2d.py``
    paper mode: 16) on the 6990-vertex face hierarchy of ``faces4d/coma_scale``: ``jax/auto``
    (the library as shipped) and its variants, the official-style and SpiralNet++-style PyTorch
