@@ -79,24 +79,25 @@ def compose(outer: jax.Array, inner: jax.Array) -> jax.Array:
     return jnp.concatenate([linear, offset[..., None]], axis=-1)
 
 
-def warp_image(image: jax.Array, matrix: jax.Array, out_size: int) -> jax.Array:
-    """Resamples ``image`` through ``matrix`` into an ``out_size`` square (bilinear, zeros outside).
+def warp_image(image: jax.Array, matrix: jax.Array, out_size: int | tuple[int, int]) -> jax.Array:
+    """Resamples ``image`` through ``matrix`` (bilinear, zeros outside).
 
     Args:
       image: ``[H, W, C]`` (any real dtype; computed in float32).
       matrix: ``[2, 3]`` input pixel positions -> output pixel positions.
-      out_size: output side.
+      out_size: output side, or ``(height, width)``.
 
     Returns:
-      ``float32 [out_size, out_size, C]``. Use ``jax.vmap`` for batches.
+      ``float32 [out_h, out_w, C]``. Use ``jax.vmap`` for batches.
     """
+    out_h, out_w = (out_size, out_size) if isinstance(out_size, int) else out_size
     inv = invert(matrix)
-    centres = jnp.arange(out_size, dtype=jnp.float32) + 0.5
-    cols, rows = jnp.meshgrid(centres, centres)  # [out, out] each, row-major
-    src = transform_points(inv, jnp.stack([cols.ravel(), rows.ravel()], -1))  # [out², 2]
+    cols, rows = jnp.meshgrid(jnp.arange(out_w, dtype=jnp.float32) + 0.5,
+                              jnp.arange(out_h, dtype=jnp.float32) + 0.5)  # [out_h, out_w]
+    src = transform_points(inv, jnp.stack([cols.ravel(), rows.ravel()], -1))  # [out_h out_w, 2]
     # map_coordinates indexes pixel centres at integers.
     coords = [src[:, 1] - 0.5, src[:, 0] - 0.5]
     image = jnp.asarray(image, jnp.float32)
     channels = [map_coordinates(image[..., c], coords, order=1, mode="constant", cval=0.0)
                 for c in range(image.shape[-1])]
-    return jnp.stack(channels, -1).reshape(out_size, out_size, image.shape[-1])
+    return jnp.stack(channels, -1).reshape(out_h, out_w, image.shape[-1])

@@ -12,7 +12,6 @@ their fields checked.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -29,7 +28,7 @@ from jaxface.data.photo import (
     landmark_pixels,
     read_photo,
 )
-from jaxface.data.video import read_video_landmarks, video_frames
+from jaxface.data.video import open_video, read_video_landmarks
 from jaxface.files import write_npz
 from jaxface.smirk.crop import crop_matrix, transform_points, warp_image
 
@@ -207,16 +206,15 @@ def frames_from_video(path: str | os.PathLike[str], *, every: int = 1,
         raise ValueError(f"every must be >= 1, got {every}")
     source = os.fspath(path)
     measured = read_video_landmarks(source, max_frames=max_frames)
-    _, frames = video_frames(source, max_frames=max_frames)
     base = os.path.basename(source)
 
-    def items():
-        with contextlib.closing(frames):
-            for t, (index, _, rgb) in enumerate(frames):
-                if t < measured.num_frames and t % every == 0 and measured.detected[t]:
-                    yield f"{base}#{index}", rgb, measured.detection(t)
+    def items(frames):
+        for t, (index, _, rgb) in enumerate(frames):
+            if t < measured.num_frames and t % every == 0 and measured.detected[t]:
+                yield f"{base}#{index}", rgb, measured.detection(t)
 
-    return frames_from_detections(items(), size=size, scale=scale)
+    with open_video(source, max_frames=max_frames) as (_, frames):
+        return frames_from_detections(items(frames), size=size, scale=scale)
 
 
 def registry_media() -> dict[str, str]:

@@ -71,3 +71,9 @@ def test_identity_warp_returns_the_image_and_gradients_are_finite():
     np.testing.assert_allclose(warp_image(image, eye, 8), image, atol=1e-6)
     g = jax.grad(lambda m: warp_image(image, m, 8).sum())(eye)
     assert np.all(np.isfinite(g))
+
+
+def test_warp_to_a_rectangle():
+    image = np.random.default_rng(3).uniform(size=(6, 9, 2)).astype(np.float32)
+    eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+    np.testing.assert_allclose(warp_image(image, eye, (6, 9)), image, atol=1e-6)

