@@ -8,7 +8,7 @@ Submodules:
 
 * :mod:`jaxface.render.camera`: ``project_orthographic`` (``cam = (s, tx, ty)``), the screen
   space and pixel grid;
-* :mod:`jaxface.render.rasterize`: ``visible_faces`` (the z-buffer, no gradient),
+* :mod:`jaxface.render.rasterizer`: ``visible_faces`` (the z-buffer, no gradient),
   ``fragments_at`` (differentiable barycentrics), ``rasterize``, ``interpolate``;
 * :mod:`jaxface.render.shading`: ``vertex_normals``, ``lambertian``, ``shade_lambertian``;
 * :mod:`jaxface.render.triangles`: ``front_facing``, ``face_normals_screen``,
@@ -23,7 +23,7 @@ from jaxface.render.camera import (
     project_orthographic,
     screen_to_pixel,
 )
-from jaxface.render.rasterize import (
+from jaxface.render.rasterizer import (
     DEFAULT_CHUNK_SIZE,
     MIN_FACE_AREA,
     Fragments,

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import jax
 
 from jaxface.render.camera import DEPTH_OFFSET, project_orthographic
-from jaxface.render.rasterize import DEFAULT_CHUNK_SIZE, Fragments, rasterize
+from jaxface.render.rasterizer import DEFAULT_CHUNK_SIZE, Fragments, rasterize
 from jaxface.render.shading import ALBEDO, LIGHT_INTENSITY, OFFICIAL_LIGHTS, shade_lambertian
 
 __all__ = ["Rendered", "render"]
@@ -28,7 +28,7 @@ class Rendered(NamedTuple):
     Attributes:
       image: ``float [B, H, W, 3]`` shaded image (0 on background).
       mask: ``float [B, H, W]`` 1 where a triangle covers the pixel centre, else 0.
-      fragments: the :class:`~jaxface.render.rasterize.Fragments` (``pix_to_face``, ``bary``,
+      fragments: the :class:`~jaxface.render.rasterizer.Fragments` (``pix_to_face``, ``bary``,
         ``zbuf``).
       screen_vertices: ``float [B, V, 3]`` the projected vertices (x right, y down in NDC,
         depth); their x-y are where landmarks land on the image.

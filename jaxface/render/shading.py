@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.render.rasterize import Fragments, interpolate
+from jaxface.render.rasterizer import Fragments, interpolate
 
 __all__ = [
     "ALBEDO",
@@ -110,7 +110,7 @@ def shade_lambertian(
     """Shades the rasterised meshes.
 
     Args:
-      fragments: :class:`~jaxface.render.rasterize.Fragments` of the meshes.
+      fragments: :class:`~jaxface.render.rasterizer.Fragments` of the meshes.
       vertices: ``float [B, V, 3]`` **world** vertices (the normals are computed from them).
       faces: ``int [F, 3]`` the rasterised triangles.
       lights: ``float [L, 3]`` unit directions toward the lights (world coordinates).

@@ -7,7 +7,7 @@ import pytest
 
 from jaxface.data.template import load_face_template
 from jaxface.render.camera import project_orthographic
-from jaxface.render.rasterize import Fragments
+from jaxface.render.rasterizer import Fragments
 from jaxface.render.shading import (
     ALBEDO,
     LIGHT_INTENSITY,

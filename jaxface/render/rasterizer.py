@@ -122,6 +122,14 @@ def _check_inputs(screen_vertices, faces):
     return screen, faces
 
 
+def _corners(values: jax.Array, faces) -> list[list[jax.Array]]:
+    """``values [B, V, C]`` at the triangle corners as ``C x 3`` arrays ``[B, F]`` (coordinate
+    major, so everything computed from them is elementwise over ``[B, F]``)."""
+    faces = jnp.asarray(faces, jnp.int32)
+    return [[jnp.take(values[..., c], faces[:, k], axis=1) for k in range(3)]
+            for c in range(values.shape[-1])]
+
+
 def _triangle_table(screen: jax.Array, faces, h: int, w: int):
     """Per-triangle data of the visibility loop, flattened over the batch (``T = B * F``).
 
@@ -130,31 +138,27 @@ def _triangle_table(screen: jax.Array, faces, h: int, w: int):
       tiles_across`` (the last three are small integers) and the number of tiles covering the
       triangle's pixel box clipped to the image (0 for a triangle that cannot be drawn).
     """
-    tri = jnp.take(screen, jnp.asarray(faces), axis=1).astype(jnp.float32)  # [B, F, 3, 3]
-    finite = jnp.all(jnp.isfinite(tri), axis=(-1, -2))
-    tri = jnp.where(finite[..., None, None], tri, 0.0)
-    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
-    area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
-    drawable = finite & (jnp.abs(area) > MIN_FACE_AREA) & (jnp.max(z, axis=-1) >= 0)
+    (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = _corners(screen.astype(jnp.float32), faces)
+    area = _edge(x0, y0, x1, y1, x2, y2)
+    finite = jnp.isfinite(area) & jnp.isfinite(z0 + z1 + z2)
+    drawable = finite & (jnp.abs(area) > MIN_FACE_AREA) & (
+        jnp.maximum(jnp.maximum(z0, z1), z2) >= 0)
     s = float(min(h, w))
-    # Pixel-centre index coordinates: column j has its centre at u = j.
-    u = 0.5 * (x * s + (w - 1))
-    v = 0.5 * (y * s + (h - 1))
 
-    def span(c, n, tile):
-        lo = jnp.clip(jnp.min(c, axis=-1) - _BOX_MARGIN, -1.0, float(n))
-        hi = jnp.clip(jnp.max(c, axis=-1) + _BOX_MARGIN, -1.0, float(n))
-        first = jnp.maximum(jnp.ceil(lo).astype(jnp.int32), 0)
-        size = jnp.minimum(jnp.floor(hi).astype(jnp.int32), n - 1) - first + 1
-        return first, jnp.maximum(size + (tile - 1), 0) // tile
+    def span(c0, c1, c2, n, tile):
+        # Pixel-centre index coordinates: pixel j has its centre at (c * s + n - 1) / 2 = j.
+        lo = 0.5 * (jnp.minimum(jnp.minimum(c0, c1), c2) * s + (n - 1)) - _BOX_MARGIN
+        hi = 0.5 * (jnp.maximum(jnp.maximum(c0, c1), c2) * s + (n - 1)) + _BOX_MARGIN
+        first = jnp.maximum(jnp.ceil(jnp.clip(lo, -1.0, float(n))).astype(jnp.int32), 0)
+        last = jnp.minimum(jnp.floor(jnp.clip(hi, -1.0, float(n))).astype(jnp.int32), n - 1)
+        return first, jnp.maximum(last - first + tile, 0) // tile
 
-    col0, tiles_w = span(u, w, _TILE[1])
-    row0, tiles_h = span(v, h, _TILE[0])
+    col0, tiles_w = span(x0, x1, x2, w, _TILE[1])
+    row0, tiles_h = span(y0, y1, y2, h, _TILE[0])
     tiles = jnp.where(drawable, tiles_w * tiles_h, 0)
-    table = jnp.concatenate(
-        [jnp.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2]], -1), z,
-         jnp.stack([area, row0.astype(jnp.float32), col0.astype(jnp.float32),
-                    jnp.maximum(tiles_w, 1).astype(jnp.float32)], -1)], axis=-1)
+    table = jnp.stack([x0, y0, x1, y1, x2, y2, z0, z1, z2, area, row0.astype(jnp.float32),
+                       col0.astype(jnp.float32), jnp.maximum(tiles_w, 1).astype(jnp.float32)],
+                      axis=-1)
     return table.reshape(-1, 13), tiles.reshape(-1)
 
 
@@ -269,15 +273,19 @@ def visible_faces(
     return jnp.where(ids < n_faces, ids, -1)
 
 
-def _pixel_vertex_ids(faces, pix_to_face: jax.Array) -> jax.Array:
-    """``int32 [B, H, W, 3]`` vertex indices of each pixel's triangle (triangle 0 for
-    background)."""
-    return jnp.asarray(faces, jnp.int32)[jnp.maximum(pix_to_face, 0)]
+def _pixel_rows(values: jax.Array, faces, pix_to_face: jax.Array) -> jax.Array:
+    """Per-vertex ``values [B, V, C]`` of each pixel's triangle corners: ``[B, H, W, 3, C]``
+    (triangle 0 for background pixels).
 
-
-def _gather_vertices(values: jax.Array, vertex_ids: jax.Array) -> jax.Array:
-    """``values [B, V, C]`` at ``vertex_ids [B, H, W, 3]``: ``[B, H, W, 3, C]``."""
-    return jax.vmap(lambda val, idx: val[idx])(values, vertex_ids)
+    The corners are gathered per triangle first and then one ``3 C`` row per pixel, so the
+    backward pass is a row scatter-add per pixel (fast) rather than three element scatters.
+    """
+    b, _, c = values.shape
+    faces = jnp.asarray(faces, jnp.int32)
+    n_faces = faces.shape[0]
+    rows = jnp.take(values, faces, axis=1).reshape(b * n_faces, 3 * c)
+    idx = jnp.maximum(pix_to_face, 0) + (n_faces * jnp.arange(b, dtype=jnp.int32))[:, None, None]
+    return rows.at[idx].get(mode="promise_in_bounds").reshape(*pix_to_face.shape, 3, c)
 
 
 def fragments_at(
@@ -302,7 +310,7 @@ def fragments_at(
         raise ValueError(f"pix_to_face has {b} images, screen_vertices {screen.shape[0]}")
     centers = jnp.asarray(pixel_centers((h, w)))
     covered = pix_to_face >= 0
-    tri = _gather_vertices(screen, _pixel_vertex_ids(faces, pix_to_face))  # [B, H, W, 3, 3]
+    tri = _pixel_rows(screen, faces, pix_to_face)  # [B, H, W, 3, 3]
     x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
     area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
     # Background pixels (and only they) could sit on a degenerate triangle 0.
@@ -356,5 +364,5 @@ def interpolate(fragments: Fragments, faces, attributes: jax.typing.ArrayLike) -
         attributes = jnp.broadcast_to(attributes, (b, *attributes.shape))
     if attributes.ndim != 3 or attributes.shape[0] != b:
         raise ValueError(f"attributes must be [B={b}, V, C] or [V, C], got {attributes.shape}")
-    values = _gather_vertices(attributes, _pixel_vertex_ids(faces, fragments.pix_to_face))
+    values = _pixel_rows(attributes, faces, fragments.pix_to_face)
     return jnp.einsum("bhwk,bhwkc->bhwc", fragments.bary.astype(values.dtype), values)

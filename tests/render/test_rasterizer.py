@@ -1,4 +1,4 @@
-"""Tests for jaxface.render.rasterize against the independent numpy reference."""
+"""Tests for jaxface.render.rasterizer against the independent numpy reference."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 
 from jaxface.data.template import load_face_template
 from jaxface.render.camera import pixel_centers, project_orthographic
-from jaxface.render.rasterize import (
+from jaxface.render.rasterizer import (
     DEFAULT_CHUNK_SIZE,
     fragments_at,
     interpolate,
