@@ -12,6 +12,10 @@ conventions of their ImageNet checkpoints, as timm builds them under the names
   PyTorch momentum ``0.1``: the ``tf_`` variants change only epsilon);
 - convolutions without bias, each followed by BatchNorm.
 
+The depthwise convolutions are sums of nine shifted, scaled copies of the input
+(:func:`depthwise_conv3x3`) on CPU, where XLA's grouped convolution is tens of times slower,
+and XLA's grouped convolution elsewhere (``depthwise_impl``).
+
 The network is a ``3 x 3`` stride-2 stem convolution to 16 channels, then stages of blocks
 (:data:`ARCHITECTURES`), the last one a ``1 x 1`` convolution to 576 (small) or 960 (large)
 channels. The output is the last feature map at stride 32, ``[B, H/32, W/32, C]``: what
@@ -38,16 +42,20 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
 
 __all__ = [
     "ARCHITECTURES",
     "BN_EPSILON",
     "BN_MOMENTUM",
+    "DEPTHWISE_IMPLS",
     "BlockSpec",
     "ConvBnAct",
+    "DepthwiseConv",
     "DepthwiseSeparable",
     "InvertedResidual",
     "MobileNetV3Minimal",
+    "depthwise_conv3x3",
     "expanded_channels",
     "feature_width",
 ]
@@ -57,6 +65,8 @@ BN_EPSILON = 1e-3
 #: Flax momentum of the running averages (PyTorch's default 0.1 as ``1 - 0.1``).
 BN_MOMENTUM = 0.9
 STEM_CHANNELS = 16
+#: ``"auto"`` (``"shifted"`` on CPU, ``"conv"`` elsewhere), ``"shifted"`` or ``"conv"``.
+DEPTHWISE_IMPLS = ("auto", "shifted", "conv")
 
 
 @dataclass(frozen=True)
@@ -146,10 +156,69 @@ def conv_init(groups: int = 1):
     return init
 
 
-def _conv(features: int, kernel: int, stride: int, groups: int, dtype: Any, name: str) -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Conv:
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME",
-                   feature_group_count=groups, use_bias=False, kernel_init=conv_init(groups),
-                   dtype=dtype, name=name)
+                   use_bias=False, kernel_init=conv_init(), dtype=dtype, name=name)
+
+
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1,
+                      impl: str = "auto") -> jax.Array:
+    """Depthwise ``3 x 3`` convolution with TensorFlow 'SAME' padding.
+
+    Args:
+      x: ``[B, H, W, C]``.
+      kernel: ``[3, 3, 1, C]`` (Flax's layout of a grouped convolution with ``C`` groups).
+      stride: ``s`` in both directions.
+      impl: one of :data:`DEPTHWISE_IMPLS`: ``"shifted"`` adds the nine taps as shifted slices
+        of the padded input (one fused loop on CPU), ``"conv"`` is XLA's grouped convolution.
+
+    Returns:
+      ``[B, ceil(H / s), ceil(W / s), C]``.
+    """
+    if impl not in DEPTHWISE_IMPLS:
+        raise ValueError(f"depthwise_impl must be one of {DEPTHWISE_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        impl = "shifted" if jax.default_backend() == "cpu" else "conv"
+    if impl == "conv":
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=x.shape[-1])
+    pads, outs = [(0, 0)], []
+    for size in x.shape[1:3]:
+        out = -(-size // stride)
+        total = max((out - 1) * stride + 3 - size, 0)
+        pads.append((total // 2, total - total // 2))
+        outs.append(out)
+    xp = jnp.pad(x, [*pads, (0, 0)])
+    h, w = ((o - 1) * stride + 1 for o in outs)
+    y = None
+    for i in range(3):
+        for j in range(3):
+            tap = xp[:, i:i + h:stride, j:j + w:stride, :] * kernel[i, j, 0]
+            y = tap if y is None else y + tap
+    return y
+
+
+class DepthwiseConv(nn.Module):
+    """``[B, H, W, C]`` -> ``[B, H/s, W/s, C]``: a bias-free depthwise ``3 x 3`` convolution
+    (kernel ``[3, 3, 1, C]``, as :class:`flax.linen.Conv` with ``C`` groups stores it).
+
+    Attributes:
+      stride: ``s``.
+      impl: one of :data:`DEPTHWISE_IMPLS`.
+      dtype: compute dtype (``None``: float32).
+    """
+
+    stride: int = 1
+    impl: str = "auto"
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        kernel = self.param("kernel", conv_init(groups=c), (3, 3, 1, c), jnp.float32)
+        x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
+        return depthwise_conv3x3(x, kernel, self.stride, self.impl)
 
 
 def _bn(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
@@ -164,18 +233,20 @@ class DepthwiseSeparable(nn.Module):
       out: output channels.
       stride: ``s`` of the depthwise convolution.
       dtype: compute dtype (``None``: float32).
+      depthwise_impl: one of :data:`DEPTHWISE_IMPLS`.
     """
 
     out: int
     stride: int = 1
     dtype: Any = None
+    depthwise_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         c = x.shape[-1]
-        y = _conv(c, 3, self.stride, c, self.dtype, "conv_dw")(x)
+        y = DepthwiseConv(self.stride, self.depthwise_impl, self.dtype, name="conv_dw")(x)
         y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-        y = _conv(self.out, 1, 1, 1, self.dtype, "conv_pw")(y)
+        y = _conv(self.out, 1, 1, self.dtype, "conv_pw")(y)
         y = _bn(train, self.dtype, "bn2")(y)
         return y + x if self.stride == 1 and c == self.out else y
 
@@ -189,20 +260,22 @@ class InvertedResidual(nn.Module):
       mid: hidden (expanded) channels.
       stride: ``s`` of the depthwise convolution.
       dtype: compute dtype (``None``: float32).
+      depthwise_impl: one of :data:`DEPTHWISE_IMPLS`.
     """
 
     out: int
     mid: int
     stride: int = 1
     dtype: Any = None
+    depthwise_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = _conv(self.mid, 1, 1, 1, self.dtype, "conv_pw")(x)
+        y = _conv(self.mid, 1, 1, self.dtype, "conv_pw")(x)
         y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-        y = _conv(self.mid, 3, self.stride, self.mid, self.dtype, "conv_dw")(y)
+        y = DepthwiseConv(self.stride, self.depthwise_impl, self.dtype, name="conv_dw")(y)
         y = nn.relu(_bn(train, self.dtype, "bn2")(y))
-        y = _conv(self.out, 1, 1, 1, self.dtype, "conv_pwl")(y)
+        y = _conv(self.out, 1, 1, self.dtype, "conv_pwl")(y)
         y = _bn(train, self.dtype, "bn3")(y)
         return y + x if self.stride == 1 and x.shape[-1] == self.out else y
 
@@ -220,7 +293,7 @@ class ConvBnAct(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        y = _conv(self.out, 1, 1, 1, self.dtype, "conv")(x)
+        y = _conv(self.out, 1, 1, self.dtype, "conv")(x)
         return nn.relu(_bn(train, self.dtype, "bn1")(y))
 
 
@@ -236,6 +309,7 @@ class MobileNetV3Minimal(nn.Module):
       variant: ``"small"`` (``tf_mobilenetv3_small_minimal_100``) or ``"large"``
         (``tf_mobilenetv3_large_minimal_100``).
       dtype: compute dtype (``None``: float32); parameters and statistics stay float32.
+      depthwise_impl: one of :data:`DEPTHWISE_IMPLS` (the same numbers either way).
 
     Example:
       >>> net = MobileNetV3Minimal("small")
@@ -247,6 +321,7 @@ class MobileNetV3Minimal(nn.Module):
 
     variant: str = "large"
     dtype: Any = None
+    depthwise_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -255,7 +330,7 @@ class MobileNetV3Minimal(nn.Module):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"MobileNetV3Minimal expects images [B, H, W, 3], "
                              f"got shape {tuple(images.shape)}")
-        x = _conv(STEM_CHANNELS, 3, 2, 1, self.dtype, "conv_stem")(images)
+        x = _conv(STEM_CHANNELS, 3, 2, self.dtype, "conv_stem")(images)
         x = nn.relu(_bn(train, self.dtype, "bn1")(x))
         for s, stage in enumerate(stages):
             b = 0
@@ -264,10 +339,12 @@ class MobileNetV3Minimal(nn.Module):
                     stride = spec.stride if r == 0 else 1
                     name = f"blocks_{s}_{b}"
                     if spec.kind == "ds":
-                        block = DepthwiseSeparable(spec.out, stride, self.dtype, name=name)
+                        block = DepthwiseSeparable(spec.out, stride, self.dtype,
+                                                   self.depthwise_impl, name=name)
                     elif spec.kind == "ir":
                         mid = expanded_channels(x.shape[-1] * spec.expansion)
-                        block = InvertedResidual(spec.out, mid, stride, self.dtype, name=name)
+                        block = InvertedResidual(spec.out, mid, stride, self.dtype,
+                                                 self.depthwise_impl, name=name)
                     else:
                         block = ConvBnAct(spec.out, self.dtype, name=name)
                     x = block(x, train)

@@ -11,6 +11,7 @@ from jaxface.models.mobilenet_v3 import (
     ARCHITECTURES,
     DepthwiseSeparable,
     InvertedResidual,
+    depthwise_conv3x3,
     expanded_channels,
     feature_width,
 )
@@ -143,8 +144,46 @@ def _torch_reference(reference, module, images, train=False):
         return reference.to_nhwc(module(reference.to_nchw(images)))
 
 
+def _numpy_depthwise(x, kernel, stride):
+    """Direct loops: TF 'SAME' (total padding max((out - 1) s + 3 - n, 0), the odd one last)."""
+    b, h, w, c = x.shape
+    oh, ow = -(-h // stride), -(-w // stride)
+    top = max((oh - 1) * stride + 3 - h, 0) // 2
+    left = max((ow - 1) * stride + 3 - w, 0) // 2
+    out = np.zeros((b, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            for di in range(3):
+                for dj in range(3):
+                    y, x_ = i * stride + di - top, j * stride + dj - left
+                    if 0 <= y < h and 0 <= x_ < w:
+                        out[:, i, j] += x[:, y, x_] * kernel[di, dj, 0]
+    return out
+
+
+@pytest.mark.parametrize(("shape", "stride"), [((2, 7, 6, 5), 1), ((2, 7, 6, 5), 2),
+                                               ((1, 8, 9, 3), 2), ((1, 1, 2, 4), 2)])
+def test_depthwise_implementations_agree_with_loops(shape, stride):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 1, shape[-1])).astype(np.float32)
+    expected = _numpy_depthwise(x.astype(np.float64), kernel, stride)
+    grads = {}
+    for impl in ("shifted", "conv"):
+        out = jax.jit(depthwise_conv3x3, static_argnums=(2, 3))(x, kernel, stride, impl)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+        grads[impl] = jax.jit(jax.grad(
+            lambda x, k, impl=impl: jnp.sum(depthwise_conv3x3(x, k, stride, impl) ** 3),
+            argnums=(0, 1)))(x, kernel)
+    for a, b in zip(grads["shifted"], grads["conv"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="depthwise_impl must be one of"):
+        depthwise_conv3x3(x, kernel, stride, "fft")
+
+
 @pytest.mark.parametrize(("block", "cin", "shape"), [
     (InvertedResidual(out=24, mid=72, stride=2), 16, (2, 9, 7)),  # odd sizes: asymmetric SAME
+    (InvertedResidual(out=24, mid=72, stride=2, depthwise_impl="conv"), 16, (2, 9, 7)),
     (InvertedResidual(out=16, mid=48, stride=1), 16, (2, 8, 8)),  # residual
     (DepthwiseSeparable(out=16, stride=1), 16, (2, 6, 5)),  # residual
 ])
