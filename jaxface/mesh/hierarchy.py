@@ -7,29 +7,45 @@ for FLAME with factors ``(4, 4, 4, 4)``).
 * **Down-sampling** is a pure selection: ``down_indices`` ``[n_i]`` lists the surviving
   level ``i-1`` vertices in ascending order, so level ``i``'s vertex ``j`` is level
   ``i-1``'s vertex ``down_indices[j]`` (CoMA's ``D``).
-* **Up-sampling** maps every level ``i-1`` vertex to the closest point of level ``i``'s
-  surface: ``up_indices`` ``[n_{i-1}, 3]`` are the corners of the closest coarse
-  triangle and ``up_weights`` ``[n_{i-1}, 3]`` its barycentric coordinates (rows sum to
-  1). Survivors map to themselves: indices ``(j, j, j)``, weights ``(1, 0, 0)``
-  (CoMA's ``U``, with exact barycentrics instead of CoMA's least-squares fit).
+* **Up-sampling** maps every level ``i-1`` vertex to a point of level ``i``'s surface:
+  ``up_indices`` ``[n_{i-1}, 3]`` are the corners of a coarse triangle and ``up_weights``
+  ``[n_{i-1}, 3]`` the barycentric coordinates of the vertex's closest point on it (rows sum
+  to 1, no negative weights). Survivors map to themselves: indices ``(j, j, j)``, weights
+  ``(1, 0, 0)`` (CoMA's ``U``, with exact barycentrics instead of CoMA's least-squares fit,
+  whose rows on edges need not sum to 1).
 
-Decimation (``method="qslim"``) ports CoMA's quadric half-edge collapse to numpy with a
-binary heap and per-vertex face sets: every vertex gets the sum of the plane quadrics
-of its faces; an edge costs ``min(p_r^T Q p_r, p_c^T Q p_c)`` with ``Q = Q_r + Q_c``;
-the cheaper endpoint stays where it is and the other is removed; the kept vertex
-inherits ``Q``. Each collapse removes exactly one vertex, so the level sizes are exact.
-Unlike CoMA, a collapse is refused when it would break the manifold (link condition,
-pinching two boundaries together), duplicate a face, leave a vertex without faces, or
-flip a face; boundary edges add plane quadrics perpendicular to their face
-(``boundary_weight``; 0 gives CoMA's quadrics) so that open borders keep their shape;
-equal costs are broken by shorter edge length, then by index. If no allowed collapse
-remains before the target size, the checks are relaxed step by step (flip test first,
-then the manifold tests) and a ``RuntimeWarning`` says so. This yields a valid coarse
-mesh down to tiny sizes (a closed component stops at a tetrahedron, an open one at a
-triangle). fast-simplification's collapse history is not used: it places the kept
-vertices at quadric-optimal positions, so its flip checks were made for other positions
-than the original ones CoMA-style down-sampling keeps, and a prefix of its history can
-leave survivors that belong to no face.
+Two decimation methods (``method``):
+
+* ``"qslim"`` ports CoMA's quadric half-edge collapse to numpy with a binary heap and
+  per-vertex face sets: every vertex gets the sum of the plane quadrics of its faces; an edge
+  costs ``min(p_r^T Q p_r, p_c^T Q p_c)`` with ``Q = Q_r + Q_c``; the cheaper endpoint stays
+  where it is and the other is removed; the kept vertex inherits ``Q``. Each collapse removes
+  exactly one vertex, so the level sizes are exact. Unlike CoMA, a collapse is refused when it
+  would break the manifold (link condition, pinching two boundaries together), duplicate a
+  face, leave a vertex without faces, or flip a face; boundary edges add plane quadrics
+  perpendicular to their face (``boundary_weight``; 0 gives CoMA's quadrics) so that open
+  borders keep their shape; equal costs are broken by shorter edge length, then by index.
+  Every fine vertex is up-sampled from its closest point on the whole coarse surface. This
+  is the default: trained models and the shipped bundle were built with it.
+* ``"surface_distance"`` orders the same half-edge collapses (same checks) by what down- then
+  up-sampling loses: every removed vertex stays attached to a coarse face near it, and a
+  collapse costs the change of the summed squared distances of the vertices it re-attaches
+  (the quadric cost only breaks ties). Vertices facing a narrow gap of their boundary (lips
+  at a mouth slit) are measured to the boundary edges (weight ``boundary_weight``), so the
+  two sides of the gap are not interpolated from each other; a small closed component (an
+  eyeball) may vanish at a coarse level when that costs less, as in CoMA, instead of holding
+  four vertices. Up-sampling projects each vertex onto the face it is attached to. On the
+  face template, a FLAME-size head and the shapes of
+  ``python -m experiments.s2d.hierarchy_quality`` its error is below CoMA's at every level and
+  every single step (``docs/mesh_hierarchies.md``); it takes about 4x longer to build.
+
+If no allowed collapse remains before the target size, the checks are relaxed step by step
+(flip test first, then the manifold tests) and a ``RuntimeWarning`` says so. This yields a
+valid coarse mesh down to tiny sizes (a closed component stops at a tetrahedron, an open one
+at a triangle). fast-simplification's collapse history is not used: it places the kept
+vertices at quadric-optimal positions, so its flip checks were made for other positions than
+the original ones CoMA-style down-sampling keeps, and a prefix of its history can leave
+survivors that belong to no face.
 
 Closest points: the distance to the nearest coarse vertex bounds the distance to the
 surface, a ``cKDTree`` over triangle centres yields every triangle that could be closer,
@@ -54,6 +70,7 @@ from jaxface.mesh.spirals import (
     spiral_indices,
 )
 from jaxface.mesh.topology import (
+    boundary_loops,
     connected_components,
     edges,
     validate_faces,
@@ -69,7 +86,7 @@ __all__ = [
     "spirals_for",
 ]
 
-METHODS = ("qslim",)
+METHODS = ("qslim", "surface_distance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,6 +433,342 @@ class _Decimator:
         return survivors, np.asarray(unique_faces, np.int64).reshape(-1, 3)
 
 
+class _SurfaceDecimator(_Decimator):
+    """Half-edge collapses ordered by the up-sampling error they add (``"surface_distance"``).
+
+    Every removed vertex is attached to a face of the coarse mesh and keeps its squared
+    distance to it. Collapsing ``remove`` into ``keep`` re-projects ``remove`` and the vertices
+    attached to ``remove``'s faces onto ``keep``'s faces after the collapse; the cost is the
+    change of their summed squared distances (what down-then-up sampling of the template
+    loses), then the quadric cost, the edge length and the indices break ties. Both directions
+    of an edge are queued; an entry whose endpoints changed since it was queued is evaluated
+    again when it comes out of the queue, before anything else is collapsed.
+
+    A vertex facing a narrow gap of its boundary (:func:`_gap_vertices`, e.g. a lip at a mouth
+    slit) counts, with ``boundary_weight``, its distance to the boundary edges of the faces
+    instead of to the faces, and is only attached to faces with a boundary edge: a gap that is
+    a millimetre wide on the template costs nothing to bridge there, but the shapes open it.
+
+    A whole component may also go (its vertices are then attached to the nearest remaining
+    face) when that costs less and the level keeps its exact size, as CoMA's collapse drops
+    small closed parts such as eyeballs at coarse levels.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float):
+        super().__init__(vertices, faces, boundary_weight)
+        self.boundary_weight = float(boundary_weight)
+        self.attached: list[list[int]] = [[] for _ in self.faces]
+        self.face_array = np.array(faces, np.int64)  # self.faces as an array
+        self.error = np.zeros(vertices.shape[0])
+        self.edge_count: dict[tuple[int, int], int] = {}
+        for face in self.faces:
+            self._count_edges(face, 1)
+        self.at_gap = _gap_vertices(vertices, faces)
+        _, self.labels = connected_components(faces, vertices.shape[0])
+        has_faces = np.zeros(vertices.shape[0], bool)
+        has_faces[faces.ravel()] = True
+        self.component_alive = np.bincount(self.labels[has_faces],
+                                           minlength=int(self.labels.max()) + 1)
+        self.component_version = [0] * self.component_alive.shape[0]
+        self.component_reach = np.zeros(self.component_alive.shape[0])
+        self.members = [np.flatnonzero((self.labels == c) & has_faces)
+                        for c in range(self.component_alive.shape[0])]
+        self.target = 0
+
+    def _count_edges(self, face, step: int) -> None:
+        counts = self.edge_count
+        for j in range(3):
+            a, b = face[j], face[j - 1]
+            key = (a, b) if a < b else (b, a)
+            counts[key] = counts.get(key, 0) + step
+
+    # --- distances ---------------------------------------------------------------------
+    def _star_flags(self, remove: int, keep: int, star) -> list[tuple[bool, bool, bool]]:
+        """Which edges of ``keep``'s faces would be boundary edges after the collapse."""
+        rows = [[keep if v == remove else v for v in self.faces[f]] for f in star]
+        around: dict[int, int] = {}
+        for row in rows:
+            for v in row:
+                around[v] = around.get(v, 0) + 1
+        counts = self.edge_count
+        flags = []
+        for row in rows:
+            flag = []
+            for j in (1, 2, 0):  # edges ab, bc, ca
+                a, b = row[j - 1], row[j]
+                if a == keep or b == keep:
+                    flag.append(around[b if a == keep else a] == 1)
+                else:
+                    flag.append(counts.get((a, b) if a < b else (b, a), 0) == 1)
+            flags.append(tuple(flag))
+        return flags
+
+    def _pair_distances(self, points, corners, flags) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances of ``points[p]`` to triangles ``corners[p]`` (vertex ids, ``[P]``).
+
+        Returns:
+          ``(cost, plain)``: ``plain`` is the distance to the triangle; ``cost`` is the same
+          except for a vertex at a gap, where it is blended (``boundary_weight``) with the
+          distance to the triangle's boundary edges (``flags [P, 3]``: ab, bc, ca), ``inf``
+          for a triangle without one.
+        """
+        v = self.vertices
+        plain, edge = _squared_distances(v[points], v[corners[:, 0]], v[corners[:, 1]],
+                                         v[corners[:, 2]], edges=True)
+        gap = self.at_gap[points]
+        if self.boundary_weight <= 0 or not gap.any():
+            return plain, plain
+        along = np.where(flags, edge, np.inf).min(axis=1)
+        return np.where(gap, plain + self.boundary_weight * (along - plain), plain), plain
+
+    def _slot_distances(self, points, corners, flags, per_slot) -> np.ndarray:
+        """``[S]`` cost of each point slot on its closest candidate triangle.
+
+        Args:
+          points: ``[S]`` vertex of each slot.
+          corners: ``[P, 3]`` candidate triangles, grouped by slot (``per_slot [S]`` each).
+          flags: ``[P, 3]`` boundary edges of the triangles (see :meth:`_pair_distances`).
+
+        Returns:
+          The smallest cost, the plain distance where no candidate has a cost (a vertex at a
+          gap without boundary edges around), ``inf`` for slots without candidates.
+        """
+        best = np.full(points.shape[0], np.inf)
+        if not corners.shape[0]:
+            return best
+        pair_slot = np.repeat(np.arange(points.shape[0]), per_slot)
+        start = (np.cumsum(per_slot) - per_slot)[per_slot > 0]
+        cost, plain = self._pair_distances(points[pair_slot], corners, flags)
+        best[per_slot > 0] = np.minimum.reduceat(cost, start)
+        fallback = np.full(points.shape[0], np.inf)
+        fallback[per_slot > 0] = np.minimum.reduceat(plain, start)
+        return np.where(np.isfinite(best), best, fallback)
+
+    # --- costs -------------------------------------------------------------------------
+    def _directed(self, directed: list[tuple[int, int]]) -> list[tuple]:
+        """Heap entries ``(cost, quadric, length, 0, remove, keep, v_remove, v_keep)``."""
+        if not directed:
+            return []
+        point_ids, stars, num_points = [], [], []
+        for remove, keep in directed:
+            faces_remove = self.vertex_faces[remove]
+            stars.append(faces_remove ^ self.vertex_faces[keep])  # keep's faces afterwards
+            start = len(point_ids)
+            point_ids.append(remove)
+            for f in faces_remove:
+                point_ids.extend(self.attached[f])
+            num_points.append(len(point_ids) - start)
+        m = np.asarray(num_points)
+        k = np.asarray([len(star) for star in stars])
+        points = np.asarray(point_ids, np.int64)
+        pairs = np.asarray(directed, np.int64)
+        remove, keep = pairs[:, 0], pairs[:, 1]
+        face_ids = np.fromiter((f for star in stars for f in star), np.int64, int(k.sum()))
+        face_dir = np.repeat(np.arange(len(directed)), k)
+        rows = self.face_array[face_ids].reshape(-1, 3)
+        rows = np.where(rows == remove[face_dir, None], keep[face_dir, None], rows)
+        flags = np.zeros(rows.shape, bool)
+        point_start = np.cumsum(m) - m
+        needs = np.flatnonzero(np.add.reduceat(self.at_gap[points], point_start) > 0)
+        if needs.size:
+            face_start = np.cumsum(k) - k
+            for d in needs.tolist():
+                if k[d]:
+                    flags[face_start[d]:face_start[d] + k[d]] = self._star_flags(
+                        int(remove[d]), int(keep[d]), stars[d])
+        # Every point of a direction against every face of its new star.
+        per_slot = np.repeat(k, m)
+        slot_dir = np.repeat(np.arange(len(directed)), m)
+        slot_first_face = (np.cumsum(k) - k)[slot_dir]
+        pair_slot = np.repeat(np.arange(points.shape[0]), per_slot)
+        pair_face = slot_first_face[pair_slot] + (
+            np.arange(pair_slot.shape[0]) - (np.cumsum(per_slot) - per_slot)[pair_slot])
+        best = self._slot_distances(points, rows[pair_face], flags[pair_face], per_slot)
+        cost = np.add.reduceat(best - self.error[points], point_start)
+        cost = np.where(np.abs(cost) < self.zero_cost, 0.0, cost)
+        homogeneous = np.concatenate([self.vertices[keep], np.ones((keep.shape[0], 1))], axis=1)
+        quadric = np.einsum("ei,eij,ej->e", homogeneous,
+                            self.quadrics[remove] + self.quadrics[keep], homogeneous)
+        step = self.vertices[remove] - self.vertices[keep]
+        length = np.einsum("ij,ij->i", step, step)
+        version = self.version
+        return [(c, q, ln, 0, r, kp, version[r], version[kp]) for c, q, ln, r, kp in zip(
+            cost.tolist(), quadric.tolist(), length.tolist(), remove.tolist(), keep.tolist(),
+            strict=True)]
+
+    def _edge_entries(self, vertex: int) -> list[tuple]:
+        """Both directions of every edge of ``vertex``."""
+        directed = []
+        for u in sorted(self._neighbours(vertex)):
+            directed += [(vertex, u), (u, vertex)]
+        return self._directed(directed)
+
+    def _rest_faces(self, component: int) -> np.ndarray:
+        faces = [self.faces[f] for f in range(len(self.faces))
+                 if self.face_alive[f] and self.labels[self.faces[f][0]] != component]
+        return np.asarray(faces, np.int64).reshape(-1, 3)
+
+    def _component_points(self, component: int) -> list[int]:
+        """The component's vertices and every vertex attached to its faces."""
+        members = self.members[component]
+        points = set(members.tolist())
+        for v in members[self.alive[members]].tolist():
+            for f in self.vertex_faces[v]:
+                points.update(self.attached[f])
+        return sorted(points)
+
+    def _component_entry(self, component: int, exact: bool) -> tuple:
+        """Heap entry ``(cost, inf, 0, 1, component, -1, version, 0)`` for removing a part.
+
+        The cost needs the distances of the part's points to the rest of the mesh; without
+        ``exact`` the last ones computed are reused (the entry is checked when it comes out).
+        """
+        points = self._component_points(component)
+        if exact:
+            _, _, dist2 = closest_points_on_mesh(self.vertices[points], self.vertices,
+                                                 self._rest_faces(component))
+            self.component_reach[component] = float(dist2.sum())
+        cost = self.component_reach[component] - float(self.error[points].sum())
+        return (cost, math.inf, 0.0, 1, component, -1, self.component_version[component], 0)
+
+    def _removable(self, component: int) -> bool:
+        parts = int((self.component_alive > 0).sum())
+        alive = int(self.component_alive[component])
+        return parts > 1 and 0 < alive <= self.count - self.target
+
+    # --- changes -----------------------------------------------------------------------
+    def _attach(self, points: list[int], faces: list[int]) -> None:
+        """Attaches each point to the closest of ``faces`` and records its distance."""
+        rows = np.asarray([self.faces[f] for f in faces], np.int64)
+        if len(points) * len(faces) > 1 << 16:  # a whole component onto the rest
+            face, _, dist2 = closest_points_on_mesh(self.vertices[points], self.vertices, rows)
+        else:
+            counts = self.edge_count
+            flags = np.array([[counts[(a, b) if a < b else (b, a)] == 1
+                               for a, b in ((r[0], r[1]), (r[1], r[2]), (r[2], r[0]))]
+                              for r in rows.tolist()], bool).reshape(-1, 3)
+            tiled = np.tile(np.arange(len(faces)), len(points))
+            cost, plain = self._pair_distances(np.repeat(np.asarray(points, np.int64), len(faces)),
+                                               rows[tiled], flags[tiled])
+            cost = cost.reshape(len(points), len(faces))
+            plain = plain.reshape(len(points), len(faces))
+            cost = np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, plain)
+            face = cost.argmin(axis=1)
+            dist2 = cost[np.arange(len(points)), face]
+        for p, j, d in zip(points, face.tolist(), dist2.tolist(), strict=True):
+            self.attached[faces[j]].append(p)
+            self.error[p] = d
+
+    def _collapse(self, remove: int, keep: int) -> None:
+        faces_remove = list(self.vertex_faces[remove])
+        points = [remove]
+        touched = set()
+        for f in faces_remove:
+            points.extend(self.attached[f])
+            self.attached[f] = []
+            touched.update(self.faces[f])
+            self._count_edges(self.faces[f], -1)
+        super()._collapse(remove, keep)
+        for f in faces_remove:
+            self.face_array[f] = self.faces[f]
+            if self.face_alive[f]:
+                self._count_edges(self.faces[f], 1)
+        star = sorted(self.vertex_faces[keep])
+        self._attach(points, star)
+        for f in star:  # the faces whose attached vertices changed
+            touched.update(self.faces[f])
+        touched.discard(remove)
+        for v in touched:
+            self.version[v] += 1
+        component = int(self.labels[keep])
+        self.component_alive[component] -= 1
+        self.component_version[component] += 1
+
+    def _remove_component(self, component: int) -> None:
+        points = self._component_points(component)
+        members = self.members[component]
+        for v in members[self.alive[members]].tolist():
+            for f in self.vertex_faces[v]:
+                if self.face_alive[f]:
+                    self.face_alive[f] = False
+                    self.attached[f] = []
+                    self._count_edges(self.faces[f], -1)
+            self.vertex_faces[v] = set()
+            self.alive[v] = False
+            self.version[v] += 1
+            self.count -= 1
+        rest = [f for f in range(len(self.faces)) if self.face_alive[f]]
+        before = [len(self.attached[f]) for f in rest]
+        self._attach(points, rest)
+        for f, size in zip(rest, before, strict=True):
+            if len(self.attached[f]) != size:
+                for v in self.faces[f]:
+                    self.version[v] += 1
+        self.component_alive[component] = 0
+        for c in range(self.component_alive.shape[0]):
+            self.component_version[c] += 1  # the rest of the mesh changed for every part
+
+    def run(self, target: int) -> None:
+        self.target = target
+        stage = 0
+        while self.count > target:
+            heap = self._directed([(int(a), int(b)) for pair in self._all_edges()
+                                   for a, b in (pair, pair[::-1])])
+            heap.extend(self._component_entry(c, exact=True)
+                        for c in range(self.component_alive.shape[0]) if self._removable(c))
+            heapq.heapify(heap)
+            progress = False
+            stale: set[tuple[int, int]] = set()
+            while heap and self.count > target:
+                entry = heapq.heappop(heap)
+                kind, a, b, version_a, version_b = entry[3:]
+                if kind == 0 and (self.version[a] != version_a or self.version[b] != version_b):
+                    if self.alive[a] and self.alive[b] and (
+                            self.vertex_faces[a] & self.vertex_faces[b]):
+                        stale.add((a, b))
+                    continue
+                if kind == 1 and (version_a != self.component_version[a]
+                                  or not self._removable(a)):
+                    continue
+                if stale:  # entries that changed since they were queued, then this one again
+                    for new in self._directed(sorted(stale)):
+                        heapq.heappush(heap, new)
+                    heapq.heappush(heap, entry)
+                    stale = set()
+                    continue
+                if kind == 1:
+                    fresh = self._component_entry(a, exact=True)
+                    if fresh[0] > entry[0] + self.zero_cost:
+                        heapq.heappush(heap, fresh)
+                        continue
+                    self._remove_component(a)
+                    progress = True
+                    for other in range(self.component_alive.shape[0]):
+                        if self._removable(other):
+                            heapq.heappush(heap, self._component_entry(other, exact=True))
+                    continue
+                remove, keep = a, b
+                if not self._allowed(remove, keep, stage):
+                    continue
+                self._collapse(remove, keep)
+                progress = True
+                self.relaxed += stage > 0
+                component = int(self.labels[keep])
+                if self._removable(component):
+                    heapq.heappush(heap, self._component_entry(component, exact=False))
+                for new in self._edge_entries(keep):
+                    heapq.heappush(heap, new)
+            if progress:
+                stage = 0
+            elif self.count > target:
+                stage += 1
+                if stage >= self.STAGES:
+                    raise MeshError(
+                        f"cannot decimate below {self.count} vertices (target {target}) "
+                        "without creating duplicate faces or vertices without faces",
+                        field="faces")
+
+
 def _normal(a, b, c) -> tuple[float, float, float]:
     ux, uy, uz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
     vx, vy, vz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
@@ -426,8 +779,40 @@ def _dot(u, v) -> float:
     return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
 
 
-def _minimum_size(faces: np.ndarray, num_vertices: int) -> int:
-    """Lower bound on the vertices a valid decimation keeps."""
+#: A boundary point faces a gap when another boundary point is closer than this fraction of
+#: the way between them along their loop (lips of a mouth slit, not the rim of a neck).
+GAP_RATIO = 0.25
+
+
+def _gap_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: boundary vertices facing a narrow gap of their own loop.
+
+    A vertex ``p`` of a boundary loop faces a gap when a vertex ``q`` of the same loop is
+    closer in space than :data:`GAP_RATIO` times the shorter way from ``p`` to ``q`` along the
+    loop, as across a mouth slit or a narrow eye opening: shapes open such gaps, so the two
+    sides must not be interpolated from each other.
+    """
+    result = np.zeros(vertices.shape[0], bool)
+    for loop in boundary_loops(faces):
+        if loop.shape[0] < 4:
+            continue
+        points = vertices[loop]
+        step = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(step)[:-1]])
+        total = float(step.sum())
+        along = np.abs(arc[:, None] - arc[None, :])
+        along = np.minimum(along, total - along)
+        apart = np.linalg.norm(points[:, None] - points[None, :], axis=2)
+        result[loop[(apart < GAP_RATIO * along).any(axis=1)]] = True
+    return result
+
+
+def _minimum_size(faces: np.ndarray, num_vertices: int, *, whole_parts: bool = False) -> int:
+    """Lower bound on the vertices a valid decimation keeps.
+
+    With ``whole_parts`` a decimation may drop whole components, so only the smallest one
+    must stay.
+    """
     count, labels = connected_components(faces, num_vertices)
     used = np.zeros(num_vertices, bool)
     used[faces.ravel()] = True
@@ -436,18 +821,27 @@ def _minimum_size(faces: np.ndarray, num_vertices: int) -> int:
     open_labels = set(labels[pairs[multiplicity == 1, 0]].tolist())
     face_labels = set(labels[used].tolist())
     isolated = int((~used).sum())
-    return isolated + sum(3 if label in open_labels else 4 for label in face_labels)
+    sizes = [3 if label in open_labels else 4 for label in face_labels]
+    return isolated + (min(sizes, default=0) if whole_parts else sum(sizes))
 
 
-def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int,
-              boundary_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    minimum = _minimum_size(faces, vertices.shape[0])
+def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int, boundary_weight: float,
+              method: str = "qslim") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(survivors [m], coarse faces [f, 3] into the survivors, attached)``.
+
+    ``attached`` (``"surface_distance"`` only) is, per input vertex, the coarse face row it
+    is attached to, -1 for survivors; ``None`` for ``"qslim"``.
+    """
+    whole_parts = method == "surface_distance"
+    minimum = _minimum_size(faces, vertices.shape[0], whole_parts=whole_parts)
     if target < minimum:
+        rule = ("one component: 3 vertices if open, 4 if closed" if whole_parts
+                else "3 per open component, 4 per closed component")
         raise MeshError(
             f"cannot keep only {target} vertices: at least {minimum} must stay (every "
-            "vertex without faces, 3 per open component, 4 per closed component)",
-            field="faces")
-    decimator = _Decimator(vertices, faces, boundary_weight)
+            f"vertex without faces, {rule})", field="faces")
+    decimator = (_SurfaceDecimator if whole_parts else _Decimator)(vertices, faces,
+                                                                   boundary_weight)
     decimator.run(target)
     if decimator.relaxed:
         warnings.warn(
@@ -456,11 +850,58 @@ def _decimate(vertices: np.ndarray, faces: np.ndarray, target: int,
     survivors, coarse_faces = decimator.result()
     remap = np.full(vertices.shape[0], -1, np.int64)
     remap[survivors] = np.arange(survivors.shape[0])
-    return survivors, remap[coarse_faces]
+    attached = None
+    if whole_parts:
+        row = {frozenset(face): r for r, face in enumerate(coarse_faces.tolist())}
+        attached = np.full(vertices.shape[0], -1, np.int64)
+        for f, points in enumerate(decimator.attached):
+            if points:
+                attached[points] = row[frozenset(decimator.faces[f])]
+    return survivors, remap[coarse_faces], attached
 
 
 # ---------------------------------------------------------------------------------------
 # Closest points.
+
+
+def _squared_distances(points, a, b, c, *, edges: bool = False):
+    """Squared distances of ``points[k]`` to triangles ``(a[k], b[k], c[k])``, all ``[K, 3]``.
+
+    The distance to the plane where the projection falls inside the triangle, else the
+    distance to the nearest edge (degenerate triangles reduce to their edges).
+
+    Returns:
+      ``[K]``, and with ``edges`` also ``[K, 3]``: the distances to the segments ab, bc, ca.
+    """
+    px, py, pz = points.T
+    ax, ay, az = a.T
+    bx, by, bz = b.T
+    cx, cy, cz = c.T
+    edges_ = ((ax, ay, az, bx - ax, by - ay, bz - az), (bx, by, bz, cx - bx, cy - by, cz - bz),
+              (cx, cy, cz, ax - cx, ay - cy, az - cz))
+    # Normal (b - a) x (c - a).
+    ux, uy, uz = edges_[0][3:]
+    vx, vy, vz = cx - ax, cy - ay, cz - az
+    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    area2 = nx * nx + ny * ny + nz * nz
+    inside = area2 > 0
+    best = np.full(px.shape, np.inf)
+    per_edge = []
+    for ox, oy, oz, ex, ey, ez in edges_:
+        qx, qy, qz = px - ox, py - oy, pz - oz
+        # Which side of the edge the point is on, seen along the normal.
+        side = ((ey * qz - ez * qy) * nx + (ez * qx - ex * qz) * ny + (ex * qy - ey * qx) * nz)
+        inside &= side >= 0
+        length2 = ex * ex + ey * ey + ez * ez
+        t = np.divide(qx * ex + qy * ey + qz * ez, length2, out=np.zeros_like(length2),
+                      where=length2 > 0)
+        np.clip(t, 0.0, 1.0, out=t)
+        dx, dy, dz = qx - t * ex, qy - t * ey, qz - t * ez
+        per_edge.append(dx * dx + dy * dy + dz * dz)
+        np.minimum(best, per_edge[-1], out=best)
+    height = (px - ax) * nx + (py - ay) * ny + (pz - az) * nz
+    best[inside] = height[inside] ** 2 / area2[inside]
+    return (best, np.stack(per_edge, axis=1)) if edges else best
 
 
 def _closest_on_triangles(points, a, b, c) -> tuple[np.ndarray, np.ndarray]:
@@ -590,8 +1031,19 @@ def closest_points_on_mesh(points, vertices, faces):
     return _best_per_point(point_ids, face_ids, bary, dist2, num_points)
 
 
-def _up_sampling(fine_vertices, coarse_vertices, coarse_faces, down_indices):
-    face, bary, _ = closest_points_on_mesh(fine_vertices, coarse_vertices, coarse_faces)
+def _up_sampling(fine_vertices, coarse_vertices, coarse_faces, down_indices, attached=None):
+    """Up-sampling arrays of one step: barycentric coordinates of closest points.
+
+    Without ``attached`` each fine vertex is projected onto the whole coarse surface; with
+    ``attached`` (``[n_fine]`` coarse face rows, -1 for the survivors) onto its own face.
+    """
+    if attached is None:
+        face, bary, _ = closest_points_on_mesh(fine_vertices, coarse_vertices, coarse_faces)
+    else:
+        face = np.where(attached < 0, 0, attached)
+        corners = coarse_vertices[coarse_faces[face]]
+        bary, _ = _closest_on_triangles(fine_vertices, corners[:, 0], corners[:, 1],
+                                        corners[:, 2])
     up_indices = coarse_faces[face].astype(np.int64)
     up_weights = bary
     up_indices[down_indices] = np.arange(down_indices.shape[0])[:, None]
@@ -619,9 +1071,12 @@ def build_hierarchy(
       faces: ``[F, 3]`` template triangles (consistent winding).
       factors: Decimation factor per step (>= 1); level ``i`` has
         ``ceil(n_{i-1} / factors[i-1])`` vertices.
-      method: ``"qslim"`` (the only method; see the module docstring).
-      boundary_weight: Weight of boundary-preserving quadrics; 0 reproduces CoMA's
-        quadrics.
+      method: ``"qslim"`` (CoMA's quadric order; the default, which existing models
+        depend on) or ``"surface_distance"`` (ordered by the up-sampling error; see the
+        module docstring).
+      boundary_weight: ``"qslim"``: weight of the boundary-preserving quadrics, 0 reproduces
+        CoMA's quadrics. ``"surface_distance"``: weight of the distance to the boundary edges
+        for vertices at a narrow gap, 0 measures them like every other vertex.
 
     Returns:
       The :class:`MeshHierarchy` with ``len(factors) + 1`` levels.
@@ -643,13 +1098,13 @@ def build_hierarchy(
     for factor in factors:
         fine = levels[-1]
         target = math.ceil(fine.num_vertices / factor)
-        survivors, coarse_faces = _decimate(fine.vertices.astype(np.float64),
-                                            fine.faces.astype(np.int64), target,
-                                            boundary_weight)
+        survivors, coarse_faces, attached = _decimate(fine.vertices.astype(np.float64),
+                                                      fine.faces.astype(np.int64), target,
+                                                      boundary_weight, method)
         coarse_vertices = fine.vertices[survivors]
         up_indices, up_weights = _up_sampling(fine.vertices.astype(np.float64),
                                               coarse_vertices.astype(np.float64),
-                                              coarse_faces, survivors)
+                                              coarse_faces, survivors, attached)
         levels.append(Level(vertices=coarse_vertices, faces=coarse_faces.astype(np.int32),
                             down_indices=survivors.astype(np.int32), up_indices=up_indices,
                             up_weights=up_weights))
