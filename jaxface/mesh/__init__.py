@@ -14,6 +14,8 @@ weight arrays are passed to the JAX models as constants. Submodules:
 * :mod:`jaxface.mesh.pickles`: restricted reading of face-model pickles (numpy, scipy sparse,
   chumpy and torch content, without importing chumpy or torch).
 * :mod:`jaxface.mesh.uv`: harmonic UV maps and geometry-image sampling maps.
+* :mod:`jaxface.mesh.registration`: a template fitted to a scan of any topology (similarity,
+  rigid and non-rigid ICP) and the map that carries template motion back to the scan.
 * :mod:`jaxface.mesh.primitives`: small test meshes.
 """
 
@@ -45,6 +47,15 @@ from jaxface.mesh.primitives import (
     two_components,
 )
 from jaxface.mesh.published import PublishedHierarchy, load_published_hierarchy
+from jaxface.mesh.registration import (
+    Registration,
+    RegistrationConfig,
+    Similarity,
+    TransferMap,
+    fit_similarity,
+    register_template,
+    transfer_displacements,
+)
 from jaxface.mesh.spirals import (
     OrderedOneRings,
     default_reference_vertices,
@@ -79,6 +90,10 @@ __all__ = [
     "MeshHierarchy",
     "OrderedOneRings",
     "PublishedHierarchy",
+    "Registration",
+    "RegistrationConfig",
+    "Similarity",
+    "TransferMap",
     "boundary_loops",
     "build_hierarchy",
     "check_topology",
@@ -90,6 +105,7 @@ __all__ = [
     "default_reference_vertices",
     "edges",
     "face_normals",
+    "fit_similarity",
     "grid_patch",
     "harmonic_uv",
     "icosphere",
@@ -106,6 +122,7 @@ __all__ = [
     "raw_spirals",
     "read_glb",
     "read_mesh",
+    "register_template",
     "save_topology",
     "spherical_cap",
     "spiral_indices",
@@ -113,6 +130,7 @@ __all__ = [
     "spirals_for",
     "tetrahedron",
     "topology_key",
+    "transfer_displacements",
     "two_components",
     "validate_faces",
     "validate_vertices",
