@@ -12,10 +12,6 @@ conventions of their ImageNet checkpoints, as timm builds them under the names
   PyTorch momentum ``0.1``: the ``tf_`` variants change only epsilon);
 - convolutions without bias, each followed by BatchNorm.
 
-The depthwise convolutions are sums of nine shifted, scaled copies of the input
-(:func:`depthwise_conv3x3`) on CPU, where XLA's grouped convolution is tens of times slower,
-and XLA's grouped convolution elsewhere (``depthwise_impl``).
-
 The network is a ``3 x 3`` stride-2 stem convolution to 16 channels, then stages of blocks
 (:data:`ARCHITECTURES`), the last one a ``1 x 1`` convolution to 576 (small) or 960 (large)
 channels. The output is the last feature map at stride 32, ``[B, H/32, W/32, C]``: what
@@ -28,6 +24,10 @@ Parameters (``params`` only, as timm counts them): 428,888 for the small feature
 1,413,208 for the large one. With timm's classifier head added (a ``1 x 1`` convolution to 1024
 or 1280 channels with bias, then a 1000-way linear layer) these are the published counts of the
 full models, 2.04 M (2,044,736) and 3.92 M (3,924,288).
+
+The depthwise convolutions are sums of nine shifted, scaled copies of the input
+(:func:`depthwise_conv3x3`) on CPU, where XLA's grouped convolution is tens of times slower,
+and XLA's grouped convolution elsewhere (``depthwise_impl``).
 
 One known difference: PyTorch updates ``running_var`` with the unbiased batch variance, Flax
 with the biased one (a factor ``n / (n - 1)`` on the update, ``n = B * H * W``).
@@ -55,6 +55,7 @@ __all__ = [
     "DepthwiseSeparable",
     "InvertedResidual",
     "MobileNetV3Minimal",
+    "conv_init",
     "depthwise_conv3x3",
     "expanded_channels",
     "feature_width",
