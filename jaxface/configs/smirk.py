@@ -12,8 +12,8 @@ Modes (``--config=jaxface/configs/smirk.py:<mode>``):
 * ``paper``: the official sizes for an accelerator: 224 x 224 images, the official backbones,
   Adam 2e-4 restarted by a cosine schedule every epoch, batch 32 (16 renders + 16 real frames),
   epochs of 50,000 samples, 300 epochs (the official pretrain).
-* ``cpu``: the same networks and losses sized for a 2-core CPU (tens of minutes): batch 16,
-  epochs of 320 samples, 6 epochs.
+* ``cpu``: the same networks and losses sized for a 2-core CPU (tens of minutes): 128 x 128
+  images, batch 16 (8 renders + 8 real frames), epochs of 640 samples, 15 epochs (600 steps).
 * ``test``: 64 x 64 images, the small backbone for all three encoders, a few steps.
 """
 
@@ -102,10 +102,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.progress = False
 
     if mode == "cpu":
+        c.image_size = 128
         c.data.real_per_batch = 8
         c.data.synthetic_per_batch = 8
-        c.data.samples_per_epoch = 320
-        c.optim.num_epochs = 6
+        c.data.samples_per_epoch = 640
+        c.optim.num_epochs = 15
         c.evaluation.num_synthetic = 64
         c.evaluation.batch_size = 16
     elif mode == "test":
