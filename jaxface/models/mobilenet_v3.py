@@ -23,7 +23,7 @@ not part of a feature extractor). Parameter names mirror timm's ``state_dict`` k
 Parameters (``params`` only, as timm counts them): 428,888 for the small feature extractor and
 1,413,208 for the large one. With timm's classifier head added (a ``1 x 1`` convolution to 1024
 or 1280 channels with bias, then a 1000-way linear layer) these are the published counts of the
-full models, 2.04 M (2,044,736) and 3.92 M (3,924,288).
+full models (2,044,736 and 3,924,288: timm publishes 2.04 M and 3.9 M).
 
 The depthwise convolutions are sums of nine shifted, scaled copies of the input
 (:func:`depthwise_conv3x3`) on CPU, where XLA's grouped convolution is tens of times slower,
