@@ -101,15 +101,6 @@ def _edge(px, py, ax, ay, bx, by):
     return (px - ax) * (by - ay) - (py - ay) * (bx - ax)
 
 
-def _barycentric(px, py, x0, y0, x1, y1, x2, y2, area):
-    """Screen-space barycentric coordinates of ``p`` in a triangle of doubled signed area
-    ``area = e(v0; v1, v2)``."""
-    b0 = _edge(px, py, x1, y1, x2, y2) / area
-    b1 = _edge(px, py, x2, y2, x0, y0) / area
-    b2 = _edge(px, py, x0, y0, x1, y1) / area
-    return b0, b1, b2
-
-
 def _check_inputs(screen_vertices, faces):
     screen = jnp.asarray(screen_vertices)
     if screen.ndim != 3 or screen.shape[-1] != 3:
@@ -133,12 +124,21 @@ def _corners(values: jax.Array, faces) -> list[list[jax.Array]]:
 def _triangle_table(screen: jax.Array, faces, h: int, w: int):
     """Per-triangle data of the visibility loop, flattened over the batch (``T = B * F``).
 
+    Each triangle's edge functions and depth are stored as planes over its pixel box: at the
+    box's first pixel centre ``p0`` and per pixel step along columns and rows, so a candidate
+    evaluates ``e0 + de/dcol * dcol + de/drow * drow`` with small integer offsets (accurate
+    far from the image centre too). Edge functions are signed so that inside means all three
+    ``>= 0``.
+
     Returns:
-      ``(table float32 [T, 13], tiles int32 [T])``: ``x0 y0 x1 y1 x2 y2 z0 z1 z2 area row0 col0
-      tiles_across`` (the last three are small integers) and the number of tiles covering the
-      triangle's pixel box clipped to the image (0 for a triangle that cannot be drawn).
+      ``(table float32 [T, 16], tiles int32 [T])``: per triangle ``e0, de/dcol, de/drow`` for
+      the three edges, the same for the depth, then ``row0, col0, tiles_across`` (small integers)
+      and a zero; and the number of tiles covering the triangle's pixel box clipped to the image
+      (0 for a triangle that cannot be drawn).
     """
-    (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = _corners(screen.astype(jnp.float32), faces)
+    # Gathered once and materialised (fused into each consumer, XLA would gather again).
+    corners = jax.lax.optimization_barrier(_corners(screen.astype(jnp.float32), faces))
+    (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = corners
     area = _edge(x0, y0, x1, y1, x2, y2)
     finite = jnp.isfinite(area) & jnp.isfinite(z0 + z1 + z2)
     drawable = finite & (jnp.abs(area) > MIN_FACE_AREA) & (
@@ -156,10 +156,29 @@ def _triangle_table(screen: jax.Array, faces, h: int, w: int):
     col0, tiles_w = span(x0, x1, x2, w, _TILE[1])
     row0, tiles_h = span(y0, y1, y2, h, _TILE[0])
     tiles = jnp.where(drawable, tiles_w * tiles_h, 0)
-    table = jnp.stack([x0, y0, x1, y1, x2, y2, z0, z1, z2, area, row0.astype(jnp.float32),
-                       col0.astype(jnp.float32), jnp.maximum(tiles_w, 1).astype(jnp.float32)],
-                      axis=-1)
-    return table.reshape(-1, 13), tiles.reshape(-1)
+    # The box's first pixel centre and the screen step of one pixel.
+    px = (2.0 * col0.astype(jnp.float32) + (1.0 - w)) / s
+    py = (2.0 * row0.astype(jnp.float32) + (1.0 - h)) / s
+    step = 2.0 / s
+    sign = jnp.where(area < 0, -1.0, 1.0)
+    inv_area = 1.0 / jnp.where(drawable, area, 1.0)
+    # Shared by every column below: computed once (XLA would recompute them per column).
+    col0, row0, tiles_w, tiles, px, py, sign, inv_area = jax.lax.optimization_barrier(
+        (col0, row0, tiles_w, tiles, px, py, sign, inv_area))
+    planes = []
+    for xa, ya, xb, yb in ((x1, y1, x2, y2), (x2, y2, x0, y0), (x0, y0, x1, y1)):
+        planes.append([sign * _edge(px, py, xa, ya, xb, yb), sign * step * (yb - ya),
+                       -sign * step * (xb - xa)])
+    planes = jax.lax.optimization_barrier(planes)
+    depth = [sum(p[j] * z for p, z in zip(planes, (z0, z1, z2), strict=True)) * sign * inv_area
+             for j in range(3)]
+    columns = [*planes[0], *planes[1], *planes[2], *depth, row0.astype(jnp.float32),
+               col0.astype(jnp.float32), jnp.maximum(tiles_w, 1).astype(jnp.float32),
+               jnp.zeros_like(area)]
+    # Materialise the columns before interleaving them: fused into the stack, XLA would
+    # recompute their shared inputs (the corner gathers) once per column.
+    columns, tiles = jax.lax.optimization_barrier((columns, tiles))
+    return jnp.stack(columns, axis=-1).reshape(-1, 16), tiles.reshape(-1)
 
 
 def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: int):
@@ -173,14 +192,12 @@ def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: i
     # triangle that does not fit in the step from one that does), so cumulative sums over a
     # window stay below 2**31.
     window = max(1, min(steps, _INT32_MAX // (steps + 1)))
-    table = jnp.concatenate([table, jnp.zeros((window, table.shape[1]), table.dtype)])
     tiles = jnp.concatenate([tiles, jnp.zeros((window,), tiles.dtype)])
     hw = h * w
     dump = n_images * hw  # scatter target of empty candidates
-    s = float(min(h, w))
     slots = jnp.arange(steps, dtype=jnp.int32)
-    dy = jnp.asarray(np.repeat(np.arange(tile_h), tile_w), jnp.int32)  # [per_tile]
-    dx = jnp.asarray(np.tile(np.arange(tile_w), tile_h), jnp.int32)
+    dy = np.repeat(np.arange(tile_h), tile_w)  # [per_tile] pixel offsets inside a tile
+    dx = np.tile(np.arange(tile_w), tile_h)
 
     def body(state):
         phase, tri, off, zbuf, ids = state
@@ -193,19 +210,20 @@ def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: i
         owner = jnp.cumsum(jnp.zeros((steps,), jnp.int32).at[start].add(1, mode="drop")) - 1
         owner = jnp.clip(owner, 0, window - 1)
         k = slots - start[owner] + jnp.where(owner == 0, off, 0)  # tile number in the box
-        t = tri + owner
-        row_f = table[t]  # [steps, 13]
-        across = row_f[:, 12].astype(jnp.int32)
+        t = jnp.minimum(tri + owner, n_tri - 1)
+        row_t = table.at[t].get(mode="promise_in_bounds")  # [steps, 16]
+        across = row_t[:, 14].astype(jnp.int32)
         ty = k // across
-        row = (row_f[:, 10].astype(jnp.int32) + tile_h * ty)[:, None] + dy  # [steps, per_tile]
-        col = (row_f[:, 11].astype(jnp.int32) + tile_w * (k - ty * across))[:, None] + dx
-        px = (2.0 * col.astype(jnp.float32) + (1.0 - w)) / s
-        py = (2.0 * row.astype(jnp.float32) + (1.0 - h)) / s
-        c = [row_f[:, i, None] for i in range(10)]
-        b0, b1, b2 = _barycentric(px, py, *c[:6], c[9])
-        z = b0 * c[6] + b1 * c[7] + b2 * c[8]
+        drow = (tile_h * ty)[:, None] + dy  # [steps, per_tile]
+        dcol = (tile_w * (k - ty * across))[:, None] + dx
+        row = row_t[:, 12, None].astype(jnp.int32) + drow
+        col = row_t[:, 13, None].astype(jnp.int32) + dcol
+        fr, fc = drow.astype(jnp.float32), dcol.astype(jnp.float32)
+        e = [row_t[:, j, None] + row_t[:, j + 1, None] * fc + row_t[:, j + 2, None] * fr
+             for j in range(0, 12, 3)]
+        z = e[3]
         ok = ((slots < total)[:, None] & (row < h) & (col < w)
-              & (b0 >= 0) & (b1 >= 0) & (b2 >= 0) & (z >= 0))
+              & (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0) & (z >= 0))
         image = t // n_faces
         face = jnp.broadcast_to((t - image * n_faces)[:, None], z.shape).reshape(-1)
         pix = jnp.where(ok, (image * hw)[:, None] + row * w + col, dump).reshape(-1)
@@ -273,19 +291,21 @@ def visible_faces(
     return jnp.where(ids < n_faces, ids, -1)
 
 
-def _pixel_rows(values: jax.Array, faces, pix_to_face: jax.Array) -> jax.Array:
-    """Per-vertex ``values [B, V, C]`` of each pixel's triangle corners: ``[B, H, W, 3, C]``
-    (triangle 0 for background pixels).
+def _pixel_rows(values: jax.Array, faces, pix_to_face: jax.Array) -> list[jax.Array]:
+    """Per-vertex ``values [B, V, C]`` at each pixel's triangle corners, as ``3 C`` arrays
+    ``[B, H, W]`` ordered corner by corner (triangle 0 for background pixels).
 
-    The corners are gathered per triangle first and then one ``3 C`` row per pixel, so the
-    backward pass is a row scatter-add per pixel (fast) rather than three element scatters.
+    One row of ``3 C`` values is gathered per pixel from a per-triangle table, so the backward
+    pass is one row scatter-add per pixel; the columns are then used separately (elementwise
+    work on ``[B, H, W]`` arrays vectorises, work on a minor axis of 3 does not).
     """
     b, _, c = values.shape
     faces = jnp.asarray(faces, jnp.int32)
     n_faces = faces.shape[0]
     rows = jnp.take(values, faces, axis=1).reshape(b * n_faces, 3 * c)
     idx = jnp.maximum(pix_to_face, 0) + (n_faces * jnp.arange(b, dtype=jnp.int32))[:, None, None]
-    return rows.at[idx].get(mode="promise_in_bounds").reshape(*pix_to_face.shape, 3, c)
+    gathered = rows.at[idx].get(mode="promise_in_bounds")  # [B, H, W, 3 C]
+    return [gathered[..., j] for j in range(3 * c)]
 
 
 def fragments_at(
@@ -308,19 +328,19 @@ def fragments_at(
     b, h, w = pix_to_face.shape
     if b != screen.shape[0]:
         raise ValueError(f"pix_to_face has {b} images, screen_vertices {screen.shape[0]}")
-    centers = jnp.asarray(pixel_centers((h, w)))
+    centers = pixel_centers((h, w))
     covered = pix_to_face >= 0
-    tri = _pixel_rows(screen, faces, pix_to_face)  # [B, H, W, 3, 3]
-    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
-    area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
-    # Background pixels (and only they) could sit on a degenerate triangle 0.
-    area = jnp.where(covered, area, 1.0)
-    bary = jnp.stack(
-        _barycentric(centers[..., 0], centers[..., 1], x[..., 0], y[..., 0], x[..., 1],
-                     y[..., 1], x[..., 2], y[..., 2], area), axis=-1)
-    bary = jnp.where(covered[..., None], bary, 0.0)
-    zbuf = jnp.where(covered, jnp.sum(bary * z, axis=-1), -1.0)
-    return Fragments(pix_to_face, bary, zbuf)
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = _pixel_rows(screen, faces, pix_to_face)
+    # Relative to the first corner: well conditioned for small triangles far from the centre.
+    ex1, ey1, ex2, ey2 = x1 - x0, y1 - y0, x2 - x0, y2 - y0
+    dx, dy = centers[..., 0] - x0, centers[..., 1] - y0
+    # Background pixels (and only they) may sit on a degenerate triangle 0.
+    area = jnp.where(covered, ex1 * ey2 - ey1 * ex2, 1.0)
+    b1 = jnp.where(covered, (dx * ey2 - dy * ex2) / area, 0.0)
+    b2 = jnp.where(covered, (ex1 * dy - ey1 * dx) / area, 0.0)
+    b0 = jnp.where(covered, 1.0 - b1 - b2, 0.0)
+    zbuf = jnp.where(covered, z0 + b1 * (z1 - z0) + b2 * (z2 - z0), -1.0)
+    return Fragments(pix_to_face, jnp.stack([b0, b1, b2], axis=-1), zbuf)
 
 
 def rasterize(
@@ -364,5 +384,8 @@ def interpolate(fragments: Fragments, faces, attributes: jax.typing.ArrayLike) -
         attributes = jnp.broadcast_to(attributes, (b, *attributes.shape))
     if attributes.ndim != 3 or attributes.shape[0] != b:
         raise ValueError(f"attributes must be [B={b}, V, C] or [V, C], got {attributes.shape}")
-    values = _pixel_rows(attributes, faces, fragments.pix_to_face)
-    return jnp.einsum("bhwk,bhwkc->bhwc", fragments.bary.astype(values.dtype), values)
+    c = attributes.shape[-1]
+    corners = _pixel_rows(attributes, faces, fragments.pix_to_face)
+    bary = [fragments.bary[..., k].astype(attributes.dtype) for k in range(3)]
+    return jnp.stack([bary[0] * corners[j] + bary[1] * corners[c + j] + bary[2] * corners[2 * c + j]
+                      for j in range(c)], axis=-1)
