@@ -23,7 +23,7 @@ Templates (``--meshes``):
 * ``face1``, ``face2``: the face template at 1790 and 6990 vertices
   (:func:`jaxface.data.template.load_face_template`, an open mask with four boundary loops);
   shapes: six expressions of the ARKit basis at the frames of the captured performance where
-  jawOpen, mouthSmile_L, mouthPucker, browInnerUp, eyeBlink_L and mouthFunnel peak, and the
+  jawOpen, mouthSmile_L, mouthPucker, browInnerUp, eyeBlink_L and mouthLeft peak, and the
   neutral faces of four procedural subjects (:class:`jaxface.data.procedural.ProceduralFaces`).
 * ``head5023``: a FLAME-size stand-in with FLAME's layout (FLAME itself is licence-gated):
   an ellipsoidal head with a nose and an open neck (4039 vertices) and two closed eyeballs of
@@ -75,7 +75,7 @@ __all__ = [
 MESHES = ("face1", "face2", "head5023")
 #: The ARKit shapes whose peak frames of the captured performance are used as expressions.
 PEAK_SHAPES = ("jawOpen", "mouthSmile_L", "mouthPucker", "browInnerUp", "eyeBlink_L",
-               "mouthFunnel")
+               "mouthLeft")
 #: jaxface's decimation methods that are compared with CoMA's.
 OURS = ("qslim", "surface_distance")
 

@@ -265,6 +265,7 @@ class _Decimator:
     """Mutable state of one quadric half-edge decimation run."""
 
     STAGES = 3  # 0: all checks; 1: no flip check; 2: no manifold check
+    FLIP_COSINE = 1e-3  # a moved face may turn by less than this angle's cosine (~90 degrees)
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float):
         self.vertices = vertices
@@ -362,7 +363,7 @@ class _Decimator:
                 continue
             if length_after <= 1e-9 * length_before:
                 return False  # the face would become degenerate
-            if _dot(before, after) <= 1e-3 * length_before * length_after:
+            if _dot(before, after) <= self.FLIP_COSINE * length_before * length_after:
                 return False  # the face would flip or stand on its edge
         return True
 
@@ -444,15 +445,18 @@ class _SurfaceDecimator(_Decimator):
     of an edge are queued; an entry whose endpoints changed since it was queued is evaluated
     again when it comes out of the queue, before anything else is collapsed.
 
-    A vertex facing a narrow gap of its boundary (:func:`_gap_vertices`, e.g. a lip at a mouth
-    slit) counts, with ``boundary_weight``, its distance to the boundary edges of the faces
-    instead of to the faces, and is only attached to faces with a boundary edge: a gap that is
-    a millimetre wide on the template costs nothing to bridge there, but the shapes open it.
+    A gap of the boundary that is a millimetre wide on the template (a mouth slit) costs
+    nothing to bridge there, but the shapes open it. So a vertex at a narrow gap
+    (:func:`_gap_openings`) also counts its distance in a copy of the template where every gap
+    is open (its vertices moved apart by ``boundary_weight`` times the opening): interpolating
+    one lip from the other, or from a face that does not follow the lip, costs there.
 
     A whole component may also go (its vertices are then attached to the nearest remaining
     face) when that costs less and the level keeps its exact size, as CoMA's collapse drops
     small closed parts such as eyeballs at coarse levels.
     """
+
+    SLIVER = 0.1  # no collapse makes a face of lower quality (see _quality) at stage 0
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float):
         super().__init__(vertices, faces, boundary_weight)
@@ -460,10 +464,9 @@ class _SurfaceDecimator(_Decimator):
         self.attached: list[list[int]] = [[] for _ in self.faces]
         self.face_array = np.array(faces, np.int64)  # self.faces as an array
         self.error = np.zeros(vertices.shape[0])
-        self.edge_count: dict[tuple[int, int], int] = {}
-        for face in self.faces:
-            self._count_edges(face, 1)
-        self.at_gap = _gap_vertices(vertices, faces)
+        opening = _gap_openings(vertices, faces)
+        self.at_gap = np.any(opening != 0, axis=1) & (self.boundary_weight > 0)
+        self.opened = vertices + self.boundary_weight * opening
         _, self.labels = connected_components(faces, vertices.shape[0])
         has_faces = np.zeros(vertices.shape[0], bool)
         has_faces[faces.ravel()] = True
@@ -475,74 +478,54 @@ class _SurfaceDecimator(_Decimator):
                         for c in range(self.component_alive.shape[0])]
         self.target = 0
 
-    def _count_edges(self, face, step: int) -> None:
-        counts = self.edge_count
-        for j in range(3):
-            a, b = face[j], face[j - 1]
-            key = (a, b) if a < b else (b, a)
-            counts[key] = counts.get(key, 0) + step
+    # --- checks ------------------------------------------------------------------------
+    def _allowed(self, remove: int, keep: int, stage: int) -> bool:
+        """The base checks, and with all checks on (stage 0) no new sliver faces."""
+        if not super()._allowed(remove, keep, stage):
+            return False
+        if stage > 0:
+            return True
+        points = self.points
+        for f in self.vertex_faces[remove] - self.vertex_faces[keep]:
+            corners = [points[keep] if v == remove else points[v] for v in self.faces[f]]
+            if _quality(*corners) < min(self.SLIVER, _quality(*(points[v] for v in self.faces[f]))):
+                return False
+        return True
 
     # --- distances ---------------------------------------------------------------------
-    def _star_flags(self, remove: int, keep: int, star) -> list[tuple[bool, bool, bool]]:
-        """Which edges of ``keep``'s faces would be boundary edges after the collapse."""
-        rows = [[keep if v == remove else v for v in self.faces[f]] for f in star]
-        around: dict[int, int] = {}
-        for row in rows:
-            for v in row:
-                around[v] = around.get(v, 0) + 1
-        counts = self.edge_count
-        flags = []
-        for row in rows:
-            flag = []
-            for j in (1, 2, 0):  # edges ab, bc, ca
-                a, b = row[j - 1], row[j]
-                if a == keep or b == keep:
-                    flag.append(around[b if a == keep else a] == 1)
-                else:
-                    flag.append(counts.get((a, b) if a < b else (b, a), 0) == 1)
-            flags.append(tuple(flag))
-        return flags
+    def _pair_distances(self, points, corners) -> np.ndarray:
+        """``[P]`` cost of interpolating ``points[p]`` from triangle ``corners[p]`` (vertex ids).
 
-    def _pair_distances(self, points, corners, flags) -> tuple[np.ndarray, np.ndarray]:
-        """Squared distances of ``points[p]`` to triangles ``corners[p]`` (vertex ids, ``[P]``).
-
-        Returns:
-          ``(cost, plain)``: ``plain`` is the distance to the triangle; ``cost`` is the same
-          except for a vertex at a gap, where it is blended (``boundary_weight``) with the
-          distance to the triangle's boundary edges (``flags [P, 3]``: ab, bc, ca), ``inf``
-          for a triangle without one.
+        The squared distance to the triangle, plus, for a vertex at a gap, the squared
+        distance in the opened copy of the template.
         """
         v = self.vertices
-        plain, edge = _squared_distances(v[points], v[corners[:, 0]], v[corners[:, 1]],
-                                         v[corners[:, 2]], edges=True)
+        cost = _squared_distances(v[points], v[corners[:, 0]], v[corners[:, 1]],
+                                  v[corners[:, 2]])
         gap = self.at_gap[points]
-        if self.boundary_weight <= 0 or not gap.any():
-            return plain, plain
-        along = np.where(flags, edge, np.inf).min(axis=1)
-        return np.where(gap, plain + self.boundary_weight * (along - plain), plain), plain
+        if gap.any():
+            o = self.opened
+            c = corners[gap]
+            cost[gap] += _squared_distances(o[points[gap]], o[c[:, 0]], o[c[:, 1]], o[c[:, 2]])
+        return cost
 
-    def _slot_distances(self, points, corners, flags, per_slot) -> np.ndarray:
-        """``[S]`` cost of each point slot on its closest candidate triangle.
+    def _slot_distances(self, points, corners, per_slot) -> np.ndarray:
+        """``[S]`` cost of each point slot on its best candidate triangle.
 
         Args:
           points: ``[S]`` vertex of each slot.
           corners: ``[P, 3]`` candidate triangles, grouped by slot (``per_slot [S]`` each).
-          flags: ``[P, 3]`` boundary edges of the triangles (see :meth:`_pair_distances`).
 
         Returns:
-          The smallest cost, the plain distance where no candidate has a cost (a vertex at a
-          gap without boundary edges around), ``inf`` for slots without candidates.
+          The smallest :meth:`_pair_distances` cost, ``inf`` for slots without candidates.
         """
         best = np.full(points.shape[0], np.inf)
-        if not corners.shape[0]:
-            return best
-        pair_slot = np.repeat(np.arange(points.shape[0]), per_slot)
-        start = (np.cumsum(per_slot) - per_slot)[per_slot > 0]
-        cost, plain = self._pair_distances(points[pair_slot], corners, flags)
-        best[per_slot > 0] = np.minimum.reduceat(cost, start)
-        fallback = np.full(points.shape[0], np.inf)
-        fallback[per_slot > 0] = np.minimum.reduceat(plain, start)
-        return np.where(np.isfinite(best), best, fallback)
+        if corners.shape[0]:
+            pair_slot = np.repeat(np.arange(points.shape[0]), per_slot)
+            start = (np.cumsum(per_slot) - per_slot)[per_slot > 0]
+            best[per_slot > 0] = np.minimum.reduceat(
+                self._pair_distances(points[pair_slot], corners), start)
+        return best
 
     # --- costs -------------------------------------------------------------------------
     def _directed(self, directed: list[tuple[int, int]]) -> list[tuple]:
@@ -567,15 +550,7 @@ class _SurfaceDecimator(_Decimator):
         face_dir = np.repeat(np.arange(len(directed)), k)
         rows = self.face_array[face_ids].reshape(-1, 3)
         rows = np.where(rows == remove[face_dir, None], keep[face_dir, None], rows)
-        flags = np.zeros(rows.shape, bool)
         point_start = np.cumsum(m) - m
-        needs = np.flatnonzero(np.add.reduceat(self.at_gap[points], point_start) > 0)
-        if needs.size:
-            face_start = np.cumsum(k) - k
-            for d in needs.tolist():
-                if k[d]:
-                    flags[face_start[d]:face_start[d] + k[d]] = self._star_flags(
-                        int(remove[d]), int(keep[d]), stars[d])
         # Every point of a direction against every face of its new star.
         per_slot = np.repeat(k, m)
         slot_dir = np.repeat(np.arange(len(directed)), m)
@@ -583,7 +558,7 @@ class _SurfaceDecimator(_Decimator):
         pair_slot = np.repeat(np.arange(points.shape[0]), per_slot)
         pair_face = slot_first_face[pair_slot] + (
             np.arange(pair_slot.shape[0]) - (np.cumsum(per_slot) - per_slot)[pair_slot])
-        best = self._slot_distances(points, rows[pair_face], flags[pair_face], per_slot)
+        best = self._slot_distances(points, rows[pair_face], per_slot)
         cost = np.add.reduceat(best - self.error[points], point_start)
         cost = np.where(np.abs(cost) < self.zero_cost, 0.0, cost)
         homogeneous = np.concatenate([self.vertices[keep], np.ones((keep.shape[0], 1))], axis=1)
@@ -638,24 +613,17 @@ class _SurfaceDecimator(_Decimator):
 
     # --- changes -----------------------------------------------------------------------
     def _attach(self, points: list[int], faces: list[int]) -> None:
-        """Attaches each point to the closest of ``faces`` and records its distance."""
+        """Attaches each point to the best of ``faces`` and records its cost."""
         rows = np.asarray([self.faces[f] for f in faces], np.int64)
         if len(points) * len(faces) > 1 << 16:  # a whole component onto the rest
-            face, _, dist2 = closest_points_on_mesh(self.vertices[points], self.vertices, rows)
+            face, _, cost = closest_points_on_mesh(self.vertices[points], self.vertices, rows)
         else:
-            counts = self.edge_count
-            flags = np.array([[counts[(a, b) if a < b else (b, a)] == 1
-                               for a, b in ((r[0], r[1]), (r[1], r[2]), (r[2], r[0]))]
-                              for r in rows.tolist()], bool).reshape(-1, 3)
             tiled = np.tile(np.arange(len(faces)), len(points))
-            cost, plain = self._pair_distances(np.repeat(np.asarray(points, np.int64), len(faces)),
-                                               rows[tiled], flags[tiled])
-            cost = cost.reshape(len(points), len(faces))
-            plain = plain.reshape(len(points), len(faces))
-            cost = np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, plain)
+            cost = self._pair_distances(np.repeat(np.asarray(points, np.int64), len(faces)),
+                                        rows[tiled]).reshape(len(points), len(faces))
             face = cost.argmin(axis=1)
-            dist2 = cost[np.arange(len(points)), face]
-        for p, j, d in zip(points, face.tolist(), dist2.tolist(), strict=True):
+            cost = cost[np.arange(len(points)), face]
+        for p, j, d in zip(points, face.tolist(), cost.tolist(), strict=True):
             self.attached[faces[j]].append(p)
             self.error[p] = d
 
@@ -667,12 +635,9 @@ class _SurfaceDecimator(_Decimator):
             points.extend(self.attached[f])
             self.attached[f] = []
             touched.update(self.faces[f])
-            self._count_edges(self.faces[f], -1)
         super()._collapse(remove, keep)
         for f in faces_remove:
             self.face_array[f] = self.faces[f]
-            if self.face_alive[f]:
-                self._count_edges(self.faces[f], 1)
         star = sorted(self.vertex_faces[keep])
         self._attach(points, star)
         for f in star:  # the faces whose attached vertices changed
@@ -689,10 +654,8 @@ class _SurfaceDecimator(_Decimator):
         members = self.members[component]
         for v in members[self.alive[members]].tolist():
             for f in self.vertex_faces[v]:
-                if self.face_alive[f]:
-                    self.face_alive[f] = False
-                    self.attached[f] = []
-                    self._count_edges(self.faces[f], -1)
+                self.face_alive[f] = False
+                self.attached[f] = []
             self.vertex_faces[v] = set()
             self.alive[v] = False
             self.version[v] += 1
@@ -775,24 +738,36 @@ def _normal(a, b, c) -> tuple[float, float, float]:
     return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
 
 
+def _quality(a, b, c) -> float:
+    """Triangle shape: 1 for equilateral, 0 for degenerate (4 sqrt(3) area / sum of edge^2)."""
+    nx, ny, nz = _normal(a, b, c)
+    edges2 = sum((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2
+                 for p, q in ((a, b), (b, c), (c, a)))
+    return 2.0 * math.sqrt(3.0) * math.sqrt(nx * nx + ny * ny + nz * nz) / edges2 if edges2 else 0.0
+
+
 def _dot(u, v) -> float:
     return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
 
 
-#: A boundary point faces a gap when another boundary point is closer than this fraction of
-#: the way between them along their loop (lips of a mouth slit, not the rim of a neck).
+#: A boundary vertex faces a gap when a vertex of its loop is closer than this fraction of the
+#: way between them along the loop (the lips of a mouth slit, not the rim of a neck).
 GAP_RATIO = 0.25
+#: How far each side of a gap moves when it opens, as a fraction of the loop's radius
+#: (perimeter / 2 pi): a 5 cm wide mouth slit opens by about 1 cm.
+GAP_OPENING = 0.3
 
 
-def _gap_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``[N]`` bool: boundary vertices facing a narrow gap of their own loop.
+def _gap_openings(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``[N, 3]`` how the vertices at narrow gaps of the boundary move when the gaps open.
 
     A vertex ``p`` of a boundary loop faces a gap when a vertex ``q`` of the same loop is
     closer in space than :data:`GAP_RATIO` times the shorter way from ``p`` to ``q`` along the
-    loop, as across a mouth slit or a narrow eye opening: shapes open such gaps, so the two
-    sides must not be interpolated from each other.
+    loop, as across a mouth slit. Opening moves ``p`` away from the nearest such ``q`` by
+    :data:`GAP_OPENING` times the loop's radius (perimeter / 2 pi). Other vertices do not move
+    (zero rows).
     """
-    result = np.zeros(vertices.shape[0], bool)
+    opening = np.zeros_like(vertices)
     for loop in boundary_loops(faces):
         if loop.shape[0] < 4:
             continue
@@ -803,8 +778,13 @@ def _gap_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         along = np.abs(arc[:, None] - arc[None, :])
         along = np.minimum(along, total - along)
         apart = np.linalg.norm(points[:, None] - points[None, :], axis=2)
-        result[loop[(apart < GAP_RATIO * along).any(axis=1)]] = True
-    return result
+        across = np.where(apart < GAP_RATIO * along, apart, np.inf)
+        nearest = across.argmin(axis=1)
+        at_gap = np.isfinite(across.min(axis=1))
+        away = points[at_gap] - points[nearest[at_gap]]
+        away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-300)
+        opening[loop[at_gap]] = GAP_OPENING * total / (2 * np.pi) * away
+    return opening
 
 
 def _minimum_size(faces: np.ndarray, num_vertices: int, *, whole_parts: bool = False) -> int:

@@ -30,13 +30,30 @@ def cap_hierarchy():
     return build_hierarchy(vertices, faces, (4, 4, 4))
 
 
+@pytest.fixture(scope="module")
+def surface_sphere_hierarchy():
+    vertices, faces = primitives.icosphere(3)
+    return build_hierarchy(vertices, faces, (4, 4, 4), method="surface_distance")
+
+
+@pytest.fixture(scope="module")
+def surface_cap_hierarchy():
+    vertices, faces = primitives.spherical_cap(4, 0.0)
+    return build_hierarchy(vertices, faces, (4, 4, 4), method="surface_distance")
+
+
+ALL = ["sphere_hierarchy", "cap_hierarchy", "surface_sphere_hierarchy", "surface_cap_hierarchy"]
+
+
 def _up(hierarchy, i, values):
     index, weight = hierarchy.up_indices(i), hierarchy.up_weights(i)
     return (values[index] * weight[..., None]).sum(axis=1)
 
 
-def test_level_sizes_are_ceil_of_ratio(sphere_hierarchy, cap_hierarchy):
-    assert sphere_hierarchy.sizes == (642, 161, 41, 11)
+def test_level_sizes_are_ceil_of_ratio(sphere_hierarchy, cap_hierarchy, surface_sphere_hierarchy,
+                                      surface_cap_hierarchy):
+    assert sphere_hierarchy.sizes == surface_sphere_hierarchy.sizes == (642, 161, 41, 11)
+    assert surface_cap_hierarchy.sizes == cap_hierarchy.sizes
     n = cap_hierarchy.sizes[0]
     expected = [n]
     for _ in range(3):
@@ -46,7 +63,7 @@ def test_level_sizes_are_ceil_of_ratio(sphere_hierarchy, cap_hierarchy):
     assert build_hierarchy(vertices, faces, (3, 2.5)).sizes == (100, 34, 14)
 
 
-@pytest.mark.parametrize("name", ["sphere_hierarchy", "cap_hierarchy"])
+@pytest.mark.parametrize("name", ALL)
 def test_down_indices_select_original_positions(name, request):
     hierarchy = request.getfixturevalue(name)
     for i in range(1, hierarchy.num_levels):
@@ -57,7 +74,7 @@ def test_down_indices_select_original_positions(name, request):
         assert hierarchy.vertices(i).dtype == np.float32
 
 
-@pytest.mark.parametrize("name", ["sphere_hierarchy", "cap_hierarchy"])
+@pytest.mark.parametrize("name", ALL)
 def test_up_sampling_invariants(name, request):
     hierarchy = request.getfixturevalue(name)
     for i in range(1, hierarchy.num_levels):
@@ -78,7 +95,9 @@ def test_up_sampling_invariants(name, request):
         np.testing.assert_allclose(_up(hierarchy, i, field[down])[down], field[down], atol=1e-6)
 
 
-def test_smooth_field_survives_down_then_up(cap_hierarchy):
+@pytest.mark.parametrize("name", ["cap_hierarchy", "surface_cap_hierarchy"])
+def test_smooth_field_survives_down_then_up(name, request):
+    cap_hierarchy = request.getfixturevalue(name)
     vertices = cap_hierarchy.vertices(0).astype(np.float64)
     field = np.sin(2.0 * vertices[:, 0]) + vertices[:, 1] ** 2
     spread = field.max() - field.min()
@@ -123,7 +142,9 @@ def test_closest_points_on_a_single_triangle_hand_checked():
     np.testing.assert_allclose(dist2, [1.0, 2.0, 1.25, 0.5], atol=1e-12)
 
 
-@pytest.mark.parametrize("name, euler", [("sphere_hierarchy", 2), ("cap_hierarchy", 1)])
+@pytest.mark.parametrize("name, euler", [("sphere_hierarchy", 2), ("cap_hierarchy", 1),
+                                         ("surface_sphere_hierarchy", 2),
+                                         ("surface_cap_hierarchy", 1)])
 def test_coarse_meshes_are_valid(name, euler, request):
     hierarchy = request.getfixturevalue(name)
     for level in hierarchy.levels:
@@ -137,7 +158,11 @@ def test_coarse_meshes_are_valid(name, euler, request):
         assert level.num_vertices - per_edge.shape[0] + faces.shape[0] == euler
         v = level.vertices.astype(np.float64)
         normal = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-        assert (np.einsum("ij,ij->i", normal, v[faces].mean(axis=1)) > 0).all(), "no flips"
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        centre = v[faces].mean(axis=1)
+        centre /= np.linalg.norm(centre, axis=1, keepdims=True)
+        # Outward, up to slivers along a cap's rim that stand on the rim plane (cosine ~1e-7).
+        assert (np.einsum("ij,ij->i", normal, centre) > -1e-6).all(), "no flips"
 
 
 def test_flat_grid_is_reproduced_exactly():
@@ -171,6 +196,8 @@ def test_too_small_targets_raise():
         build_hierarchy(vertices, faces, (0.5,))
     with pytest.raises(ValueError, match="method"):
         build_hierarchy(vertices, faces, (1,), method="meshlab")
+    with pytest.raises(MeshError, match="cannot keep only 2 vertices: at least 4 must stay"):
+        build_hierarchy(vertices, faces, (2,), method="surface_distance")
 
 
 def test_transforms_match_gathers(cap_hierarchy):
@@ -225,3 +252,217 @@ def test_undecimatable_mesh_raises():
     faces = np.concatenate([faces, np.where(faces == 0, 0, faces + 3)])
     with pytest.raises(MeshError, match="cannot decimate below 7 vertices"):
         build_hierarchy(vertices, faces, (7 / 5,))
+
+
+# ---------------------------------------------------------------------------------------
+# Both decimation methods; "surface_distance" against hand-made cases and CoMA's algorithm.
+
+METHODS = ("qslim", "surface_distance")
+
+
+def _dense_up(hierarchy, i):
+    """``U_i`` as a dense ``[n_{i-1}, n_i]`` matrix."""
+    dense = np.zeros((hierarchy.sizes[i - 1], hierarchy.sizes[i]))
+    rows = np.arange(hierarchy.sizes[i - 1])[:, None]
+    np.add.at(dense, (rows, hierarchy.up_indices(i)), hierarchy.up_weights(i))
+    return dense
+
+
+def _errors(down, up_indices, up_weights, shape):
+    """Mean error per single step and per level of ``x -> U..U D..D x`` (numpy reference)."""
+    x = [np.asarray(shape, np.float64)]
+    for d in down:
+        x.append(x[-1][d])
+
+    def up(i, values):
+        return (values[up_indices[i - 1]] * up_weights[i - 1][..., None]).sum(axis=1)
+
+    steps = [np.linalg.norm(up(i, x[i]) - x[i - 1], axis=1).mean() for i in range(1, len(x))]
+    levels = []
+    for i in range(1, len(x)):
+        y = x[i]
+        for j in range(i, 0, -1):
+            y = up(j, y)
+        levels.append(np.linalg.norm(y - x[0], axis=1).mean())
+    return np.asarray(steps), np.asarray(levels)
+
+
+def _hierarchy_errors(hierarchy, shape):
+    k = range(1, hierarchy.num_levels)
+    return _errors([hierarchy.down_indices(i) for i in k], [hierarchy.up_indices(i) for i in k],
+                   [hierarchy.up_weights(i) for i in k], shape)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flat_grid_weights_are_the_exact_barycentrics(method):
+    """Any coarse triangulation of the square that keeps its corners is optimal (no error);
+    the weights must be the barycentric coordinates of the containing coarse triangle."""
+    vertices, faces = primitives.grid_patch(9, 9)
+    hierarchy = build_hierarchy(vertices, faces, (4, 4), method=method)
+    assert hierarchy.sizes == (81, 21, 6)
+    for i in (1, 2):
+        fine = hierarchy.vertices(i - 1).astype(np.float64)[:, :2]
+        coarse = hierarchy.vertices(i).astype(np.float64)[:, :2]
+        tri = hierarchy.faces(i)
+        # Independent reference: solve [a b c; 1 1 1] w = [p; 1] for every coarse triangle and
+        # keep the one whose coordinates are all non-negative.
+        system = np.concatenate([np.swapaxes(coarse[tri], 1, 2), np.ones((tri.shape[0], 1, 3))],
+                                axis=1)  # [T, 3, 3]
+        rhs = np.concatenate([fine, np.ones((fine.shape[0], 1))], axis=1)  # [n, 3]
+        bary = np.einsum("tij,nj->nti", np.linalg.inv(system), rhs)  # [n, T, 3]
+        inside = (bary >= -1e-9).all(axis=2)
+        assert inside.any(axis=1).all(), "the coarse mesh covers the square"
+        choice = inside.argmax(axis=1)
+        expected = np.zeros((fine.shape[0], coarse.shape[0]))
+        rows = np.arange(fine.shape[0])[:, None]
+        np.add.at(expected, (rows, tri[choice]), bary[np.arange(fine.shape[0]), choice])
+        np.testing.assert_allclose(_dense_up(hierarchy, i), expected, atol=1e-5)
+    steps, levels = _hierarchy_errors(hierarchy, hierarchy.vertices(0))
+    np.testing.assert_allclose(np.concatenate([steps, levels]), 0.0, atol=1e-6)
+
+
+def test_regular_sphere_up_sampling_and_decimation():
+    """Icosphere(2) keeps icosphere(1)'s 42 vertices first: with that coarse mesh each new
+    vertex is an edge midpoint pushed onto the sphere, whose closest coarse point is the
+    edge's midpoint, weights (1/2, 1/2)."""
+    from experiments.s2d.coma_sampling import coma_hierarchy
+
+    fine, fine_faces = primitives.icosphere(2)
+    fine = fine.astype(np.float64)
+    _, coarse_faces = primitives.icosphere(1)
+    face, bary, dist2 = closest_points_on_mesh(fine[42:], fine[:42], coarse_faces)
+    np.testing.assert_allclose(np.sort(bary, axis=1), [[0.0, 0.5, 0.5]] * 120, atol=1e-6)
+    corners = coarse_faces[face][np.arange(120)[:, None], np.argsort(bary, axis=1)[:, 1:]]
+    np.testing.assert_allclose(fine[corners].mean(axis=1) / np.linalg.norm(
+        fine[corners].mean(axis=1), axis=1, keepdims=True), fine[42:], atol=1e-6)
+    regular = np.concatenate([np.zeros(42), np.sqrt(dist2)]).mean()
+    factors = (162 / 42,)
+    ours = build_hierarchy(fine, fine_faces, factors, method="surface_distance")
+    assert ours.sizes == (162, 42)
+    (step,), _ = _hierarchy_errors(ours, fine)
+    (quadric,), _ = _hierarchy_errors(build_hierarchy(fine, fine_faces, factors), fine)
+    coma = coma_hierarchy(fine, fine_faces, factors)
+    (reference,), _ = _errors(coma.down_indices, coma.up_indices, coma.up_weights, fine)
+    assert regular <= step <= 1.3 * regular
+    assert step < quadric and step < reference
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mesh", ["sphere", "cap", "grid", "two_components", "face"])
+def test_rows_of_d_and_u_sum_to_one(method, mesh):
+    from jaxface.data.template import load_face_template
+
+    if mesh == "face":
+        template = load_face_template(0)
+        vertices, faces, factors = template.vertices, template.faces, (4, 4)
+    else:
+        vertices, faces = {"sphere": lambda: primitives.icosphere(3),
+                           "cap": lambda: primitives.spherical_cap(4, 0.0),
+                           "grid": lambda: primitives.grid_patch(12, 12),
+                           "two_components": primitives.two_components}[mesh]()
+        factors = (2,) if mesh == "two_components" else (4, 4)
+    hierarchy = build_hierarchy(vertices, faces, factors, method=method)
+    for i in range(1, hierarchy.num_levels):
+        rows, cols, vals = hierarchy.down_transform(i)
+        down = scipy.sparse.coo_array((vals, (rows, cols)),
+                                      shape=(hierarchy.sizes[i], hierarchy.sizes[i - 1]))
+        np.testing.assert_array_equal(down.sum(axis=1), 1.0)
+        assert (np.diff(down.tocsr().indptr) == 1).all(), "one-hot rows"
+        weights = hierarchy.up_weights(i)
+        assert (weights >= 0).all(), "no negative up-sampling weights"
+        np.testing.assert_allclose(_dense_up(hierarchy, i).sum(axis=1), 1.0, atol=1e-6)
+        assert (hierarchy.up_indices(i) < hierarchy.sizes[i]).all()
+
+
+def test_surface_distance_is_not_above_coma_on_the_face_template():
+    """Every single step and every level, on the 468-vertex face template and on three
+    expressions of the ARKit basis, against the numpy reference of CoMA's algorithm."""
+    from experiments.s2d.coma_sampling import coma_hierarchy
+    from jaxface.data.expression_basis import load_expression_basis
+    from jaxface.data.template import load_face_template
+
+    template = load_face_template(0)
+    vertices = template.vertices.astype(np.float64)
+    basis = load_expression_basis(0)
+    shapes = [vertices] + [vertices + basis.apply(basis.weights[t]) for t in (315, 149, 156)]
+    factors = (4, 4, 4)
+    with pytest.warns(RuntimeWarning, match="relax the flip or manifold checks"):
+        ours = build_hierarchy(vertices, template.faces, factors, method="surface_distance")
+    coma = coma_hierarchy(vertices, template.faces, factors)
+    assert ours.sizes == coma.sizes == (468, 117, 30, 8)
+    for shape in shapes:
+        steps, levels = _hierarchy_errors(ours, shape)
+        ref_steps, ref_levels = _errors(coma.down_indices, coma.up_indices, coma.up_weights,
+                                        shape)
+        assert (steps <= ref_steps).all(), (steps, ref_steps)
+        assert (levels <= ref_levels).all(), (levels, ref_levels)
+
+
+def test_small_closed_part_may_vanish():
+    """A small closed part inside a cap (an eyeball in a head) goes at a coarse level instead
+    of holding four of its vertices; the level keeps its exact size and the part's vertices
+    are up-sampled from the rest."""
+    cap, cap_faces = primitives.spherical_cap(3, 0.0)
+    eye, eye_faces = primitives.icosphere(1)
+    vertices = np.concatenate([cap, 0.05 * eye + np.array([0, 0, 0.96], np.float32)])
+    faces = np.concatenate([cap_faces, eye_faces + cap.shape[0]])
+    ours = build_hierarchy(vertices, faces, (4, 4), method="surface_distance")
+    assert ours.sizes == (379, 95, 24)
+    kept = np.arange(vertices.shape[0])[ours.down_indices(1)][ours.down_indices(2)]
+    assert (kept < cap.shape[0]).all()
+    np.testing.assert_allclose(_dense_up(ours, 2).sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(MeshError, match="at least 7 must stay"):
+        build_hierarchy(vertices, faces, (4, 4, 4))  # qslim keeps 4 per closed part
+    two, two_faces = primitives.two_components()
+    smallest = build_hierarchy(two, two_faces, (5,), method="surface_distance")
+    assert smallest.sizes == (15, 3)
+    assert (smallest.down_indices(1) >= 6).all(), "the octahedron went, the grid's triangle stays"
+
+
+def _lips(hierarchy, i):
+    """Upper and lower lip at level ``i``: the lowest boundary loop but the outline, split at
+    its leftmost and rightmost vertices, without the corners (the outer 15 % of the width on
+    each side, where the lips meet)."""
+    from jaxface.mesh.topology import boundary_loops
+
+    vertices = hierarchy.vertices(i)
+    loops = boundary_loops(hierarchy.faces(i))[1:]
+    mouth = min(loops, key=lambda loop: vertices[loop, 1].mean())
+    x = vertices[mouth, 0]
+    a, b = sorted([int(np.argmin(x)), int(np.argmax(x))])
+    one, two = mouth[a + 1:b], np.concatenate([mouth[b + 1:], mouth[:a]])
+    if vertices[one, 1].mean() < vertices[two, 1].mean():
+        one, two = two, one
+    middle = np.abs(vertices[:, 0] - (x.max() + x.min()) / 2) < 0.35 * (x.max() - x.min())
+    return one[middle[one]], two[middle[two]]
+
+
+def _lip_crossings(hierarchy, i):
+    """``(middle lip vertices of level i-1 per lip, those taking weight from the other lip)``."""
+    upper, lower = _lips(hierarchy, i - 1)
+    side = np.zeros(hierarchy.sizes[i - 1], int)
+    side[upper], side[lower] = 1, -1
+    coarse_side = side[hierarchy.down_indices(i)]
+    index, weight = hierarchy.up_indices(i), hierarchy.up_weights(i)
+    lips = np.concatenate([upper, lower])
+    used = coarse_side[index[lips]] * (weight[lips] > 1e-6)
+    return (upper.size, lower.size), int((used == -side[lips][:, None]).any(axis=1).sum())
+
+
+def test_lips_are_not_interpolated_from_each_other():
+    """The face template's mouth slit is 1 mm wide: bridging it costs nothing on the template,
+    but an open mouth pulls the lips apart. Both lips keep vertices at every level and no lip
+    vertex takes weight from the other lip; without the gap term (``boundary_weight=0``) the
+    upper lip keeps fewer."""
+    from jaxface.data.template import load_face_template
+
+    template = load_face_template(1)
+    kept = {}
+    for boundary_weight in (1.0, 0.0):
+        hierarchy = build_hierarchy(template.vertices, template.faces, (4, 4),
+                                    method="surface_distance", boundary_weight=boundary_weight)
+        (upper, lower), crossed = _lip_crossings(hierarchy, 2)
+        kept[boundary_weight] = min(upper, lower)
+        if boundary_weight:
+            assert crossed == 0 and _lip_crossings(hierarchy, 1)[1] == 0
+    assert kept[1.0] >= 3 and kept[0.0] < kept[1.0]
