@@ -354,6 +354,16 @@ def summarize(records: Sequence[dict], *, command: str | None = None) -> str:
             ("spiral length", "spiral_length", ""), ("variant", "variant", ""),
             ("ms (fwd+bwd)", "median_s", "ms"), ("GFLOP/s", "gflops_per_s", ""),
             ("temp MiB", "temp_memory_bytes", "mib")])
+    rendered = [r for r in records if r.get("case") == "render" and r.get("kind") == "timing"]
+    if rendered:
+        first = rendered[0]
+        lines += [f"## Renderer ({first.get('image_size')}², batch {first.get('batch')})", ""]
+        lines += _table(rendered, [
+            ("mesh", "mesh", ""), ("vertices", "vertices", ""), ("faces", "faces", ""),
+            ("run", "variant", ""), ("ms/image", "ms_per_image", ""),
+            ("ms/batch", "median_s", "ms"), ("covered", "covered_fraction", "pct"),
+            ("box candidates/image", lambda r: r["candidates"] / r["batch"], ""),
+            ("temp MiB", "temp_memory_bytes", "mib")])
     retraced = [r for r in records if r.get("one_trace_per_shape") is False]
     if retraced:
         lines += ["## Trace checks", ""]

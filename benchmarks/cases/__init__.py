@@ -7,6 +7,7 @@ from benchmarks.cases import (
     data_pipeline,
     machine,
     motion3dgan_train,
+    render,
     s2d_train,
     scaling,
     spiral_conv,
@@ -18,7 +19,7 @@ from benchmarks.cases import (
 CASES = {
     m.NAME: m
     for m in (machine, topology, spiral_conv, s2d_train, motion3dgan_train, data_pipeline,
-              scaling)
+              scaling, render)
 }
 
 __all__ = ["CASES"]
