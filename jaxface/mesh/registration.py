@@ -36,10 +36,12 @@ vertex count, any vertex order, any units) in three steps:
 
 **Outlier rejection** (rigid and non-rigid steps): a pair is dropped when its closest scan point
 is farther than :attr:`RegistrationConfig.max_distance`, when the template normal and the scan
-normal there differ by more than :attr:`RegistrationConfig.max_angle` degrees, or when the
-closest point lies on the scan's boundary (a hole or the edge of a partial scan: the true
-counterpart is missing, the boundary is only the nearest thing left). A scan whose normals point
-inward is recognised (most close pairs disagree in sign) and its normals are flipped.
+normal there differ by more than :attr:`RegistrationConfig.max_angle` degrees, or when an
+interior template vertex's closest point lies on the scan's boundary (a hole or the edge of a
+partial scan: the true counterpart is missing, the boundary is only the nearest thing left).
+The template's own boundary vertices may pair with the scan's boundary: the template's mouth
+slit and eye openings then meet the scan's, so the lips stay apart where the scan's are. A scan
+whose normals point inward is recognised (most close pairs disagree in sign) and flipped.
 
 **Transfer map** (:func:`transfer_map`, part of the result): every scan vertex is projected onto
 the registered template surface (closest triangle and barycentric coordinates), so a field on the
@@ -87,7 +89,13 @@ import scipy.spatial
 
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.hierarchy import _closest_on_triangles, closest_points_on_mesh
-from jaxface.mesh.topology import edges, validate_faces, validate_vertices, vertex_normals
+from jaxface.mesh.topology import (
+    boundary_loops,
+    edges,
+    validate_faces,
+    validate_vertices,
+    vertex_normals,
+)
 
 __all__ = [
     "Registration",
@@ -423,10 +431,18 @@ class _Surface:
 
 
 class _Scan:
-    """The scan in the working frame: closest points, normals and boundary tests."""
+    """The scan in the working frame: closest points, normals and boundary tests.
 
-    def __init__(self, faces: np.ndarray):
+    Args:
+      faces: int ``[Fs, 3]`` the scan's triangles.
+      template_rim: bool ``[Vt]`` the template's boundary vertices (the queries are always the
+        template's vertices): they may pair with the scan's boundary (lips to lips, eyelids
+        to eyelids), the template's interior may not.
+    """
+
+    def __init__(self, faces: np.ndarray, template_rim: np.ndarray):
         self.faces = faces
+        self.template_rim = template_rim
         self.flip = 1.0
         directed = np.concatenate([faces[:, [1, 2]], faces[:, [2, 0]], faces[:, [0, 1]]])
         undirected = np.sort(directed, axis=1)
@@ -470,7 +486,7 @@ class _Scan:
         on_edge = ((bary <= eps) & self.open_edge[face]).any(axis=1)
         at_corner = ((bary >= 1 - eps) & self.open_vertex[corners]).any(axis=1)
         accepted = ((dist2 <= max_distance ** 2) & (cos >= np.cos(np.radians(max_angle)))
-                    & ~on_edge & ~at_corner)
+                    & (self.template_rim | ~(on_edge | at_corner)))
         return closest, accepted
 
     def orient(self, points: np.ndarray, normals: np.ndarray, max_distance: float) -> None:
@@ -625,7 +641,9 @@ def register_template(
     normalise = Similarity(unit, np.eye(3), -unit * centre)
     work = normalise.apply(tv)
     to_scan = fit_similarity(work[marks[present]], targets[present])
-    scan = _Scan(sf)
+    rim = np.zeros(tv.shape[0], bool)
+    rim[np.concatenate(boundary_loops(tf) or [np.zeros(0, np.int64)])] = True
+    scan = _Scan(sf, rim)
     scan.place(to_scan.inverse().apply(sv))
     scan.orient(work, vertex_normals(work, tf), config.icp_max_distance * unit)
     timings["similarity"] = time.perf_counter() - t0
