@@ -112,6 +112,7 @@ __all__ = [
     "FaceGenerator",
     "GeneratedExpression",
     "ModelChoice",
+    "ScanGenerator",
     "bundle_data",
     "bundle_name",
     "default_models_dir",
@@ -596,6 +597,200 @@ def load_generator(path: str | os.PathLike[str]) -> FaceGenerator:
     """A :class:`FaceGenerator` for a bundle, kept in memory for later calls in this process."""
     path = _bundle_path(path)
     return _load_cached(path, os.path.getmtime(os.path.join(path, _MANIFEST)))
+
+
+class ScanGenerator:
+    """A :class:`FaceGenerator` on a face scan of any topology: registered, animated, carried back.
+
+    The models' template is registered to the scan (:func:`jaxface.data.scan.register_scan`:
+    landmarks from a file or found on renders of the scan, a similarity, rigid and non-rigid
+    ICP). The expression is generated on the registered template turned upright (the
+    registration's rotation and translation undone, the scan's size kept), each frame's
+    displacements are turned back into the scan's frame and carried to the scan's vertices by
+    the registration's transfer map, faded to zero far from the face (hair, neck, the back of
+    the head; :mod:`jaxface.mesh.registration`). The meshes come out in the scan's topology,
+    vertex order, frame and units: frame ``t`` is ``scan + transfer(R (template_t - template))``.
+    It answers the calls ``jaxface generate`` makes on a :class:`FaceGenerator`.
+
+    Args:
+      generator: the models.
+      scan_vertices: float ``[Vs, 3]`` the scan, metres.
+      scan_faces: int ``[Fs, 3]``.
+      landmarks: the scan's :class:`jaxface.data.scan.ScanLandmarks` in metres (default:
+        detected on renders).
+      source: the scan's file, for messages.
+
+    Attributes:
+      generator: the wrapped :class:`FaceGenerator`.
+      vertices: float32 ``[Vs, 3]`` the scan.
+      registration: the :class:`jaxface.mesh.registration.Registration`.
+      landmarks: the landmarks used.
+      neutral: float32 ``[Vt, 3]`` the registered template, upright: what the models animate.
+      wall_s: seconds the landmarks and the registration took.
+
+    Raises:
+      jaxface.data.scan.NoScanFaceError: no landmarks given and no face found on the renders.
+      MeshError: a scan without faces.
+    """
+
+    #: Bytes of scan meshes (float32) produced at a time; a batch is split to stay under it.
+    CHUNK_BYTES = 256 << 20
+
+    def __init__(self, generator: FaceGenerator, scan_vertices: np.ndarray,
+                 scan_faces: np.ndarray, landmarks=None, *, source: str | None = None):
+        from jaxface.data.scan import register_scan
+
+        t0 = time.perf_counter()
+        self.generator = generator
+        self.vertices = np.asarray(scan_vertices, np.float32)
+        self._faces = np.asarray(scan_faces, np.int32)
+        self.registration, self.landmarks = register_scan(
+            self.vertices, self._faces, generator.s2d.vertices, generator.faces, landmarks,
+            source=source)
+        upright = self.registration.to_template_orientation(self.registration.vertices)
+        self.neutral = upright.astype(np.float32)
+        self.wall_s = time.perf_counter() - t0
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The models' manifest."""
+        return self.generator.manifest
+
+    @property
+    def packed(self) -> bool:
+        """Whether the models' bundle is packed."""
+        return self.generator.packed
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        """The expression names, by label."""
+        return self.generator.expressions
+
+    @property
+    def faces(self) -> np.ndarray:
+        """int32 ``[Fs, 3]`` the scan's faces (of every output mesh)."""
+        return self._faces
+
+    @property
+    def num_vertices(self) -> int:
+        """``Vs``, the scan's vertices."""
+        return int(self.vertices.shape[0])
+
+    def label(self, expression: str) -> int:
+        """The label of an expression name (:meth:`FaceGenerator.label`)."""
+        return self.generator.label(expression)
+
+    def scale_of(self, vertices: np.ndarray) -> float:
+        """How many times larger than the template a face is whose vertices are a scaled scan."""
+        return self.generator.scale_of(self.neutral) * relative_scale(vertices, self.vertices)
+
+    def check_neutral(self, vertices: np.ndarray, faces: np.ndarray | None = None,
+                      source: str | None = None) -> None:
+        """Checks that ``vertices`` are the scan's and the registered face the models' size.
+
+        Raises:
+          MeshError: another vertex count, or a registered face more than
+            :data:`SCALE_TOLERANCE` times larger or smaller than the template (field
+            ``"scale"``: the scan is in other units than the ones given).
+        """
+        del faces  # the scan's own
+        if np.shape(vertices) != self.vertices.shape:
+            raise MeshError(f"expected the registered scan's {self.num_vertices} vertices, got "
+                            f"{list(np.shape(vertices))}", source=source, field="vertices")
+        self.generator.check_neutral(self.neutral, source=source)
+
+    def _on_scan(self, result: GeneratedExpression, base: np.ndarray
+                 ) -> Iterator[GeneratedExpression]:
+        """``result`` carried to the scan, in pieces of at most :attr:`CHUNK_BYTES`."""
+        from jaxface.mesh.registration import transfer_displacements
+
+        samples, frames = result.meshes.shape[:2]
+        step = max(1, self.CHUNK_BYTES // (frames * self.num_vertices * 12))
+        for first in range(0, samples, step):
+            part = result.meshes[first:first + step]
+            meshes = np.empty((part.shape[0], frames, self.num_vertices, 3), np.float32)
+            for s, sequence in enumerate(part):
+                moved = self.registration.to_scan_orientation(sequence - self.neutral)
+                meshes[s] = base + transfer_displacements(self.registration.transfer, moved)
+            yield dataclasses.replace(
+                result, meshes=meshes, neutral=base, landmarks=result.landmarks[first:first + step],
+                q=result.q[first:first + step])
+
+    def _base(self, neutral: np.ndarray | None) -> np.ndarray:
+        if neutral is None:
+            return self.vertices
+        self.check_neutral(neutral)
+        return np.asarray(neutral, np.float32)
+
+    def generate(self, neutral: np.ndarray | None, expression: str, num_samples: int = 1,
+                 seed: int = 0) -> GeneratedExpression:
+        """:meth:`FaceGenerator.generate` on the scan.
+
+        Args:
+          neutral: float ``[Vs, 3]`` the scan (or ``None``: the scan registered).
+          expression: the expression name.
+          num_samples: number of different motions.
+          seed: sampling seed (the same motions as the models generate on :attr:`neutral`).
+
+        Returns:
+          A :class:`GeneratedExpression` whose meshes are ``float32 [S, T, Vs, 3]`` in the
+          scan's topology and frame, and whose neutral is the scan.
+        """
+        base = self._base(neutral)
+        parts = list(self._on_scan(self.generator.generate(self.neutral, expression,
+                                                           num_samples, seed), base))
+        return dataclasses.replace(
+            parts[0], meshes=np.concatenate([p.meshes for p in parts]),
+            landmarks=np.concatenate([p.landmarks for p in parts]),
+            q=np.concatenate([p.q for p in parts]))
+
+    def generate_batches(self, neutral: np.ndarray | None, expression: str, num_samples: int,
+                         seed: int = 0, batch_size: int = 32) -> Iterator[GeneratedExpression]:
+        """:meth:`FaceGenerator.generate_batches` on the scan (batches split to bound memory)."""
+        base = self._base(neutral)
+        for result in self.generator.generate_batches(self.neutral, expression, num_samples,
+                                                      seed, batch_size):
+            yield from self._on_scan(result, base)
+
+    def record(self) -> dict[str, Any]:
+        """The registration as JSON-ready values.
+
+        Returns:
+          ``template_vertices``, ``scan_vertices``, ``landmarks`` (how many, which set, from
+          where), ``residual_mm`` (mean, 95th percentile and max of the registered template's
+          distance to the scan, over the vertices with an accepted pair), ``inliers``,
+          ``scale`` (scan size / template size), ``faded_vertices`` (scan vertices that take
+          less than all of the motion), ``still_vertices`` (those that take none) and
+          ``wall_s``.
+        """
+        reg = self.registration
+        r = 1000.0 * (reg.residual[reg.inliers] if reg.inliers.any() else reg.residual)
+        weight = reg.transfer.weight
+        return {
+            "template_vertices": int(self.neutral.shape[0]),
+            "scan_vertices": self.num_vertices,
+            "landmarks": {"set": self.landmarks.scheme, "source": self.landmarks.source,
+                          "present": int(self.landmarks.present.sum())},
+            "residual_mm": {"mean": round(float(r.mean()), 4),
+                            "p95": round(float(np.percentile(r, 95)), 4),
+                            "max": round(float(r.max()), 4)},
+            "inliers": int(reg.inliers.sum()),
+            "scale": round(float(self.generator.scale_of(self.neutral)), 4),
+            "faded_vertices": int((weight < 1.0).sum()),
+            "still_vertices": int((weight == 0.0).sum()),
+            "wall_s": round(self.wall_s, 2),
+        }
+
+    def describe(self) -> str:
+        """One line for the user: what was registered, on which landmarks, how well."""
+        rec = self.record()
+        res = rec["residual_mm"]
+        return (f"registered the models' template ({rec['template_vertices']} vertices) to the "
+                f"scan ({rec['scan_vertices']} vertices) on {self.landmarks.describe()}: "
+                f"distance to the scan mean {res['mean']:.2f} mm, 95% {res['p95']:.2f} mm, "
+                f"max {res['max']:.2f} mm over {rec['inliers']} matched vertices; "
+                f"{rec['still_vertices']} scan vertices far from the face stay still; "
+                f"{rec['wall_s']:.1f} s")
 
 
 # ----------------------------------------------------------------------------- training

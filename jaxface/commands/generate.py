@@ -6,11 +6,22 @@ Examples::
     jaxface generate --neutral face.ply --expression high_smile --samples 3 --seed 1 --out out/
     jaxface generate --neutral face.obj --expression eyebrow --format obj --out out/
     jaxface generate --photo face.jpg --expression high_smile --out out/
+    jaxface generate --neutral scan.obj --units mm --expression mouth_open --out out/
+    jaxface generate --neutral scan.ply --landmarks marks.txt --expression eyebrow --out out/
 
 Motion3DGAN samples the motion of 68 landmarks for the expression; S2D-Dec turns every frame's
-landmark displacement into a dense displacement of the neutral face. The neutral face must have
-the models' template topology and be in metres (``--units mm`` or ``cm`` rescales it, and the
-output is written in the same units; a face whose size is far from the template's is refused);
+landmark displacement into a dense displacement of the neutral face. The neutral face is in
+metres (``--units mm`` or ``cm`` rescales it, and the output is written in the same units; a
+face whose size is far from the template's is refused). A neutral face with another vertex count
+than the models' template is a *scan*: the template is registered to it (landmarks, a
+similarity, rigid and non-rigid ICP; :mod:`jaxface.mesh.registration`, the error is printed),
+the expression is generated on the registered template and its displacements are carried back
+to the scan's own vertices, faded to zero over 5-30 mm away from the face (hair, neck, back of the
+head), so every output mesh has the scan's topology, vertex order and frame. The landmarks come
+from ``--landmarks`` (x y z per line in the scan's units, or a ``.npy`` array: 68 iBUG points or
+468 MediaPipe points in their usual order) or, without it, from MediaPipe on renders of the scan
+(the extra ``pip install 'jaxface[photo]'``; views along each axis are tried when the face is not
+toward +z; :mod:`jaxface.data.scan`);
 ``--photo`` fits the neutral face to a photograph instead (MediaPipe landmarks, expression
 removed, at the models' template level; ``jaxface neutral`` writes it with previews); without
 ``--neutral`` or ``--photo`` the models' default neutral face (a procedural identity they were not
@@ -92,12 +103,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--neutral", default=None,
-        help="neutral face (.ply or .obj) with the models' template topology (default: the "
-        "models' own neutral face)",
+        help="neutral face (.ply or .obj): the models' template topology, or a scan of any "
+        "topology, registered to the template (default: the models' own neutral face)",
     )
     source.add_argument("--photo", default=None,
                         help="photograph of a face to fit the neutral face to (needs "
                         "pip install 'jaxface[photo]')")
+    parser.add_argument("--landmarks", default=None,
+                        help="landmarks of a --neutral scan (.txt or .npy, x y z per row in its "
+                        "units: 68 iBUG or 468 MediaPipe points); default: found on renders")
     parser.add_argument("--units", choices=tuple(UNITS), default="m",
                         help="units of --neutral (and of the output meshes); default m")
     parser.add_argument("--samples", type=int, default=1, help="number of different motions")
@@ -288,6 +302,22 @@ def _run(args: argparse.Namespace) -> int:
     if photo is not None:  # the photo's neutral at the models' template level, metres
         photo = photo.at_level(template_level(generator.num_vertices))
         neutral = photo.vertices
+    scan = None
+    if neutral is not None and neutral.shape[0] != generator.num_vertices:  # a scan: register
+        from jaxface.data.scan import NoScanFaceError, read_landmarks
+        from jaxface.generate import ScanGenerator
+
+        marks = None if args.landmarks is None else read_landmarks(args.landmarks).scaled(metres)
+        try:
+            generator = scan = ScanGenerator(generator, neutral, faces_in, marks,
+                                             source=args.neutral)
+        except NoScanFaceError as err:
+            raise UserError(f"{err}; pass it with --landmarks FILE") from None
+        if not args.quiet:
+            print(scan.describe())
+    elif args.landmarks is not None:
+        raise UserError("--landmarks is for a --neutral scan whose vertex count is not the "
+                        f"models' template's ({generator.num_vertices})")
     if neutral is not None:
         try:
             generator.check_neutral(neutral, faces_in, source=args.neutral)
@@ -343,6 +373,7 @@ def _run(args: argparse.Namespace) -> int:
                         else f"fitted to {os.path.abspath(args.photo)}" if args.photo
                         else "models' default neutral"),
             "photo": None if photo is None else weights_record(photo),
+            "registration": None if scan is None else scan.record(),
             "units": args.units,
             "models": path,
             "bundle": {"origin": choice.origin, "recipe": generator.manifest.get("recipe"),

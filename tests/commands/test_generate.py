@@ -105,9 +105,10 @@ def test_wrong_topology_and_unknown_expression_are_one_line_errors(
     capsys.readouterr()
     assert main(["generate", "--neutral", str(other), "--expression", "mouth_open",
                  "--out", str(tmp_path / "x")]) == 2
-    line = _one_line_error(capsys)
-    assert line.endswith(f"{other}: has {len(vertices)} vertices, the model's template has 468 "
-                         "(the neutral face must have the template's topology)")
+    line = _one_line_error(capsys)  # another topology is a scan: its landmarks are looked for
+    assert line.endswith(f"{other}: no face found on renders of the scan from 24 directions; "
+                         "give its landmarks in a file (68 iBUG or 468 MediaPipe points, x y z "
+                         "per line); pass it with --landmarks FILE")
     neutral, template_faces = read_mesh(out / "neutral.ply")
     flipped = tmp_path / "flipped.ply"
     write_mesh(flipped, neutral, template_faces[:, ::-1])
@@ -150,3 +151,112 @@ def test_unknown_expression_fails_before_any_training(monkeypatch, tmp_path, cap
     assert main(["generate", "--expression", "grin", "--out", str(tmp_path / "out")]) == 2
     assert "unknown expression 'grin'; choose from bareteeth" in _one_line_error(capsys)
     assert not (tmp_path / "empty_cache").exists() and not (tmp_path / "out").exists()
+
+
+def _scan_of(neutral, faces, rng):
+    """The neutral face remeshed (midpoint subdivision, decimation), with a 'back of the head'
+    (the face mirrored, 10 cm or more behind it), vertices shuffled: ``(vertices, faces,
+    back)``, ``back`` the mask of the back's vertices."""
+    import fast_simplification
+
+    from jaxface.mesh.subdivision import subdivide
+
+    sub = subdivide(neutral.astype(np.float64), faces, scheme="midpoint")
+    v, f = fast_simplification.simplify(sub.vertices, np.array(sub.faces, np.int32),
+                                        target_count=2400)
+    v = np.concatenate([v, v * [1.0, 1.0, -1.0] + [0.0, 0.0, -0.25]])
+    f = np.concatenate([f, f[:, ::-1] + len(v) // 2])
+    order = rng.permutation(len(v))
+    back = order >= len(v) // 2
+    return v[order], np.argsort(order)[f].astype(np.int32), back
+
+
+def test_a_scan_of_another_topology_comes_back_in_its_own_topology(
+    first_run, monkeypatch, tmp_path, capsys
+):
+    from jaxface.data.template import IBUG68_VERTICES
+
+    _, cache, out = first_run
+    _env(monkeypatch, cache)
+    neutral, faces = read_mesh(out / "neutral.ply")
+    scan, scan_faces, back = _scan_of(neutral, faces, np.random.default_rng(0))
+    path, marks = tmp_path / "scan.obj", tmp_path / "marks.txt"
+    write_mesh(path, 1000.0 * scan, scan_faces)  # millimetres
+    np.savetxt(marks, 1000.0 * neutral[list(IBUG68_VERTICES)])
+    capsys.readouterr()
+    assert main(["generate", "--neutral", str(path), "--units", "mm", "--landmarks", str(marks),
+                 "--expression", "mouth_open", "--samples", "2", "--no-gif",
+                 "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert (f"registered the models' template (468 vertices) to the scan ({len(scan)} vertices) "
+            f"on 68 iBUG points, 68 present ({marks})") in printed
+    scan_mm, _ = read_mesh(path)
+    for t in (0, 29):
+        frame, frame_faces = read_mesh(tmp_path / "a" / "sample_01" / f"frame_{t:06d}.ply")
+        np.testing.assert_array_equal(frame_faces, scan_faces)  # the scan's topology and order
+        # Far from the face: still (up to the float32 rounding of mm -> m -> mm).
+        np.testing.assert_allclose(frame[back], scan_mm[back], atol=1e-4, rtol=0)
+    moved = np.linalg.norm(frame - scan_mm, axis=1)  # frame 29, millimetres
+    assert moved.max() > 2.0 and np.median(moved[~back]) > 0.1
+    glb = read_glb(tmp_path / "a" / "glb" / "sample_01.glb")
+    np.testing.assert_allclose(glb.frames[29], frame / 1000.0, atol=2e-5)  # metres
+    meta = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert meta["num_vertices"] == len(scan) and meta["units"] == "mm"
+    record = meta["registration"]
+    assert record["landmarks"] == {"set": "ibug68", "source": str(marks), "present": 68}
+    assert record["scan_vertices"] == len(scan) and record["template_vertices"] == 468
+    assert record["residual_mm"]["mean"] < 0.5 and record["still_vertices"] >= back.sum()
+    neutral_out, _ = read_mesh(tmp_path / "a" / "neutral.ply")
+    np.testing.assert_allclose(neutral_out, scan_mm, atol=1e-4, rtol=0)
+
+
+def test_a_scan_without_landmarks_gets_them_from_renders(first_run, monkeypatch, tmp_path,
+                                                         capsys):
+    pytest.importorskip("mediapipe")
+    _, cache, out = first_run
+    _env(monkeypatch, cache)
+    neutral, faces = read_mesh(out / "neutral.ply")
+    scan, scan_faces, back = _scan_of(neutral, faces, np.random.default_rng(1))
+    path = tmp_path / "scan.ply"
+    write_mesh(path, scan, scan_faces)
+    capsys.readouterr()
+    assert main(["generate", "--neutral", str(path), "--expression", "eyebrow", "--no-gif",
+                 "--out", str(tmp_path / "a")]) == 0
+    assert "MediaPipe points" in capsys.readouterr().out
+    frame, _ = read_mesh(tmp_path / "a" / "sample_00" / "frame_000029.ply")
+    scan, _ = read_mesh(path)  # float32, as written
+    assert frame.shape == scan.shape and np.array_equal(frame[back], scan[back])
+    meta = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert meta["registration"]["landmarks"]["source"] == "detected"
+
+
+def test_bad_scans_and_landmarks_are_one_line_errors(first_run, monkeypatch, tmp_path, capsys):
+    _, cache, out = first_run
+    _env(monkeypatch, cache)
+    neutral, faces = read_mesh(out / "neutral.ply")
+    points_only = tmp_path / "points.ply"
+    points_only.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+                           "property float y\nproperty float z\nend_header\n0 0 0\n1 0 0\n"
+                           "0 1 0\n")
+    garbage = tmp_path / "garbage.obj"
+    garbage.write_bytes(b"v 1 2 three\n")
+    scan, scan_faces, _ = _scan_of(neutral, faces, np.random.default_rng(2))
+    write_mesh(tmp_path / "scan.ply", scan, scan_faces)
+    (tmp_path / "marks.txt").write_text("1 2 3\n" * 5)
+    cases = [
+        (["--neutral", str(points_only)], "points.ply: faces: expected a triangle mesh, the file "
+                                          "has no faces"),
+        (["--neutral", str(garbage)], "garbage.obj: vertices: line 1: unreadable vertex"),
+        (["--neutral", str(tmp_path / "scan.ply"), "--landmarks", str(tmp_path / "marks.txt")],
+         "marks.txt: expected 68 (iBUG) or 468 (MediaPipe) landmarks of 3 coordinates, got an "
+         "array of shape [5, 3]"),
+        (["--neutral", str(out / "neutral.ply"), "--landmarks", str(tmp_path / "marks.txt")],
+         "--landmarks is for a --neutral scan whose vertex count is not the models' template's "
+         "(468)"),
+    ]
+    capsys.readouterr()
+    for flags, message in cases:
+        assert main(["generate", *flags, "--expression", "mouth_open",
+                     "--out", str(tmp_path / "x")]) == 2
+        assert message in _one_line_error(capsys)
+    assert not (tmp_path / "x").exists()
