@@ -112,10 +112,13 @@ def build_topology(vertices: np.ndarray, faces: np.ndarray, cfg) -> SpiralTopolo
       vertices: float ``[N, 3]`` template vertices.
       faces: int ``[F, 3]`` template faces.
       cfg: a config's ``topology`` block (``factors``, ``lengths``, ``rings``, ``dilations``,
-        ``reference_vertices``).
+        ``reference_vertices``, optionally ``method``: a decimation method of
+        :func:`jaxface.mesh.build_hierarchy`; without it ``"qslim"``, the hierarchy every
+        stored run and the shipped models were trained on).
     """
     hierarchy, spirals, path = load_or_build_topology(
         vertices, faces,
+        method=cfg.get("method") or "qslim",
         factors=tuple(cfg.factors),
         spiral_lengths=None if cfg.lengths is None else tuple(cfg.lengths),
         rings=tuple(cfg.rings),

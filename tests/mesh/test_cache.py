@@ -69,9 +69,11 @@ def test_key_changes_with_parameters_and_arrays(tmp_path):
         load_or_build_topology(vertices * 2, faces, factors=(4,), cache_dir=tmp_path)[2],
         load_or_build_topology(vertices, faces, factors=(4,), reference_vertices=[3],
                                cache_dir=tmp_path)[2],
+        load_or_build_topology(vertices, faces, factors=(4,), method="surface_distance",
+                               cache_dir=tmp_path)[2],
     }
-    assert path not in others and len(others) == 5
-    assert len(list(tmp_path.glob("topology-*.npz"))) == 6
+    assert path not in others and len(others) == 6
+    assert len(list(tmp_path.glob("topology-*.npz"))) == 7
     assert not list(tmp_path.glob("*.tmp")), "no temporary files left"
 
 

@@ -83,3 +83,24 @@ def test_neural3dmm_variant(topology):
 def test_topology_validation(topology):
     with pytest.raises(ValueError, match="up-sampling"):
         SpiralTopology(topology.spirals, topology.up_indices[:1], topology.up_weights)
+
+
+def test_build_topology_uses_the_configured_decimation_method():
+    """A topology block without ``method`` (every stored run, the shipped models) keeps the
+    quadric hierarchy; ``method`` selects another one."""
+    from jaxface.configs.common import topology_config
+    from jaxface.models.s2d import build_topology
+
+    v, f = primitives.icosphere(2)
+    cfg = topology_config((4, 4), rings=(1, 1, 1), dilations=(1, 1, 1))
+    assert "method" not in cfg
+    plain = build_topology(v, f, cfg)
+    expected = build_hierarchy(v, f, (4, 4))
+    for got, want in zip(plain.up_weights, [expected.up_weights(1), expected.up_weights(2)],
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+    cfg.method = "surface_distance"
+    chosen = build_topology(v, f, cfg)
+    other = build_hierarchy(v, f, (4, 4), method="surface_distance")
+    np.testing.assert_array_equal(chosen.down_indices[0], other.down_indices(1))
+    np.testing.assert_array_equal(chosen.up_weights[1], other.up_weights(2))
