@@ -56,6 +56,7 @@ __all__ = [
     "fragments_at",
     "interpolate",
     "rasterize",
+    "triangle_corners",
     "visible_faces",
 ]
 
@@ -110,14 +111,32 @@ def _check_inputs(screen_vertices, faces):
         raise ValueError(f"faces must be [F, 3], got {faces.shape}")
     if not jnp.issubdtype(faces.dtype, jnp.integer):
         raise ValueError(f"faces must be integer vertex indices, got dtype {faces.dtype}")
+    if isinstance(faces, np.ndarray) and faces.size and (
+            faces.min() < 0 or faces.max() >= screen.shape[1]):
+        raise ValueError(f"faces index vertices {faces.min()}..{faces.max()}, but there are "
+                         f"{screen.shape[1]} vertices")
     return screen, faces
+
+
+def triangle_corners(values: jax.typing.ArrayLike, faces) -> jax.Array:
+    """Per-vertex values at each triangle's corners.
+
+    Args:
+      values: ``[B, V, C]`` per-vertex values.
+      faces: ``int [F, 3]`` valid vertex indices.
+
+    Returns:
+      ``[B, F, 3, C]``.
+    """
+    faces = jnp.asarray(faces, jnp.int32)
+    return jnp.asarray(values).at[:, faces].get(mode="promise_in_bounds")
 
 
 def _corners(values: jax.Array, faces) -> list[list[jax.Array]]:
     """``values [B, V, C]`` at the triangle corners as ``C x 3`` arrays ``[B, F]`` (coordinate
     major, so everything computed from them is elementwise over ``[B, F]``)."""
     faces = jnp.asarray(faces, jnp.int32)
-    return [[jnp.take(values[..., c], faces[:, k], axis=1) for k in range(3)]
+    return [[values[..., c].at[:, faces[:, k]].get(mode="promise_in_bounds") for k in range(3)]
             for c in range(values.shape[-1])]
 
 
@@ -195,12 +214,13 @@ def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: i
     tiles = jnp.concatenate([tiles, jnp.zeros((window,), tiles.dtype)])
     hw = h * w
     dump = n_images * hw  # scatter target of empty candidates
+    size = dump + 1
     slots = jnp.arange(steps, dtype=jnp.int32)
     dy = np.repeat(np.arange(tile_h), tile_w)  # [per_tile] pixel offsets inside a tile
     dx = np.tile(np.arange(tile_w), tile_h)
 
     def body(state):
-        phase, tri, off, zbuf, ids = state
+        phase, tri, off, buf = state
         cnt = jax.lax.dynamic_slice(tiles, (tri,), (window,))
         cnt = jnp.minimum(cnt.at[0].add(-off), steps + 1)
         cum = jnp.cumsum(cnt)
@@ -227,19 +247,15 @@ def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: i
         image = t // n_faces
         face = jnp.broadcast_to((t - image * n_faces)[:, None], z.shape).reshape(-1)
         pix = jnp.where(ok, (image * hw)[:, None] + row * w + col, dump).reshape(-1)
-        z = z.reshape(-1)
+        # Accepted depths are >= 0, where float order is the order of the int32 bit patterns
+        # (-0.0 mapped to +0.0).
+        zbits = jax.lax.bitcast_convert_type(jnp.where(z > 0, z, 0.0), jnp.int32).reshape(-1)
         # Both sweeps read these exact values (one computation, materialised once per step).
-        z, pix, face = jax.lax.optimization_barrier((z, pix, face))
-
-        def depth_sweep(bufs):
-            zb, ib = bufs
-            return zb.at[pix].min(z), ib
-
-        def face_sweep(bufs):
-            zb, ib = bufs
-            return zb, ib.at[pix].min(jnp.where(z == zb[pix], face, n_faces))
-
-        zbuf, ids = jax.lax.cond(phase == 0, depth_sweep, face_sweep, (zbuf, ids))
+        zbits, pix, face = jax.lax.optimization_barrier((zbits, pix, face))
+        # One buffer: depth bits in [0, size), face ids in [size, 2 size). The first sweep
+        # scatter-mins depths; the second, the face among candidates at the minimum depth.
+        value = jnp.where(phase == 0, zbits, jnp.where(zbits == buf[pix], face, n_faces))
+        buf = buf.at[pix + phase * size].min(value, mode="promise_in_bounds")
         consumed = jnp.minimum(total, steps)
         # The triangle holding the first tile not done (``window`` when the window is done).
         nxt = jnp.searchsorted(cum, consumed, side="right")
@@ -249,13 +265,13 @@ def _zbuffer(table, tiles, n_images: int, n_faces: int, h: int, w: int, chunk: i
         tri = tri + nxt
         swept = tri >= n_tri
         return (phase + swept.astype(jnp.int32), jnp.where(swept, 0, tri),
-                jnp.where(swept, 0, off), zbuf, ids)
+                jnp.where(swept, 0, off), buf)
 
     init = (jnp.int32(0), jnp.int32(0), jnp.int32(0),
-            jnp.full((dump + 1,), jnp.inf, jnp.float32),
-            jnp.full((dump + 1,), n_faces, jnp.int32))
-    *_, ids = jax.lax.while_loop(lambda st: st[0] < 2, body, init)
-    return ids[:dump].reshape(n_images, h, w)
+            jnp.concatenate([jnp.full((size,), _INT32_MAX, jnp.int32),
+                             jnp.full((size,), n_faces, jnp.int32)]))
+    *_, buf = jax.lax.while_loop(lambda st: st[0] < 2, body, init)
+    return buf[size:size + dump].reshape(n_images, h, w)
 
 
 def visible_faces(
@@ -302,7 +318,7 @@ def _pixel_rows(values: jax.Array, faces, pix_to_face: jax.Array) -> list[jax.Ar
     b, _, c = values.shape
     faces = jnp.asarray(faces, jnp.int32)
     n_faces = faces.shape[0]
-    rows = jnp.take(values, faces, axis=1).reshape(b * n_faces, 3 * c)
+    rows = triangle_corners(values, faces).reshape(b * n_faces, 3 * c)
     idx = jnp.maximum(pix_to_face, 0) + (n_faces * jnp.arange(b, dtype=jnp.int32))[:, None, None]
     gathered = rows.at[idx].get(mode="promise_in_bounds")  # [B, H, W, 3 C]
     return [gathered[..., j] for j in range(3 * c)]

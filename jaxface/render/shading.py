@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.render.rasterizer import Fragments, interpolate
+from jaxface.render.rasterizer import Fragments, interpolate, triangle_corners
 
 __all__ = [
     "ALBEDO",
@@ -66,7 +66,7 @@ def vertex_normals(vertices: jax.typing.ArrayLike, faces) -> jax.Array:
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must be [B, V, 3], got {vertices.shape}")
     faces = jnp.asarray(faces, jnp.int32)
-    tri = jnp.take(vertices, faces, axis=1)  # [B, F, 3, 3]
+    tri = triangle_corners(vertices, faces)  # [B, F, 3, 3]
     face_n = jnp.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
     n = jnp.zeros_like(vertices)
     for corner in range(3):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxface.render.rasterizer import triangle_corners
 from jaxface.render.shading import vertex_normals
 
 __all__ = [
@@ -45,7 +46,7 @@ def face_normals_screen(screen_vertices: jax.typing.ArrayLike, faces) -> jax.Arr
       ``float [B, F, 3]``; z < 0 points toward the viewer.
     """
     normals = vertex_normals(screen_vertices, faces)
-    return jnp.mean(jnp.take(normals, jnp.asarray(faces, jnp.int32), axis=1), axis=2)
+    return jnp.mean(triangle_corners(normals, faces), axis=2)
 
 
 def front_facing(
@@ -79,7 +80,7 @@ def projected_area(screen_vertices: jax.typing.ArrayLike, faces) -> jax.Array:
     screen = jnp.asarray(screen_vertices)
     if screen.ndim != 3 or screen.shape[-1] != 3:
         raise ValueError(f"screen_vertices must be [B, V, 3], got {screen.shape}")
-    tri = jnp.take(screen[..., :2], jnp.asarray(faces, jnp.int32), axis=1)  # [B, F, 3, 2]
+    tri = triangle_corners(screen[..., :2], faces)  # [B, F, 3, 2]
     e1 = tri[:, :, 1] - tri[:, :, 0]
     e2 = tri[:, :, 2] - tri[:, :, 0]
     return 0.5 * jnp.abs(e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0])
