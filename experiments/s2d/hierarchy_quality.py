@@ -31,7 +31,8 @@ Templates (``--meshes``):
   (:func:`head_with_eyes`); shapes: six smooth deformations (Gaussian bumps of 3-8 mm over
   2-4 cm on the face, eyeballs moved rigidly by up to 1 mm).
 
-Run from the repository root (about 1.5 minutes on two CPU cores)::
+Run from the repository root (30 s on two CPU cores shared with other jobs, a minute when
+they are busy)::
 
     python -m experiments.s2d.hierarchy_quality --out experiments/s2d/results
     python -m experiments.s2d.hierarchy_quality --published downsampling_matrices.pkl \
@@ -52,7 +53,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from experiments.s2d.coma_sampling import coma_hierarchy
+from experiments.s2d.coma_sampling import coma_hierarchy, coma_up_sampling
 from jaxface.data.expression_basis import load_expression_basis
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.template import load_face_template
@@ -304,6 +305,17 @@ def _timed(build: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
+def _other_parts(sampling: Sampling, labels: np.ndarray) -> list[int]:
+    """Per level, the vertices kept on components other than the largest (e.g. eyeballs)."""
+    main = np.bincount(labels).argmax()
+    ids = np.arange(labels.shape[0])
+    counts = [int((labels != main).sum())]
+    for d in sampling.down:
+        ids = ids[d]
+        counts.append(int((labels[ids] != main).sum()))
+    return counts
+
+
 def compare(vertices: np.ndarray, faces: np.ndarray, shapes: list[np.ndarray],
             factors: Sequence[float], published: Sampling | None = None,
             methods: Sequence[str] = OURS) -> dict:
@@ -318,28 +330,47 @@ def compare(vertices: np.ndarray, faces: np.ndarray, shapes: list[np.ndarray],
       methods: jaxface methods to build.
 
     Returns:
-      Per hierarchy name: ``sizes``, ``seconds`` (build), ``weights``
-      (:meth:`Sampling.weight_report`), ``template`` and ``shapes`` (:func:`measure`).
+      ``{"hierarchies": ..., "diagnostics": ...}``. Per hierarchy name: ``sizes``,
+      ``seconds`` (build), ``weights`` (:meth:`Sampling.weight_report`), ``other_parts``
+      (:func:`_other_parts`), ``template`` and ``shapes`` (:func:`measure`). Diagnostics
+      (template errors): ``coma_shifted``, CoMA's hierarchy on the template moved 10 cm
+      along z (its up-sampling rows do not sum to 1, so it depends on where the origin is);
+      ``qslim_coma_up``, the ``qslim`` levels with CoMA's up-sampling weights.
     """
+    from jaxface.mesh.topology import connected_components
+
     built: dict[str, tuple[Sampling, float]] = {}
     if published is not None:
         built["published"] = (published, 0.0)
-    hierarchy, seconds = _timed(lambda: coma_hierarchy(vertices, faces, factors))
-    built["coma"] = (sampling_of(hierarchy), seconds)
+    coma, seconds = _timed(lambda: coma_hierarchy(vertices, faces, factors))
+    built["coma"] = (sampling_of(coma), seconds)
+    levels = {}
     for method in methods:
         hierarchy, seconds = _timed(
             lambda m=method: build_hierarchy(vertices, faces, factors, method=m))
         built[method] = (sampling_of(hierarchy), seconds)
+        levels[method] = hierarchy
+    _, labels = connected_components(faces, vertices.shape[0])
     out = {}
     for name, (sampling, seconds) in built.items():
         out[name] = {
             "sizes": list(sampling.sizes),
             "seconds": seconds,
             "weights": sampling.weight_report(),
+            "other_parts": _other_parts(sampling, labels),
             "template": measure(sampling, vertices),
             "shapes": _pool([measure(sampling, s) for s in shapes]) if shapes else None,
         }
-    return out
+    diagnostics = {"coma_shifted": measure(built["coma"][0],
+                                           vertices + np.array([0.0, 0.0, 0.1]))}
+    if "qslim" in levels:
+        h = levels["qslim"]
+        up = [coma_up_sampling(h.vertices(i - 1), h.vertices(i), h.faces(i))
+              for i in range(1, h.num_levels)]
+        diagnostics["qslim_coma_up"] = measure(
+            Sampling([h.down_indices(i) for i in range(1, h.num_levels)], [u[0] for u in up],
+                     [u[1] for u in up]), vertices)
+    return {"hierarchies": out, "diagnostics": diagnostics}
 
 
 def _cell(entry: dict | None, kind: str, i: int) -> str:
@@ -391,7 +422,19 @@ def markdown(results: dict, meta: dict) -> str:
                              if ours is not None and coma[kind][i]["mean"] > 0 else "–")
                     lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
             lines.append("")
-        lines += ["Up-sampling weights (per step: rows whose sum is not 1, negative weights):", ""]
+        if any(res["hierarchies"][n]["other_parts"][0] for n in names):
+            lines += ["Vertices on the smaller components (eyeballs) per level: " + "; ".join(
+                f"{n} {'/'.join(map(str, res['hierarchies'][n]['other_parts']))}"
+                for n in names) + ".", ""]
+        diag = res["diagnostics"]
+        shifted = " ".join(f"{e['mean']:.3f}" for e in diag["coma_shifted"]["steps"])
+        lines += [f"Template error per step of CoMA's hierarchy with the template moved 10 cm "
+                  f"along z: {shifted} (its rows on edges do not sum to 1)."]
+        if "qslim_coma_up" in diag:
+            mixed = " ".join(f"{e['mean']:.3f}" for e in diag["qslim_coma_up"]["steps"])
+            lines += [f"`qslim` levels with CoMA's up-sampling weights, per step: {mixed}."]
+        lines += ["", "Up-sampling weights (per step: rows whose sum is not 1, negative weights):",
+                  ""]
         for n in names:
             report = res["hierarchies"][n]["weights"]
             lines.append(f"- {n}: " + "; ".join(
@@ -399,6 +442,18 @@ def markdown(results: dict, meta: dict) -> str:
                 f"(sums {w['row_sum_min']:.3f}..{w['row_sum_max']:.3f})" for w in report))
         lines.append("")
     return "\n".join(lines)
+
+
+def _cpu() -> str:
+    """The processor model (Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def _load() -> str:
@@ -428,8 +483,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         vertices, faces, shapes, what = template_and_shapes(name)
         results[name] = {"factors": list(factors), "shapes": what,
-                         "hierarchies": compare(vertices, faces, shapes, factors,
-                                                methods=methods)}
+                         **compare(vertices, faces, shapes, factors, methods=methods)}
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.published:
         published = load_published_hierarchy(args.published).hierarchy
@@ -438,12 +492,12 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = published.sizes
         results[os.path.basename(args.published)] = {
             "factors": list(_factors_for(sizes)), "shapes": "6 smooth deformations",
-            "hierarchies": compare(vertices, faces, _smooth_deformations(vertices, faces, 6),
-                                   _factors_for(sizes), sampling_of(published), methods)}
+            **compare(vertices, faces, _smooth_deformations(vertices, faces, 6),
+                      _factors_for(sizes), sampling_of(published), methods)}
     meta = {
         "command": "python -m experiments.s2d.hierarchy_quality "
                    + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), Python "
+        "machine": f"{os.cpu_count()} CPU cores ({_cpu()}), Python "
                    f"{platform.python_version()}, numpy {np.__version__}",
         "seconds": time.perf_counter() - start,
         "load_before": load_before,

@@ -158,6 +158,9 @@ def test_command_measures_a_published_file(tmp_path):
                              strict=True):
             assert got["mean"] == pytest.approx(want["mean"], rel=1e-4)
     assert rows["surface_distance"]["weights"][0]["rows_not_summing_to_1"] == 0
+    assert all(rows[name]["other_parts"] == [0, 0, 0] for name in rows), "one component"
+    diagnostics = results["downsampling_matrices.pkl"]["diagnostics"]
+    assert len(diagnostics["qslim_coma_up"]["steps"]) == len(diagnostics["coma_shifted"]["steps"])
     saved = json.loads((out / "hierarchy_quality.json").read_text())
     assert saved["downsampling_matrices.pkl"]["hierarchies"]["coma"]["sizes"] == list(coma.sizes)
     markdown = (out / "hierarchy_quality.md").read_text()
