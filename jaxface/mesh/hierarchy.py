@@ -30,14 +30,15 @@ Two decimation methods (``method``):
 * ``"surface_distance"`` orders the same half-edge collapses (same checks) by what down- then
   up-sampling loses: every removed vertex stays attached to a coarse face near it, and a
   collapse costs the change of the summed squared distances of the vertices it re-attaches
-  (the quadric cost only breaks ties). Vertices facing a narrow gap of their boundary (lips
-  at a mouth slit) are measured to the boundary edges (weight ``boundary_weight``), so the
-  two sides of the gap are not interpolated from each other; a small closed component (an
-  eyeball) may vanish at a coarse level when that costs less, as in CoMA, instead of holding
-  four vertices. Up-sampling projects each vertex onto the face it is attached to. On the
-  face template, a FLAME-size head and the shapes of
-  ``python -m experiments.s2d.hierarchy_quality`` its error is below CoMA's at every level and
-  every single step (``docs/mesh_hierarchies.md``); it takes about 4x longer to build.
+  (the quadric cost only breaks ties); no collapse makes a new sliver face. Vertices facing a
+  narrow gap of their boundary (lips at a mouth slit) are also measured in a copy of the
+  template where the gap is open (``boundary_weight``), so the two sides of the gap are not
+  interpolated from each other; a small closed component (an eyeball) may vanish at a coarse
+  level when that costs less, as in CoMA, instead of holding four vertices. Up-sampling
+  projects each vertex onto the face it is attached to. On the face template, a FLAME-size
+  head and the shapes of ``python -m experiments.s2d.hierarchy_quality`` its error is below
+  CoMA's at every level and every single step (``docs/mesh_hierarchies.md``); it takes 6-8x
+  as long to build.
 
 If no allowed collapse remains before the target size, the checks are relaxed step by step
 (flip test first, then the manifold tests) and a ``RuntimeWarning`` says so. This yields a
@@ -265,7 +266,6 @@ class _Decimator:
     """Mutable state of one quadric half-edge decimation run."""
 
     STAGES = 3  # 0: all checks; 1: no flip check; 2: no manifold check
-    FLIP_COSINE = 1e-3  # a moved face may turn by less than this angle's cosine (~90 degrees)
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, boundary_weight: float):
         self.vertices = vertices
@@ -363,7 +363,7 @@ class _Decimator:
                 continue
             if length_after <= 1e-9 * length_before:
                 return False  # the face would become degenerate
-            if _dot(before, after) <= self.FLIP_COSINE * length_before * length_after:
+            if _dot(before, after) <= 1e-3 * length_before * length_after:
                 return False  # the face would flip or stand on its edge
         return True
 
@@ -752,19 +752,19 @@ def _dot(u, v) -> float:
 
 #: A boundary vertex faces a gap when a vertex of its loop is closer than this fraction of the
 #: way between them along the loop (the lips of a mouth slit, not the rim of a neck).
-GAP_RATIO = 0.25
+_GAP_RATIO = 0.25
 #: How far each side of a gap moves when it opens, as a fraction of the loop's radius
 #: (perimeter / 2 pi): a 5 cm wide mouth slit opens by about 1 cm.
-GAP_OPENING = 0.3
+_GAP_OPENING = 0.3
 
 
 def _gap_openings(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``[N, 3]`` how the vertices at narrow gaps of the boundary move when the gaps open.
 
     A vertex ``p`` of a boundary loop faces a gap when a vertex ``q`` of the same loop is
-    closer in space than :data:`GAP_RATIO` times the shorter way from ``p`` to ``q`` along the
+    closer in space than ``_GAP_RATIO`` times the shorter way from ``p`` to ``q`` along the
     loop, as across a mouth slit. Opening moves ``p`` away from the nearest such ``q`` by
-    :data:`GAP_OPENING` times the loop's radius (perimeter / 2 pi). Other vertices do not move
+    ``_GAP_OPENING`` times the loop's radius (perimeter / 2 pi). Other vertices do not move
     (zero rows).
     """
     opening = np.zeros_like(vertices)
@@ -778,12 +778,12 @@ def _gap_openings(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         along = np.abs(arc[:, None] - arc[None, :])
         along = np.minimum(along, total - along)
         apart = np.linalg.norm(points[:, None] - points[None, :], axis=2)
-        across = np.where(apart < GAP_RATIO * along, apart, np.inf)
+        across = np.where(apart < _GAP_RATIO * along, apart, np.inf)
         nearest = across.argmin(axis=1)
         at_gap = np.isfinite(across.min(axis=1))
         away = points[at_gap] - points[nearest[at_gap]]
         away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-300)
-        opening[loop[at_gap]] = GAP_OPENING * total / (2 * np.pi) * away
+        opening[loop[at_gap]] = _GAP_OPENING * total / (2 * np.pi) * away
     return opening
 
 
@@ -1055,8 +1055,9 @@ def build_hierarchy(
         depend on) or ``"surface_distance"`` (ordered by the up-sampling error; see the
         module docstring).
       boundary_weight: ``"qslim"``: weight of the boundary-preserving quadrics, 0 reproduces
-        CoMA's quadrics. ``"surface_distance"``: weight of the distance to the boundary edges
-        for vertices at a narrow gap, 0 measures them like every other vertex.
+        CoMA's quadrics. ``"surface_distance"``: how far narrow gaps of the boundary open in
+        the copy of the template their vertices are also measured in (1: each side by 0.3
+        times the gap loop's radius), 0 measures them like every other vertex.
 
     Returns:
       The :class:`MeshHierarchy` with ``len(factors) + 1`` levels.
