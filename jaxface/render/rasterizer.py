@@ -23,13 +23,16 @@ as outside, so where a centre falls exactly on an edge it leaves a hole and this
 not; on a shared edge both triangles reach the same depth up to rounding, so the winner there is
 decided by rounding or, at an exact tie, by the face index.
 
-**Cost.** Every triangle visits only the pixels of its bounding box (clipped to the image). The
-``(triangle, pixel)`` candidates of the whole batch are streamed through a ``lax.while_loop`` in
-windows of ``chunk_size`` slots: a window takes the next triangles in order, each contributing its
-box's pixels (a triangle larger than a window is split across windows), so the work is the sum of
-the box areas, any triangle size is exact, and every shape is static. A first sweep scatter-mins
-the depths into a z-buffer; a second sweep, running the same compiled loop body so its depths are
-bit-identical, scatter-mins the face index among the candidates whose depth equals the buffer's.
+**Cost.** Every triangle visits only the pixels of its bounding box (clipped to the image), cut
+into spans of 4 pixels along a row. The ``(triangle, span)`` work items of the whole batch are
+streamed through one ``lax.while_loop`` in steps of ``chunk_size`` candidate pixels: a step takes
+the next triangles in order, each contributing its spans (a triangle larger than a step is split
+across steps), so the work is the sum of the box areas (rounded up to whole spans), a triangle of
+any size is handled exactly, and every shape is static. Each triangle's edge functions and depth
+are planes stepped from its box's first pixel. The loop sweeps twice: the first sweep
+scatter-mins the depths (as int32 bit patterns, which order like the non-negative floats), the
+second, running the same compiled loop body so its depths are bit-identical, scatter-mins the face
+index among the candidates at the buffer's depth.
 
 Example:
   >>> import numpy as np
@@ -72,7 +75,9 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 _BOX_MARGIN = 1e-3
 _INT32_MAX = 2**31 - 1
 # Pixel tiles (rows, columns) the boxes are cut into: a loop slot is one tile of candidates.
-_TILE = (2, 2)
+# Spans of 4 pixels along a row measured about 3x faster than 2x2 squares on CPU (adjacent
+# scatter targets, per-row terms computed once per tile) for 1.2-2.1x the boxes' pixels.
+_TILE = (1, 4)
 
 
 class Fragments(NamedTuple):
