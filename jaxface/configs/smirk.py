@@ -41,6 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.backbones = {"pose": "small", "shape": "large", "expression": "large"}
     c.model.eyelids = "clamp"  # official; "sigmoid" keeps a gradient at the bounds
     c.model.dtype = "float32"
+    # Optional ImageNet starts: .npz files of timm's state dicts, by backbone variant ("": random
+    # initialisation, the default; see docs/smirk.md for writing them where timm is installed).
+    c.model.imagenet_weights = {"small": "", "large": ""}
 
     # Real frames: registry media (jaxface.smirk.frames.registry_media) by file name.
     c.data = ml_collections.ConfigDict()

@@ -97,8 +97,9 @@ def _read_packed(path: str, config, model: MorphableModel) -> TrainedEncoders:
     encoder = build_encoder(config, model)
     expected = jax.eval_shape(lambda: encoder.init(
         jax.random.key(0), jnp.zeros((1, int(config.image_size), int(config.image_size), 3))))
-    want = {k: v.shape for k, v in flatten_tree(jax.tree.map(lambda x: x, expected)).items()}
-    got = {k: v.shape for k, v in flatten_tree(variables).items()}
+    want = {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
+    got = {k: tuple(v.shape) for k, v in flatten_tree(variables).items()}
     if want != got:
         wrong = sorted(set(want) ^ set(got) | {k for k in set(want) & set(got)
                                                if want[k] != got[k]})

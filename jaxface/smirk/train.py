@@ -29,6 +29,7 @@ import optax
 from jaxface.data.batches import InMemoryBatches
 from jaxface.models import create_model
 from jaxface.models.face_encoder import FaceEncoding
+from jaxface.models.timm_weights import load_timm_weights
 from jaxface.morphable.forward import FaceParams, morph
 from jaxface.morphable.model import MorphableModel
 from jaxface.sharding import batch_sharding, replicated
@@ -46,6 +47,7 @@ __all__ = [
     "build_encoder",
     "create_encoder_state",
     "encoder_schedule",
+    "initial_variables",
     "make_train_step",
     "train_encoders",
 ]
@@ -78,10 +80,23 @@ def encoder_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     return schedule
 
 
-def create_encoder_state(config, encoder, steps_per_epoch: int) -> EncoderState:
-    """Initial state: random encoders (the official heads' initialisation), Adam."""
+def initial_variables(config, encoder) -> dict[str, Any]:
+    """The encoders' initial variables: random (the official heads' initialisation), with the
+    backbones read from ``config.model.imagenet_weights`` where a file is named."""
     size = int(config.image_size)
     variables = encoder.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3)))
+    files = dict(config.model.get("imagenet_weights") or {})
+    for name in ("pose", "shape", "expression"):
+        variant = getattr(encoder, f"{name}_backbone")
+        if files.get(variant):
+            variables = load_timm_weights(variables, os.path.expanduser(files[variant]),
+                                          scope=(f"{name}_encoder", "backbone"))
+    return variables
+
+
+def create_encoder_state(config, encoder, steps_per_epoch: int) -> EncoderState:
+    """Initial state (:func:`initial_variables`) with Adam on the schedule of the config."""
+    variables = initial_variables(config, encoder)
     tx = optax.adam(encoder_schedule(config, steps_per_epoch))
     if config.optim.grad_clip:
         tx = optax.chain(optax.clip_by_global_norm(float(config.optim.grad_clip)), tx)

@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from jaxface.configs.smirk import get_config
 from jaxface.data.batches import InMemoryBatches
@@ -41,3 +42,13 @@ def test_one_step_is_finite_sharded_and_updates_state(small_model):
     stats = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
                          state.batch_stats, before.batch_stats)
     assert max(jax.tree.leaves(stats)) > 0  # BatchNorm ran in training mode
+
+
+def test_imagenet_weights_are_read_from_the_named_files(small_model, tmp_path):
+    from jaxface.smirk.train import initial_variables
+
+    config = get_config("test")
+    config.image_size = 32
+    config.model.imagenet_weights = {"small": str(tmp_path / "missing.npz"), "large": ""}
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        initial_variables(config, build_encoder(config, small_model))
