@@ -302,6 +302,9 @@ def visible_faces(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     n_images, n_faces = screen.shape[0], faces.shape[0]
+    if 2 * (n_images * h * w + 1) > _INT32_MAX:
+        raise ValueError(f"{n_images} images of {h}x{w} pixels exceed the int32 pixel index of "
+                         f"the z-buffer; rasterise fewer images at a time")
     if n_images == 0 or n_faces == 0:
         return jnp.full((n_images, h, w), -1, jnp.int32)
     screen = jax.lax.stop_gradient(screen)

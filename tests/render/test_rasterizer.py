@@ -199,6 +199,8 @@ def test_bad_inputs_raise_one_line_errors():
         rasterize(screen, np.array([[0.0, 1.0, 2.0]]), 8)
     with pytest.raises(ValueError, match="faces index vertices 0..3, but there are 3 vertices"):
         rasterize(screen, np.array([[0, 1, 3]]), 8)
+    with pytest.raises(ValueError, match="exceed the int32 pixel index"):
+        visible_faces(np.zeros((2, 3, 3), np.float32), np.array([[0, 1, 2]]), (32768, 32768))
     with pytest.raises(ValueError, match="chunk_size"):
         rasterize(screen, np.array([[0, 1, 2]]), 8, chunk_size=0)
     with pytest.raises(ValueError, match=r"attributes must be \[B=1, V, C\]"):
