@@ -85,6 +85,7 @@ from jaxface.data.template import (
     NUM_BASE_VERTICES,
     load_face_template,
 )
+from jaxface.mesh.registration import fit_similarity
 
 __all__ = [
     "FACE_LANDMARKER_ASSET",
@@ -113,7 +114,6 @@ __all__ = [
     "photo_to_neutral",
     "read_photo",
     "render_beside",
-    "similarity_transform",
     "template_level",
 ]
 
@@ -574,30 +574,6 @@ def mouth_corner_lift(vertices: np.ndarray) -> float:
     return float(1000.0 * (corners - middle))
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: np.ndarray):
-    """Weighted Umeyama fit: ``dst ~ scale * src @ rotation.T + shift`` (least squares).
-
-    Args:
-      src: ``float [V, 3]`` points to move.
-      dst: ``float [V, 3]`` their targets.
-      weights: ``float [V]`` non-negative vertex weights.
-
-    Returns:
-      ``(scale, rotation [3, 3], shift [3])``.
-    """
-    w = weights / weights.sum()
-    ms, md = w @ src, w @ dst
-    a, b = src - ms, dst - md
-    cov = (b * w[:, None]).T @ a
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    d[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
-    rot = u @ np.diag(d) @ vt
-    var = float(w @ np.sum(a * a, axis=1))
-    scale = float((sig * d).sum() / var)
-    return scale, rot, md - scale * rot @ ms
-
-
 @functools.lru_cache(maxsize=1)
 def _fit_operators():
     """Template, basis and the sparse prior operators of the base mesh (millimetres)."""
@@ -714,8 +690,8 @@ def fit_neutral(
     w = w0
     model = t + np.tensordot(w, d, axes=1)
     for _ in range(priors.iterations):
-        scale, rot, shift = similarity_transform(x_in, model, align_w)
-        x = scale * x_in @ rot.T + shift
+        fit = fit_similarity(x_in, model, align_w)
+        x = fit.scale * x_in @ fit.rotation.T + fit.translation
         neutral, w = _solve(x, w0, priors)
         model = neutral + np.tensordot(w, d, axes=1)
     res = np.linalg.norm(x - model, axis=1)
@@ -724,8 +700,8 @@ def fit_neutral(
         weights=w.astype(np.float32),
         aligned=(x / 1000.0).astype(np.float32),
         residual_mm=float(np.sqrt(np.mean(res ** 2))),
-        scale=scale / 1000.0,
-        rotation=rot,
+        scale=fit.scale / 1000.0,
+        rotation=fit.rotation,
     )
 
 

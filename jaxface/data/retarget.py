@@ -7,7 +7,7 @@ base vertices of the jaxface template, with MediaPipe's 52 blendshape scores.
 
 1. **Head pose and distance removed.** Every frame is brought onto the template by a weighted
    similarity transform (rotation, translation, one scale; Umeyama,
-   :func:`jaxface.data.photo.similarity_transform`) with the weights of the photo fit
+   :func:`jaxface.mesh.registration.fit_similarity`) with the weights of the photo fit
    (:func:`jaxface.data.photo.alignment_weights`: high on the forehead, nose and temples, which
    expressions move least), so the alignment follows the skull, not the mouth. The scale brings
    the person's face to the template's size (0.15 m wide): a face filmed from further away is
@@ -74,8 +74,9 @@ import scipy.signal
 
 from jaxface.data.deformation_transfer import transfer_displacements
 from jaxface.data.expression_basis import ARKIT_NAMES
-from jaxface.data.photo import alignment_weights, similarity_transform
+from jaxface.data.photo import alignment_weights
 from jaxface.data.template import NUM_BASE_VERTICES, load_face_template
+from jaxface.mesh.registration import fit_similarity
 
 __all__ = [
     "NEUTRAL_FRACTION",
@@ -224,12 +225,13 @@ def _align_all(points: np.ndarray, reference: np.ndarray, weights: np.ndarray,
     for t, x in enumerate(points):
         w = weights
         for _ in range(ROBUST_ITERATIONS if robust else 0):
-            scale, rot, shift = similarity_transform(x, reference, w)
-            residual = np.linalg.norm(scale * x @ rot.T + shift - reference, axis=1)
+            fit = fit_similarity(x, reference, w)
+            residual = np.linalg.norm(fit.scale * x @ fit.rotation.T + fit.translation
+                                      - reference, axis=1)
             w = weights / (1.0 + (residual / ROBUST_SCALE) ** 2)
-        scale, rot, shift = similarity_transform(x, reference, w)
-        aligned[t] = scale * x @ rot.T + shift
-        scales[t], rotations[t] = scale, rot
+        fit = fit_similarity(x, reference, w)
+        aligned[t] = fit.scale * x @ fit.rotation.T + fit.translation
+        scales[t], rotations[t] = fit.scale, fit.rotation
     return aligned, scales, rotations
 
 
