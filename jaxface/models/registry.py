@@ -24,6 +24,7 @@ from jaxface.models.neural3dmm import Neural3DMM
 from jaxface.models.s2d import S2DDecoder, SpiralTopology
 from jaxface.models.sequence_classifier import FrameCodeClassifier
 from jaxface.models.sequence_lstm import LSTMExpressionClassifier, LSTMLandmarkGenerator
+from jaxface.models.unet import UNet
 
 __all__ = ["MODELS", "compute_dtype", "create_model"]
 
@@ -134,6 +135,12 @@ def _smirk_encoder(cfg) -> FaceEncoder:
                        eyelids=cfg.get("eyelids", "clamp"), dtype=compute_dtype(cfg.get("dtype")))
 
 
+def _smirk_unet(cfg) -> UNet:
+    """``cfg``: ``features`` (32), ``res_blocks`` (5) and ``out_channels`` (3)."""
+    return UNet(features=cfg.get("features", 32), res_blocks=cfg.get("res_blocks", 5),
+                out_channels=cfg.get("out_channels", 3))
+
+
 def _frame_code_classifier(cfg, *, num_classes: int) -> FrameCodeClassifier:
     return FrameCodeClassifier(num_classes=num_classes, hidden=tuple(cfg.hidden))
 
@@ -151,6 +158,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "neural3dmm": _neural3dmm,
     "s2d_decoder": _s2d_decoder,
     "smirk_encoder": _smirk_encoder,
+    "smirk_unet": _smirk_unet,
 }
 
 
