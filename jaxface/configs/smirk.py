@@ -94,6 +94,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.num_epochs = 300
     c.optim.grad_clip = 0.0  # 0: none (official pretrain)
 
+    # The core stage (analysis by neural synthesis, jaxface.smirk.core): the expression
+    # encoder and the U-Net generator trained together; pose and shape encoders frozen.
+    c.core = ml_collections.ConfigDict()
+    c.core.generator = {"name": "smirk_unet", "features": 32, "res_blocks": 5,
+                        "out_channels": 3}
+    c.core.learning_rate = 1e-3  # official core base rate (generator); encoder x 0.25
+    c.core.encoder_lr_scale = 0.25
+    c.core.encoder_betas = (0.9, 0.999)
+    c.core.generator_betas = (0.5, 0.999)
+    c.core.cosine_floor = 0.01  # cosine to 1 % over each epoch, restarted every epoch
+    c.core.num_epochs = 50
+    c.core.generator_clip = 0.1  # global norm of the generator's gradient from the cycle
+    c.core.loss = {"landmarks": 100.0, "photometric": 10.0, "perceptual": 10.0,
+                   "expression_reg": 1e-3, "jaw_reg": 1e-2, "cycle": 1.0,
+                   "cycle_jaw": 10.0, "cycle_eyelids": 10.0}
+    c.core.masking = {"sample_ratio": 0.01, "hole_ratio": 0.01, "cycle_hole_ratio": 0.005,
+                      "hole_radius": 5, "dilation": 10, "noise_std": 0.05}
+    c.core.cycle = {"random_std": 0.25, "random_prob": 0.5, "scale_low": 0.25,
+                    "scale_span": 1.25, "noise_std": 0.02, "jaw_prob": 0.5, "jaw_std": 0.2,
+                    "jaw_open_max": 0.5, "eyelid_step": 0.25}
+    # Perceptual features: VGG16's first 23 layers; "" = frozen random He initialisation,
+    # else an .npz of torchvision's vgg16 state dict (features.<i>.weight / .bias).
+    c.core.perceptual = {"weights": "", "seed": 0}
+
     c.evaluation = ml_collections.ConfigDict()
     c.evaluation.num_synthetic = 256  # held-out renders (their own seed)
     c.evaluation.fit_steps = 300  # the landmark-fitting baseline's Adam steps
@@ -128,4 +152,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.evaluation.batch_size = 8
         c.checkpoint_every = 2
         c.log_every = 1
+        c.core.generator = {"name": "smirk_unet", "features": 4, "res_blocks": 1,
+                            "out_channels": 3}
+        c.core.num_epochs = 2
     return c
