@@ -13,13 +13,17 @@ extra ``pip install 'jaxface[photo]'``, PyAV for videos ``'jaxface[video]'``); a
 expression encoders), which read the morphable model's parameters; the model gives the mesh
 (:mod:`jaxface.smirk.reconstruct`). ``--method fit`` fits the model to MediaPipe's landmarks
 instead (no network). Encoders: ``--model`` (a run of ``python -m experiments.smirk.main`` or a
-packed copy), otherwise the ones shipped with jaxface.
+packed copy), otherwise the ones shipped with jaxface. ``--method auto`` (the default) uses
+encoders when there are some and the landmark fit otherwise: jaxface ships no trained encoders
+yet (the ones a CPU trains in half an hour are less accurate than the fit, see
+``experiments/smirk/README.md``), so a fresh install answers with the fit at once.
 
 Output, per photo ``NAME``: ``OUT/NAME.ply`` (or ``.obj``; the model's mesh in metres: x right,
 y up, z toward the camera, head pose applied), ``OUT/NAME_overlay.png`` (the grey render over
 the photo) and ``OUT/NAME.json`` (the parameters). For a video: ``OUT/frames/frame_<t>.ply``,
 ``OUT/NAME.glb`` (the sequence as one animated glTF at the video's frame rate),
-``OUT/overlay.png`` (a few frames with their renders) and ``OUT/NAME.json``. Everything is
+``OUT/overlay.png`` (a few frames with their renders), ``OUT/meshes.png`` (the same frames'
+meshes alone) and ``OUT/NAME.json``. Everything is
 written into a staging folder that replaces ``OUT`` when complete.
 """
 
@@ -44,8 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", help="trained encoders: a run folder or a packed copy "
                         "(default: the ones shipped with jaxface)")
-    parser.add_argument("--method", choices=("encoders", "fit"), default="encoders",
-                        help="the image encoders (default) or a fit to the landmarks alone")
+    parser.add_argument("--method", choices=("auto", "encoders", "fit"), default="auto",
+                        help="the image encoders, a fit to the landmarks alone, or auto (the "
+                        "default): the encoders when --model is given or encoders ship with "
+                        "jaxface, else the fit")
     parser.add_argument("--format", choices=("ply", "obj"), default="ply", help="mesh format")
     parser.add_argument("--start", type=float, default=0.0,
                         help="video: seconds from the start where the piece begins")
@@ -70,9 +76,12 @@ def _params_record(recon, index: int) -> dict:
 
 def _reconstructor(args):
     from jaxface.smirk.reconstruct import Reconstructor
-    from jaxface.smirk.run import find_encoders, load_encoders, load_morphable
+    from jaxface.smirk.run import find_encoders, load_encoders, load_morphable, shipped_encoders
 
-    if args.method == "fit":
+    method = args.method
+    if method == "auto":
+        method = "encoders" if args.model or shipped_encoders() else "fit"
+    if method == "fit":
         from jaxface.configs.smirk import get_config
 
         return Reconstructor(None, load_morphable(get_config("paper"))), "landmark fit"
@@ -130,7 +139,7 @@ def _write_video(staging, name, recon, fps, detected, faces, args, recon_model) 
     from jaxface.mesh.gltf import write_glb
     from jaxface.mesh.io import write_sequence
     from jaxface.viz import save_png
-    from jaxface.viz.render import contact_sheet
+    from jaxface.viz.render import contact_sheet, fit_camera, render_mesh
 
     write_sequence(os.path.join(staging, "frames"), recon.vertices, faces, fmt=args.format)
     write_glb(os.path.join(staging, f"{name}.glb"), recon.vertices, faces, fps, name=name)
@@ -141,6 +150,10 @@ def _write_video(staging, name, recon, fps, detected, faces, args, recon_model) 
             if t in picks:
                 tiles += [rgb, recon_model.overlay(rgb, recon, t)]
     save_png(os.path.join(staging, "overlay.png"), contact_sheet(tiles, 2))
+    camera = fit_camera(recon.vertices[sorted(picks)].reshape(-1, 3), image_size=256)
+    meshes = [render_mesh(recon.vertices[t], faces, camera=camera) for t in sorted(picks)]
+    save_png(os.path.join(staging, "meshes.png"),
+             contact_sheet(meshes, len(meshes), labels=[f"frame {t}" for t in sorted(picks)]))
     write_json(os.path.join(staging, f"{name}.json"), {
         "video": os.path.abspath(args.video), "fps": fps, "frames": len(recon),
         "frames_without_a_face": int(np.count_nonzero(~np.asarray(detected))),

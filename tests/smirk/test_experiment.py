@@ -81,11 +81,10 @@ def test_reconstruct_photo_video_and_fit(run_dir, tmp_path, capsys):
     assert glb.frames.shape[0] == 4
     assert json.loads((out / "single_face.json").read_text())["fps"] == pytest.approx(30.0)
 
-    out = tmp_path / "fit"
-    assert main(["reconstruct", MEDIA["astronaut.png"], "--method", "fit",
-                 "--out", str(out)]) == 0
-    assert (out / "astronaut.ply").is_file()
-    capsys.readouterr()
+    out = tmp_path / "fit"  # no --model and no shipped encoders: --method auto fits landmarks
+    assert main(["reconstruct", MEDIA["astronaut.png"], "--out", str(out)]) == 0
+    assert json.loads((out / "astronaut.json").read_text())["model"] == "landmark fit"
+    assert "landmark fit" in capsys.readouterr().out
 
 
 def test_reconstruct_errors(tmp_path, capsys):
