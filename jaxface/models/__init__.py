@@ -29,6 +29,7 @@ from jaxface.models.sequence_lstm import (
     sequence_l1_loss,
 )
 from jaxface.models.timm_weights import load_timm_weights
+from jaxface.models.unet import UNet
 
 __all__ = [
     "MODELS",
@@ -55,6 +56,7 @@ __all__ = [
     "SpiralEncoder",
     "SpiralMeshDecoder",
     "SpiralTopology",
+    "UNet",
     "build_topology",
     "compute_dtype",
     "create_model",

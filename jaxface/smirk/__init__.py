@@ -7,7 +7,9 @@ morphable model and on real frames, reconstruction of photos and videos, and its
 * :mod:`jaxface.smirk.train`: the encoders' pretrain stage (one jitted step, :func:`fit`);
 * :mod:`jaxface.smirk.fitting`: the landmark-fitting baseline;
 * :mod:`jaxface.smirk.reconstruct`, :mod:`~jaxface.smirk.run`: photos and videos -> meshes;
-* :mod:`jaxface.smirk.evaluate`, :mod:`~jaxface.smirk.experiment`: the tables.
+* :mod:`jaxface.smirk.evaluate`, :mod:`~jaxface.smirk.experiment`: the tables;
+* :mod:`jaxface.smirk.masking`, :mod:`~jaxface.smirk.cycle`, :mod:`~jaxface.smirk.core`: the core
+  stage's masked pixels, augmented-expression cycle and jitted step (not yet trained).
 """
 
 from jaxface.smirk.experiment import run_experiment
