@@ -17,8 +17,8 @@ only the real coarsest vertices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import flax.linen as nn

@@ -36,8 +36,7 @@ def make_bundle(path: str, dataset: str) -> dict:
     from jaxface.motion3dgan import create_models
     from jaxface.motion3dgan.train import create_gan_state
     from jaxface.s2d.model import build_topology, save_template
-    from jaxface.train import create_optimizer
-    from jaxface.train import Checkpoints, create_train_state, write_config
+    from jaxface.train import Checkpoints, create_optimizer, create_train_state, write_config
 
     config = get_config("tiny")
     view = DatasetView(dataset)
