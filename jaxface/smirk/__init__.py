@@ -9,9 +9,11 @@ morphable model and on real frames, reconstruction of photos and videos, and its
 * :mod:`jaxface.smirk.reconstruct`, :mod:`~jaxface.smirk.run`: photos and videos -> meshes;
 * :mod:`jaxface.smirk.evaluate`, :mod:`~jaxface.smirk.experiment`: the tables;
 * :mod:`jaxface.smirk.masking`, :mod:`~jaxface.smirk.cycle`, :mod:`~jaxface.smirk.core`: the core
-  stage's masked pixels, augmented-expression cycle and jitted step (not yet trained).
+  stage's masked pixels, augmented-expression cycle and jitted step;
+  :mod:`~jaxface.smirk.core_train`: its driver (``train_core``; no trained run reported yet).
 """
 
+from jaxface.smirk.core_train import train_core
 from jaxface.smirk.experiment import run_experiment
 from jaxface.smirk.reconstruct import Reconstruction, Reconstructor
 from jaxface.smirk.run import load_encoders, pack_encoders
@@ -23,5 +25,6 @@ __all__ = [
     "load_encoders",
     "pack_encoders",
     "run_experiment",
+    "train_core",
     "train_encoders",
 ]

@@ -76,8 +76,10 @@ def _batched(fn, n: int, batch: int):
 
 
 def synthetic_table(recon: Reconstructor, model: MorphableModel, syn_cfg: SyntheticConfig,
-                    cfg: EvaluationConfig) -> dict[str, dict[str, float]]:
-    """Errors on held-out renders: ``{"encoders": {...}, "landmark_fit": {...}}``."""
+                    cfg: EvaluationConfig, *,
+                    baseline: bool = True) -> dict[str, dict[str, float]]:
+    """Errors on held-out renders: ``{"encoders": {...}, "landmark_fit": {...}}`` (no
+    ``landmark_fit`` without ``baseline``)."""
     size = recon.image_size
     n = cfg.num_synthetic
     draw = jax.jit(lambda key: render_synthetic(key, model, syn_cfg, cfg.batch_size, size))
@@ -86,6 +88,8 @@ def synthetic_table(recon: Reconstructor, model: MorphableModel, syn_cfg: Synthe
     syn = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[:n], *batches)
     eye = np.tile(np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], np.float32), (n, 1, 1))
     pred = recon.from_crops(syn.image, eye)
+    if not baseline:
+        return {"encoders": _parameter_errors(model, pred.params, syn.params)}
     fit = _batched(lambda lo, hi: fit_landmarks(model, syn.landmarks[lo:hi], steps=cfg.fit_steps,
                                                 learning_rate=cfg.fit_learning_rate)[0],
                    n, cfg.batch_size)
@@ -120,8 +124,9 @@ def _render_scores(recon: Reconstructor, frames: FaceFrames, params: FaceParams,
 
 
 def real_table(recon: Reconstructor, model: MorphableModel, frames: FaceFrames,
-               cfg: EvaluationConfig) -> dict[str, dict[str, float]]:
-    """Landmark error and expression fidelity on real frames, encoders vs landmark fitting."""
+               cfg: EvaluationConfig, *, baseline: bool = True) -> dict[str, dict[str, float]]:
+    """Landmark error and expression fidelity on real frames, encoders vs landmark fitting
+    (the encoders alone without ``baseline``)."""
     size = recon.image_size
     pts = frames.landmarks
     matrices = np.asarray(crop_matrix(pts, size, TEST_CROP_SCALE), np.float32)
@@ -131,13 +136,14 @@ def real_table(recon: Reconstructor, model: MorphableModel, frames: FaceFrames,
     rows = np.asarray(model.mediapipe_indices)
     iod = np.linalg.norm(target_px[:, EYE_CORNERS[0]] - target_px[:, EYE_CORNERS[1]], axis=-1)
     pred = recon.from_crops(crops, matrices)
-    fit, fit_cam, _ = fit_landmarks(model, pixels_to_screen(target_px[:, rows], size),
-                                    steps=cfg.fit_steps, learning_rate=cfg.fit_learning_rate)
-    fit = jax.tree.map(np.asarray, fit)
+    methods = [("encoders", pred.params, pred.cam)]
+    if baseline:
+        fit, fit_cam, _ = fit_landmarks(model, pixels_to_screen(target_px[:, rows], size),
+                                        steps=cfg.fit_steps, learning_rate=cfg.fit_learning_rate)
+        methods.append(("landmark_fit", jax.tree.map(np.asarray, fit), np.asarray(fit_cam)))
     select = np.array([ARKIT_NAMES.index(n) for n in FIDELITY_SCORES])
     table = {}
-    for name, params, cam in (("encoders", pred.params, pred.cam),
-                              ("landmark_fit", fit, np.asarray(fit_cam))):
+    for name, params, cam in methods:
         out = recon.morph(params)
         px = np.asarray(screen_to_pixels(project_points(out.mediapipe, jnp.asarray(cam)), size))
         err = np.linalg.norm(px - target_px[:, rows], axis=-1).mean(-1) / iod
@@ -154,11 +160,13 @@ def real_table(recon: Reconstructor, model: MorphableModel, frames: FaceFrames,
 
 
 def evaluate(recon: Reconstructor, model: MorphableModel, syn_cfg: SyntheticConfig,
-             frames: FaceFrames, cfg: EvaluationConfig) -> dict[str, object]:
-    """Both tables (see the module docstring) and their sizes."""
+             frames: FaceFrames, cfg: EvaluationConfig, *,
+             baseline: bool = True) -> dict[str, object]:
+    """Both tables (see the module docstring) and their sizes; ``baseline=False`` leaves the
+    landmark fit out (e.g. for a second set of encoders)."""
     return {
-        "synthetic": synthetic_table(recon, model, syn_cfg, cfg),
-        "real": real_table(recon, model, frames, cfg),
+        "synthetic": synthetic_table(recon, model, syn_cfg, cfg, baseline=baseline),
+        "real": real_table(recon, model, frames, cfg, baseline=baseline),
         "num_synthetic": cfg.num_synthetic,
         "num_real_frames": len(frames),
         "real_frames": sorted({n.split("#")[0] for n in frames.names}),

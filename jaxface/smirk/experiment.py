@@ -6,10 +6,15 @@
    training media and held-out media (other people), cached in ``workdir/frames_*.npz``;
 2. the encoders' pretrain stage (:func:`jaxface.smirk.train.train_encoders`, resumable) in
    ``workdir/encoders``;
-3. the evaluation (:mod:`jaxface.smirk.evaluate`) written to ``workdir/results.json`` and
-   ``results.md``;
-4. pictures: ``overlays.png`` (held-out frames, the encoders' and the landmark fit's renders over
-   them) and ``renders.png`` (held-out renders and their reconstructions).
+3. when ``core.enabled``, the core stage from those encoders
+   (:func:`jaxface.smirk.core_train.train_core`, resumable) in ``workdir/core``;
+4. the evaluation (:mod:`jaxface.smirk.evaluate`) written to ``workdir/results.json`` and
+   ``results.md``: the pretrain's encoders, the core stage's (rows ``core``) and the landmark
+   fit;
+5. pictures: ``overlays.png`` (held-out frames, the encoders' and the landmark fit's renders over
+   them), ``renders.png`` (held-out renders and their reconstructions) and, with the core stage,
+   ``core.png`` (held-out renders: input, the core encoders' grey render, the masked photo and
+   the U-Net's output).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxface.files import write_atomic, write_json
+from jaxface.smirk.core_train import core_images, restore_core, train_core
 from jaxface.smirk.evaluate import EvaluationConfig, evaluate
 from jaxface.smirk.frames import (
     FaceFrames,
@@ -78,8 +84,16 @@ def _fmt(x) -> str:
     return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3g}"
 
 
+def _methods(table: dict) -> list[tuple[str, str]]:
+    if "core" not in table:
+        return [("encoders", "encoders"), ("landmark_fit", "landmark fit (baseline)")]
+    return [("encoders", "encoders (pretrain stage)"), ("core", "encoders (core stage)"),
+            ("landmark_fit", "landmark fit (baseline)")]
+
+
 def results_markdown(results: dict) -> str:
-    """The two tables of :func:`run_experiment`'s results as Markdown."""
+    """The two tables of :func:`run_experiment`'s results as Markdown (the core stage's rows
+    where ``results["synthetic"]`` and ``["real"]`` have ``"core"``)."""
     s, r = results["synthetic"], results["real"]
     lines = [
         f"Held-out renders ({results['num_synthetic']}): errors against the true parameters.",
@@ -88,7 +102,7 @@ def results_markdown(results: dict) -> str:
         "eyelid error |",
         "|---|---|---|---|---|",
     ]
-    for name, label in (("encoders", "encoders"), ("landmark_fit", "landmark fit (baseline)")):
+    for name, label in _methods(s):
         m = s[name]
         lines.append(f"| {label} | {_fmt(m['vertex_error_mm'])} | {_fmt(m['expression_rmse'])} "
                      f"| {_fmt(m['jaw_open_error_deg'])} | {_fmt(m['eyelid_error'])} |")
@@ -102,7 +116,7 @@ def results_markdown(results: dict) -> str:
         "blendshape MAE (mouth, jaw, blinks) | renders MediaPipe reads |",
         "|---|---|---|---|---|",
     ]
-    for name, label in (("encoders", "encoders"), ("landmark_fit", "landmark fit (baseline)")):
+    for name, label in _methods(r):
         m = r[name]
         lines.append(f"| {label} | {_fmt(m['landmark_error_iod_pct'])} | "
                      f"{_fmt(m['blendshape_mae'])} | {_fmt(m['blendshape_mae_mouth_jaw_blink'])} "
@@ -138,6 +152,22 @@ def _pictures(workdir: str, recon: Reconstructor, model, syn_cfg, frames: FaceFr
     save_png(os.path.join(workdir, "renders.png"), contact_sheet(tiles, 4, labels=labels))
 
 
+def _core_sheet(path: str, config, model, core_dir: str, syn_cfg, count: int = 6) -> None:
+    """``core.png``: held-out renders, the core encoders' grey renders, the masked photos and
+    the U-Net's outputs, one row each."""
+    from jaxface.viz.render import contact_sheet, save_png
+
+    state, encoder, generator = restore_core(core_dir, config, model)
+    syn = render_synthetic(jax.random.key(99), model, syn_cfg, count, int(config.image_size))
+    out = core_images(config, model, state, encoder, generator, np.asarray(syn.image),
+                      np.asarray(syn.landmarks), jax.random.key(98))
+    rows = [np.asarray(syn.image), out["render"], out["masked"], out["output"]]
+    tiles = [(255 * np.clip(row[i], 0, 1)).round().astype(np.uint8)
+             for row in rows for i in range(count)]
+    labels = [name for name in ("input", "render", "masked", "U-Net") for _ in range(count)]
+    save_png(path, contact_sheet(tiles, count, labels=labels))
+
+
 def run_experiment(config, workdir: str) -> dict:
     """Runs (or resumes) the experiment in ``workdir``; returns the results written there."""
     workdir = os.path.abspath(workdir)
@@ -152,12 +182,20 @@ def run_experiment(config, workdir: str) -> dict:
     recon = Reconstructor(trained, model, batch_size=int(config.evaluation.batch_size))
     syn_cfg = SyntheticConfig.from_config(config)
     e = config.evaluation
-    results = evaluate(recon, model, syn_cfg, held_out,
-                       EvaluationConfig(num_synthetic=int(e.num_synthetic),
-                                        seed=int(config.seed) + 1000,
-                                        fit_steps=int(e.fit_steps),
-                                        fit_learning_rate=float(e.fit_learning_rate),
-                                        batch_size=int(e.batch_size)))
+    eval_cfg = EvaluationConfig(num_synthetic=int(e.num_synthetic), seed=int(config.seed) + 1000,
+                                fit_steps=int(e.fit_steps),
+                                fit_learning_rate=float(e.fit_learning_rate),
+                                batch_size=int(e.batch_size))
+    results = evaluate(recon, model, syn_cfg, held_out, eval_cfg)
+    if bool(config.core.enabled):
+        core_dir = os.path.join(workdir, "core")
+        refined, core_info = train_core(config, core_dir, model, train, trained)
+        core = evaluate(Reconstructor(refined, model, batch_size=int(e.batch_size)), model,
+                        syn_cfg, held_out, eval_cfg, baseline=False)
+        results["synthetic"]["core"] = core["synthetic"]["encoders"]
+        results["real"]["core"] = core["real"]["encoders"]
+        results["core_training"] = core_info
+        _core_sheet(os.path.join(workdir, "core.png"), config, model, core_dir, syn_cfg)
     results.update(training=info, num_train_frames=len(train), morphable=model.name,
                    num_shape=model.num_shape, num_expression=model.num_expression,
                    image_size=int(config.image_size), mode=str(config.mode),

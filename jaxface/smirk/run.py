@@ -1,10 +1,12 @@
 """Trained image-to-3D encoders: read back from a run folder or a packed copy, and packed.
 
-A run folder (written by :func:`jaxface.smirk.train.train_encoders`) holds ``config.json`` and
-``checkpoints/``; :func:`pack_encoders` writes the compact form shipped with jaxface
-(``config.json``, ``encoders.npz`` in float16 and ``manifest.json`` with its sha256).
-:func:`load_encoders` reads either, rebuilds the morphable model the config names
-(``morphable.source``: ``"open"`` or a FLAME file) and returns the encoders.
+A run folder (written by :func:`jaxface.smirk.train.train_encoders`, or by
+:func:`jaxface.smirk.core_train.train_core`: the encoder part of its state) holds
+``config.json`` and ``checkpoints/``; :func:`pack_encoders` writes the compact form shipped
+with jaxface (the same for both stages: ``config.json``, ``encoders.npz`` in float16 and
+``manifest.json`` with its sha256). :func:`load_encoders` reads either, rebuilds the
+morphable model the config names (``morphable.source``: ``"open"`` or a FLAME file) and returns
+the encoders.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from jaxface.files import (
 from jaxface.morphable.flame import load_flame
 from jaxface.morphable.model import MorphableModel
 from jaxface.morphable.open_model import load_open_model
+from jaxface.smirk.core_train import (
+    core_encoders,
+    has_core_checkpoint,
+    is_core_run,
+    restore_core,
+)
 from jaxface.smirk.train import (
     TrainedEncoders,
     build_encoder,
@@ -65,6 +73,9 @@ def load_morphable(config) -> MorphableModel:
 
 
 def _restore(workdir: str, config, model: MorphableModel):
+    if is_core_run(config):
+        state, encoder, _ = restore_core(workdir, config, model)
+        return core_encoders(state, encoder, int(config.image_size))
     encoder = build_encoder(config, model)
     state_like = jax.eval_shape(lambda: create_encoder_state(config, encoder, 1))
     ckpt = Checkpoints(workdir)
@@ -112,8 +123,9 @@ def load_encoders(path: str | os.PathLike[str]) -> tuple[TrainedEncoders, Morpha
     """The trained encoders of a run folder or a packed copy, their morphable model, config.
 
     Args:
-      path: a run folder (``config.json`` + ``checkpoints/``; an experiment folder whose
-        ``encoders/`` is one is accepted) or a packed copy (:func:`pack_encoders`).
+      path: a run folder (``config.json`` + ``checkpoints/``; pretrain or core stage), an
+        experiment folder (its core stage ``core/`` when that has a checkpoint, else its
+        pretrain stage ``encoders/``) or a packed copy (:func:`pack_encoders`).
 
     Raises:
       FileNotFoundError: the folder is neither (no ``config.json``).
@@ -121,9 +133,11 @@ def load_encoders(path: str | os.PathLike[str]) -> tuple[TrainedEncoders, Morpha
       ValueError: a damaged packed copy.
     """
     path = os.path.abspath(os.fspath(path))
-    if not os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(
-            os.path.join(path, "encoders", "config.json")):
-        path = os.path.join(path, "encoders")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        if has_core_checkpoint(os.path.join(path, "core")):
+            path = os.path.join(path, "core")
+        elif os.path.isfile(os.path.join(path, "encoders", "config.json")):
+            path = os.path.join(path, "encoders")
     config = read_config(path, "image-to-3D model")
     model = load_morphable(config)
     if os.path.isfile(os.path.join(path, "encoders.npz")):
@@ -148,7 +162,8 @@ def pack_encoders(run: str | os.PathLike[str], dest: str | os.PathLike[str]) -> 
         write_npz(os.path.join(staging, "encoders.npz"), flat)
         with open(os.path.join(staging, "encoders.npz"), "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
-        write_json(os.path.join(staging, "config.json"), config.to_dict())
+        stored = {k: v for k, v in config.to_dict().items() if k not in ("core", "stage")}
+        write_json(os.path.join(staging, "config.json"), stored)
         manifest = {
             "morphable": model.name,
             "num_shape": model.num_shape,

@@ -49,6 +49,7 @@ __all__ = [
     "encoder_schedule",
     "initial_variables",
     "make_train_step",
+    "pretrain_config",
     "train_encoders",
 ]
 
@@ -200,6 +201,12 @@ def _apply(encoder, variables, images):
     return _jitted_apply(encoder)(variables, images)
 
 
+def pretrain_config(config) -> dict[str, Any]:
+    """The pretrain run's ``config.json``: the config without its ``core`` block, so the
+    core stage's settings (or switching it on) leave a pretrain run resumable."""
+    return {k: v for k, v in config.to_dict().items() if k != "core"}
+
+
 def train_encoders(config, workdir: str, model: MorphableModel, frames: FaceFrames, *,
                    desc: str = "encoders") -> tuple[TrainedEncoders, dict[str, Any]]:
     """Runs (or resumes) the pretrain stage in ``workdir``.
@@ -215,7 +222,7 @@ def train_encoders(config, workdir: str, model: MorphableModel, frames: FaceFram
       The trained encoders and a summary (steps, time, parameter count, final metrics).
     """
     workdir = os.path.abspath(workdir)
-    store_config(workdir, config.to_dict())
+    store_config(workdir, pretrain_config(config))
     encoder = build_encoder(config, model)
     per_batch = int(config.data.real_per_batch) + int(config.data.synthetic_per_batch)
     epoch_real = int(config.data.samples_per_epoch) * int(config.data.real_per_batch) // per_batch
