@@ -99,6 +99,17 @@ def _deferred_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def _restore_target(leaf: Any) -> Any:
+    """The restore target of one state leaf: its shape, dtype and sharding (one local device
+    when it has none)."""
+    target = ocp.utils.to_shape_dtype_struct(leaf)
+    if isinstance(target, jax.ShapeDtypeStruct) and target.sharding is None:
+        device = jax.local_devices()[0]
+        target = jax.ShapeDtypeStruct(target.shape, target.dtype,
+                                      sharding=jax.sharding.SingleDeviceSharding(device))
+    return target
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err)
     return text.splitlines()[0] if text else ""
@@ -157,7 +168,9 @@ class Checkpoints:
         none is finite, training starts again from ``state``.
 
         Args:
-          state: a state of the right structure (concrete or abstract); its shardings are kept.
+          state: a state of the right structure (concrete or abstract); its shardings are kept,
+        and abstract leaves without one (``jax.eval_shape``) go to the first local device, so a
+        run saved on other devices (8 test devices, a GPU) loads anywhere.
 
         Raises:
           CheckpointError: no checkpoint can be read into ``state`` (the latest is corrupt, or
@@ -166,7 +179,7 @@ class Checkpoints:
         steps = sorted(self._manager.all_steps(), reverse=True)
         if not steps:
             return state, 0
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        abstract = jax.tree.map(_restore_target, state)
         rejected: list[tuple[int, str]] = []
         errors: list[tuple[int, BaseException]] = []
         for step in steps:

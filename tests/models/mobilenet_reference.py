@@ -8,11 +8,13 @@ timm's key names, so it stands in for a timm checkpoint.
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+import pytest
 
 from tests.models.mobilenet_tables import TABLES
+
+torch = pytest.importorskip("torch")  # also skips this module's collection without torch
+F = torch.nn.functional
+nn = torch.nn
 
 
 class SameConv(nn.Conv2d):

@@ -68,3 +68,39 @@ def test_wrong_structure_is_a_clear_error(tmp_path):
 def test_write_config(tmp_path):
     path = write_config(str(tmp_path), {"lr": 1e-3, "name": "x"})
     assert os.path.exists(path) and not os.path.exists(path + ".tmp")
+
+
+_RESTORE_ON_ONE_DEVICE = """
+import sys
+import jax
+jax.config.update("jax_num_cpu_devices", 1)
+import jax.numpy as jnp
+import numpy as np
+from jaxface.train import Checkpoints
+like = jax.eval_shape(lambda: {"w": jnp.zeros((4, 3)), "step": jnp.zeros((), jnp.int32)})
+ckpt = Checkpoints(sys.argv[1])
+restored, step = ckpt.restore_or(like)
+ckpt.close()
+assert jax.device_count() == 1 and step == 7, (jax.device_count(), step)
+np.testing.assert_array_equal(restored["w"], np.arange(12.0).reshape(4, 3))
+print("ok")
+"""
+
+
+def test_a_state_saved_on_8_devices_restores_on_one(tmp_path):
+    import subprocess
+    import sys
+
+    from jaxface.sharding import data_mesh, replicated
+
+    mesh = data_mesh()
+    assert mesh.devices.size == 8
+    state = jax.device_put({"w": jnp.arange(12.0).reshape(4, 3),
+                            "step": jnp.asarray(7, jnp.int32)}, replicated(mesh))
+    ckpt = Checkpoints(str(tmp_path))
+    ckpt.save(7, state, force=True)
+    ckpt.close()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run([sys.executable, "-c", _RESTORE_ON_ONE_DEVICE, str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
