@@ -140,11 +140,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.num_epochs = 15
         c.evaluation.num_synthetic = 64
         c.evaluation.batch_size = 16
-        # 200 steps: an estimate of ~50 min from a measured 14.5 s per core step at 128 px,
-        # batch 8, on the 2-core development CPU (not run; docs/smirk.md).
+        # 120 steps (3 epochs of 320 frames, batch 8): about half an hour on the 2-core
+        # development CPU after the pretrain's 26.5 min (experiments/smirk/README.md).
         c.core.batch_size = 8
         c.core.samples_per_epoch = 320
-        c.core.num_epochs = 5
+        c.core.num_epochs = 3
     elif mode == "test":
         c.image_size = 64
         c.model.backbones = {"pose": "small", "shape": "small", "expression": "small"}
