@@ -29,7 +29,7 @@ from jaxface.decoupled.model import RunTemplate, create_gan, load_template
 from jaxface.decoupled.train import LossWeights, create_state
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
-from jaxface.train import CheckpointError, Checkpoints, read_config
+from jaxface.train import read_config, restore_latest
 
 __all__ = ["DecoupledFaceModel"]
 
@@ -64,15 +64,8 @@ class DecoupledFaceModel:
         gan = create_gan(config, reference=template.reference, faces=template.faces,
                          scale=template.scale, num_identities=len(template.identity_names),
                          num_expressions=len(template.expression_names))
-        ckpt = Checkpoints(workdir)
-        try:
-            if ckpt.latest_step is None:
-                raise CheckpointError(f"{workdir} has no checkpoint")
-            abstract = jax.eval_shape(
-                lambda: create_state(gan, 0, LossWeights.from_config(config)))
-            state, _ = ckpt.restore_or(abstract)
-        finally:
-            ckpt.close()
+        abstract = jax.eval_shape(lambda: create_state(gan, 0, LossWeights.from_config(config)))
+        state, _ = restore_latest(workdir, abstract)
         state = jax.device_get(state)
         return cls(gan_code_model(gan, state.gen_params), template,
                    np.asarray(state.identity_codes), np.asarray(state.expression_codes))

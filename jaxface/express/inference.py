@@ -22,11 +22,10 @@ from jaxface.mesh.errors import MeshError
 from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models import build_topology
 from jaxface.train import (
-    CheckpointError,
-    Checkpoints,
     create_optimizer,
     create_train_state,
     read_config,
+    restore_latest,
 )
 
 __all__ = ["ExpressionModel", "load_expression_model"]
@@ -135,13 +134,5 @@ def load_expression_model(workdir: str, batch_size: int = 8) -> ExpressionModel:
     example = jnp.zeros((1, info.num_frames, len(info.label_names)), jnp.float32)
     state_like = jax.eval_shape(
         lambda: create_train_state(model, jax.random.key(0), (example,), tx))
-    ckpt = Checkpoints(workdir)
-    try:
-        if ckpt.latest_step is None:
-            raise CheckpointError(f"{workdir} has no checkpoint")
-        restored, step = ckpt.restore_or(state_like)
-        if step == 0:
-            raise CheckpointError(f"{workdir}: no checkpoint could be read back")
-    finally:
-        ckpt.close()
+    restored, _ = restore_latest(workdir, state_like)
     return ExpressionModel(TrainedModel(model, jax.device_get(restored.params), batch_size), info)

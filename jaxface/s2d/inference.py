@@ -25,12 +25,11 @@ from jaxface.mesh.io import check_topology, read_mesh
 from jaxface.models import S2DDecoder, create_model
 from jaxface.s2d.model import build_topology, load_template
 from jaxface.train import (
-    CheckpointError,
-    Checkpoints,
     apply_in_batches,
     create_optimizer,
     create_train_state,
     read_config,
+    restore_latest,
 )
 
 __all__ = ["S2DInference"]
@@ -69,12 +68,7 @@ class S2DInference:
         vertices, faces, landmarks = load_template(workdir)
         topology = build_topology(vertices, faces, config.topology)
         model = create_model(config.model, topology=topology)
-        ckpt = Checkpoints(workdir)
-        if ckpt.latest_step is None:
-            raise CheckpointError(f"{workdir} has no checkpoint")
-        state_like = _state_structure(config, model)
-        restored, _ = ckpt.restore_or(state_like)
-        ckpt.close()
+        restored, _ = restore_latest(workdir, _state_structure(config, model))
         params = restored.params
         return cls(model, jax.device_get(params), vertices, faces, landmarks)
 

@@ -28,7 +28,7 @@ from jaxface.smirk.fitting import encoding_params
 from jaxface.smirk.frames import FaceFrames
 from jaxface.smirk.masking import MaskingConfig, mask_face, triangle_weights
 from jaxface.smirk.train import TrainedEncoders, build_encoder
-from jaxface.train import CheckpointError, Checkpoints, LoopConfig, fit, num_params, store_config
+from jaxface.train import LoopConfig, fit, num_params, restore_latest, store_config
 
 __all__ = [
     "CORE_STAGE",
@@ -83,15 +83,7 @@ def restore_core(workdir: str, config, model: MorphableModel) -> tuple[CoreState
       CheckpointError: no checkpoint, or none that reads back.
     """
     encoder, generator = build_encoder(config, model), build_generator(config)
-    ckpt = Checkpoints(workdir)
-    try:
-        if ckpt.latest_step is None:
-            raise CheckpointError(f"{workdir} has no checkpoint: train it first")
-        restored, step = ckpt.restore_or(_state_like(config, encoder, generator))
-        if step == 0:
-            raise CheckpointError(f"{workdir}: no checkpoint could be read back")
-    finally:
-        ckpt.close()
+    restored, _ = restore_latest(workdir, _state_like(config, encoder, generator))
     return jax.device_get(restored), encoder, generator
 
 

@@ -43,7 +43,7 @@ from jaxface.smirk.train import (
     build_encoder,
     create_encoder_state,
 )
-from jaxface.train import CheckpointError, Checkpoints, read_config
+from jaxface.train import read_config, restore_latest
 
 __all__ = [
     "PACKED_FILES",
@@ -78,15 +78,7 @@ def _restore(workdir: str, config, model: MorphableModel):
         return core_encoders(state, encoder, int(config.image_size))
     encoder = build_encoder(config, model)
     state_like = jax.eval_shape(lambda: create_encoder_state(config, encoder, 1))
-    ckpt = Checkpoints(workdir)
-    try:
-        if ckpt.latest_step is None:
-            raise CheckpointError(f"{workdir} has no checkpoint: train it first")
-        restored, step = ckpt.restore_or(state_like)
-        if step == 0:
-            raise CheckpointError(f"{workdir}: no checkpoint could be read back")
-    finally:
-        ckpt.close()
+    restored, _ = restore_latest(workdir, state_like)
     variables = jax.device_get({"params": restored.params, "batch_stats": restored.batch_stats})
     return TrainedEncoders(encoder, variables, int(config.image_size))
 

@@ -7,7 +7,12 @@ directory is locked while it trains and keeps the config it was started with
 (:func:`store_config`). Device meshes and shardings are in :mod:`jaxface.sharding`.
 """
 
-from jaxface.train.checkpoint import CheckpointError, Checkpoints, write_config
+from jaxface.train.checkpoint import (
+    CheckpointError,
+    Checkpoints,
+    restore_latest,
+    write_config,
+)
 from jaxface.train.loop import (
     Hook,
     LogMetrics,
@@ -84,6 +89,7 @@ __all__ = [
     "num_params",
     "read_config",
     "read_jsonl",
+    "restore_latest",
     "rewind_jsonl",
     "store_config",
     "write_config",

@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from jaxface.files import disk_full_error, is_disk_full, write_json
 from jaxface.train.metrics import NonFiniteError, all_finite
 
-__all__ = ["CheckpointError", "Checkpoints", "write_config"]
+__all__ = ["CheckpointError", "Checkpoints", "restore_latest", "write_config"]
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +298,31 @@ class Checkpoints:
         finally:
             self._manager.reload()
         return self._manager.latest_step()
+
+
+def restore_latest(workdir: str, state_like: Any) -> tuple[Any, int]:
+    """The newest usable checkpoint of a trained run, for loaders (no fallback to ``state_like``).
+
+    Args:
+      workdir: the run's folder.
+      state_like: a state of the right structure (abstract is fine, e.g. ``jax.eval_shape``).
+
+    Returns:
+      ``(restored state, step)``.
+
+    Raises:
+      CheckpointError: the run has no checkpoint, or none reads back finite.
+    """
+    ckpt = Checkpoints(workdir)
+    try:
+        if ckpt.latest_step is None:
+            raise CheckpointError(f"{workdir} has no checkpoint: train it first")
+        restored, step = ckpt.restore_or(state_like)
+        if step == 0:
+            raise CheckpointError(f"{workdir}: no checkpoint could be read back")
+    finally:
+        ckpt.close()
+    return restored, step
 
 
 def write_config(workdir: str, config: Mapping[str, Any]) -> str:
