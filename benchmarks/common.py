@@ -34,6 +34,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxface.machine import cpu_model, load_average
+
 __all__ = [
     "ALLOCATOR_ENV",
     "CompileCounter",
@@ -58,17 +60,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def torch_available() -> bool:
     """Whether PyTorch (the ``bench`` extra) can be imported."""
     try:
@@ -81,7 +72,7 @@ def torch_available() -> bool:
 def machine_info() -> dict[str, Any]:
     """Describes the machine and software the figures come from."""
     info: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
@@ -97,8 +88,8 @@ def machine_info() -> dict[str, Any]:
         info["jaxlib"] = jaxlib.__version__
     except (ImportError, AttributeError):
         pass
-    if hasattr(os, "getloadavg"):
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    if load_average() is not None:
+        info["load_average"] = [round(x, 2) for x in load_average()]
     try:
         with open("/proc/meminfo", encoding="utf-8") as fh:
             total = next(line for line in fh if line.startswith("MemTotal"))
@@ -117,7 +108,7 @@ def device_label() -> str:
     """A short device description for every record, e.g. ``"cpu (AMD EPYC, 2 cores)"``."""
     dev = jax.devices()[0]
     if dev.platform == "cpu":
-        return f"cpu ({_cpu_model()}, {os.cpu_count()} cores)"
+        return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
     return f"{dev.platform} ({dev.device_kind})"
 
 

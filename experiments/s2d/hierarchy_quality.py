@@ -58,6 +58,7 @@ from jaxface.data.expression_basis import load_expression_basis
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.template import load_face_template
 from jaxface.files import write_atomic, write_json
+from jaxface.machine import cpu_model, load_text
 from jaxface.mesh import build_hierarchy
 from jaxface.mesh.primitives import icosphere
 from jaxface.mesh.published import load_published_hierarchy
@@ -444,25 +445,6 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def _cpu() -> str:
-    """The processor model (Linux), else the machine type."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def _load() -> str:
-    try:
-        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Command-line entry point (see the module docstring); returns the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -477,7 +459,7 @@ def main(argv: list[str] | None = None) -> dict:
     meshes = [m for m in args.meshes.split(",") if m]
     factors = tuple(float(f) for f in args.factors.split(","))
     methods = tuple(m for m in args.methods.split(",") if m)
-    start, load_before = time.perf_counter(), _load()
+    start, load_before = time.perf_counter(), load_text()
     results = {}
     for name in meshes:
         t0 = time.perf_counter()
@@ -497,11 +479,11 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {
         "command": "python -m experiments.s2d.hierarchy_quality "
                    + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "machine": f"{os.cpu_count()} CPU cores ({_cpu()}), Python "
+        "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), Python "
                    f"{platform.python_version()}, numpy {np.__version__}",
         "seconds": time.perf_counter() - start,
         "load_before": load_before,
-        "load_after": _load(),
+        "load_after": load_text(),
     }
     write_json(os.path.join(args.out, "hierarchy_quality.json"), {"meta": meta, **results})
     write_atomic(os.path.join(args.out, "hierarchy_quality.md"),
