@@ -14,6 +14,8 @@ decoded by an unpickler that builds only:
 * with ``allow={"chumpy"}``: chumpy arrays (``chumpy.ch.Ch`` and the reorderings
   ``transpose``, ``Reshape``, ``Select``, ``Concatenate`` of ``chumpy.reordering``) as the
   numpy arrays they evaluate to; chumpy is never imported;
+* with ``allow={"mesh"}``: psbody ``Mesh`` objects (CoMA-era hierarchy pickles) as dicts of
+  their pickled attributes (``v``, ``f``, ...); psbody is never imported;
 * with ``allow={"torch"}``: CPU tensors pickled by PyTorch (``torch._utils._rebuild_tensor_v2``
   over a storage serialised by ``torch.storage._load_from_bytes`` in torch's legacy format) as
   numpy arrays; torch is never imported.
@@ -47,7 +49,7 @@ __all__ = [
     "restricted_loads",
 ]
 
-FAMILIES = ("chumpy", "sparse", "torch")
+FAMILIES = ("chumpy", "mesh", "sparse", "torch")
 """The optional kinds of objects :func:`restricted_loads` can be allowed to rebuild."""
 
 # Globals a pickle of numpy arrays and plain containers may reference (numpy 1.x and 2.x
@@ -133,6 +135,10 @@ class _ChumpyRecord(_Record):
     pass
 
 
+class _MeshRecord(_Record):
+    pass
+
+
 def _record_class(base: type[_Record], kind: str) -> type[_Record]:
     return type(base.__name__, (base,), {"kind": kind})
 
@@ -155,7 +161,7 @@ class _TorchStorage:
 
 def _accepted(allow: frozenset[str]) -> str:
     extra = {"sparse": "scipy sparse matrices", "chumpy": "chumpy arrays",
-             "torch": "torch CPU tensors"}
+             "mesh": "psbody meshes", "torch": "torch CPU tensors"}
     kinds = ["numpy arrays", "plain containers", *(extra[f] for f in sorted(allow))]
     return ", ".join(kinds)
 
@@ -183,6 +189,8 @@ class _Unpickler(pickle.Unpickler):
                 return self._record(_SparseRecord, name)
         if "chumpy" in self._allow and module.split(".")[0] == "chumpy":
             return self._record(_ChumpyRecord, f"{module}.{name}")
+        if "mesh" in self._allow and (module.split(".")[0] == "psbody" or name == "Mesh"):
+            return self._record(_MeshRecord, f"{module}.{name}")
         if "torch" in self._allow:
             if (module, name) in (("torch._utils", "_rebuild_tensor_v2"),
                                   ("torch._utils", "_rebuild_tensor")):
@@ -267,6 +275,8 @@ class _Finalizer:
             out = self._sparse(obj)
         elif isinstance(obj, _ChumpyRecord):
             out = self._chumpy(obj)
+        elif isinstance(obj, _MeshRecord):
+            out = {k: self(v) for k, v in obj.state.items()}
         elif isinstance(obj, dict):
             out = type(obj)((k, self(v)) for k, v in obj.items())
         elif isinstance(obj, list):

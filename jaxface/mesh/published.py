@@ -16,16 +16,15 @@ Two key layouts are read:
 * SpiralNet++ (``transform.pkl``): ``vertices``, ``face``, ``down_transform``,
   ``up_transform``.
 
-The pickle is read with a restricted unpickler that accepts only numpy arrays, scipy sparse
-matrices and plain containers, so a file cannot run code when it is opened.
+The pickle is read with :func:`jaxface.mesh.pickles.restricted_loads`, which builds only numpy
+arrays, scipy sparse matrices, psbody meshes (as dicts) and plain containers, so a file cannot
+run code when it is opened.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,40 +33,9 @@ import scipy.sparse
 
 from jaxface.mesh.errors import MeshError
 from jaxface.mesh.hierarchy import Level, MeshHierarchy
+from jaxface.mesh.pickles import PickleContentError, restricted_loads
 
 __all__ = ["PublishedHierarchy", "hierarchy_from_matrices", "load_published_hierarchy"]
-
-# Classes a transform pickle may contain (everything else is refused when unpickling).
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy", "int64"), ("numpy", "float64"),
-    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-    ("__builtin__", "object"), ("builtins", "object"), ("__builtin__", "set"),
-    ("builtins", "set"), ("collections", "OrderedDict"), ("_codecs", "encode"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-}
-_SPARSE_MODULES = ("scipy.sparse", "scipy.sparse.csr", "scipy.sparse.csc", "scipy.sparse.coo",
-                   "scipy.sparse._csr", "scipy.sparse._csc", "scipy.sparse._coo",
-                   "scipy.sparse.lil", "scipy.sparse._lil", "scipy.sparse.dok",
-                   "scipy.sparse._dok", "scipy.sparse._arrays")
-
-
-class _TransformUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED or module in _SPARSE_MODULES:
-            return super().find_class(module, name)
-        if module.startswith("psbody") or name == "Mesh":
-            return _MeshRecord
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-class _MeshRecord:
-    """Stands in for a pickled psbody ``Mesh`` (only its ``v`` and ``f`` are read)."""
-
-    def __setstate__(self, state):
-        self.__dict__.update(state if isinstance(state, dict) else {})
-
 
 @dataclasses.dataclass(frozen=True)
 class PublishedHierarchy:
@@ -172,10 +140,9 @@ def _mesh_list(obj: dict, path: str) -> list[tuple[np.ndarray, np.ndarray]]:
     if "M" in obj:
         out = []
         for m in obj["M"]:
-            if isinstance(m, dict):
-                out.append((np.asarray(m["v"]), np.asarray(m["f"])))
-            else:
-                out.append((np.asarray(m.v), np.asarray(m.f)))
+            if not isinstance(m, dict) or "v" not in m or "f" not in m:
+                raise MeshError("an entry of M has no v and f", source=path, field="M")
+            out.append((np.asarray(m["v"]), np.asarray(m["f"])))
         return out
     if "vertices" in obj and "face" in obj:
         return [(np.asarray(v), np.asarray(f)) for v, f in
@@ -205,9 +172,9 @@ def load_published_hierarchy(path: str | os.PathLike) -> PublishedHierarchy:
     with open(path, "rb") as f:
         data = f.read()
     try:
-        obj = _TransformUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
-        raise MeshError(f"not a readable transform pickle ({err})", source=path) from None
+        obj = restricted_loads(data, source=path, allow=("sparse", "mesh"))
+    except PickleContentError as err:
+        raise MeshError(f"not a readable transform pickle ({err.detail})", source=path) from None
     if not isinstance(obj, dict):
         raise MeshError(f"holds a {type(obj).__name__}, expected a dict of matrices",
                         source=path)

@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -94,6 +96,30 @@ def test_malformed_matrices_name_the_matrix(ours, tmp_path):
         load_published_hierarchy(tmp_path / "none.pkl")
 
 
+def test_psbody_meshes_are_read_without_psbody(ours, tmp_path, monkeypatch):
+    """CoMA's own pickles hold psbody ``Mesh`` objects in ``M``; only their v and f are read."""
+    module = types.ModuleType("psbody.mesh.mesh")
+
+    class Mesh:
+        def __init__(self, v, f):
+            self.v, self.f, self.vc = v, f, None
+
+    Mesh.__module__, Mesh.__qualname__ = module.__name__, "Mesh"
+    module.Mesh = Mesh
+    for name in ("psbody", "psbody.mesh"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    meshes, down, up = _matrices(ours)
+    path = _write(tmp_path / "coma.pkl",
+                  {"M": [Mesh(v, f) for v, f in meshes], "D": down, "U": up})
+    for name in ("psbody", "psbody.mesh", "psbody.mesh.mesh"):
+        monkeypatch.delitem(sys.modules, name)
+    h = load_published_hierarchy(path).hierarchy
+    assert h.sizes == ours.sizes
+    np.testing.assert_array_equal(h.faces(1), ours.faces(1))
+    assert "psbody" not in "".join(sys.modules)
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned > /dev/null",))
@@ -101,5 +127,5 @@ class _Exploit:
 
 def test_a_pickle_that_runs_code_is_refused(tmp_path):
     path = _write(tmp_path / "evil.pkl", {"M_verts_faces": _Exploit()})
-    with pytest.raises(MeshError, match="refusing to load"):
+    with pytest.raises(MeshError, match="refusing to unpickle"):
         load_published_hierarchy(path)
