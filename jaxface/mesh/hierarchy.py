@@ -391,6 +391,26 @@ class _Decimator:
             return np.zeros((0, 2), np.int64)
         return edges(np.asarray(live, np.int64)).astype(np.int64)
 
+    def _next_stage(self, progress: bool, stage: int, target: int) -> int:
+        """The relaxation stage of the next pass over the queue.
+
+        Back to strict (0) after a pass that collapsed something (a relaxed collapse may have
+        unblocked strict ones), one stage more relaxed after a pass that could not.
+
+        Raises:
+          MeshError: no stage allows a collapse and the target is not reached.
+        """
+        if progress:
+            return 0
+        if self.count > target:
+            stage += 1
+            if stage >= self.STAGES:
+                raise MeshError(
+                    f"cannot decimate below {self.count} vertices (target {target}) "
+                    "without creating duplicate faces or vertices without faces",
+                    field="faces")
+        return stage
+
     def run(self, target: int) -> None:
         stage = 0
         while self.count > target:
@@ -411,15 +431,7 @@ class _Decimator:
                 pairs = np.array([[min(keep, v), max(keep, v)] for v in around], np.int64)
                 for entry in self._entries(pairs.reshape(-1, 2)):
                     heapq.heappush(heap, entry)
-            if progress:
-                stage = 0  # a relaxed collapse may have unblocked strict ones
-            elif self.count > target:
-                stage += 1
-                if stage >= self.STAGES:
-                    raise MeshError(
-                        f"cannot decimate below {self.count} vertices (target {target}) "
-                        "without creating duplicate faces or vertices without faces",
-                        field="faces")
+            stage = self._next_stage(progress, stage, target)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(survivors [m] ascending, faces [f, 3])`` in the input's vertex indices."""
@@ -721,15 +733,7 @@ class _SurfaceDecimator(_Decimator):
                     heapq.heappush(heap, self._component_entry(component, exact=False))
                 for new in self._edge_entries(keep):
                     heapq.heappush(heap, new)
-            if progress:
-                stage = 0
-            elif self.count > target:
-                stage += 1
-                if stage >= self.STAGES:
-                    raise MeshError(
-                        f"cannot decimate below {self.count} vertices (target {target}) "
-                        "without creating duplicate faces or vertices without faces",
-                        field="faces")
+            stage = self._next_stage(progress, stage, target)
 
 
 def _normal(a, b, c) -> tuple[float, float, float]:
