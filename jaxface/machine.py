@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
-__all__ = ["cpu_model", "load_average", "load_text"]
+__all__ = ["cpu_model", "describe", "load_average", "load_text", "run_record"]
 
 
 def cpu_model() -> str:
@@ -32,3 +33,24 @@ def load_text() -> str:
     """The load averages as ``"0.5, 1.2, 2.0"`` (``"n/a"`` where unknown)."""
     load = load_average()
     return "n/a" if load is None else ", ".join(f"{x:.1f}" for x in load)
+
+
+def describe() -> str:
+    """``"2 CPU cores (model name), Python 3.11.7"``."""
+    return f"{os.cpu_count()} CPU cores ({cpu_model()}), Python {platform.python_version()}"
+
+
+def run_record(command: str, started: float, load_before: str) -> dict:
+    """What a report says about its run.
+
+    Args:
+      command: the command line that produced it.
+      started: ``time.perf_counter()`` at the start of the run.
+      load_before: :func:`load_text` at the start of the run.
+
+    Returns:
+      ``{"command", "machine", "seconds", "load_before", "load_after"}``.
+    """
+    return {"command": command, "machine": describe(),
+            "seconds": time.perf_counter() - started, "load_before": load_before,
+            "load_after": load_text()}

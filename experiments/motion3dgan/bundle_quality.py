@@ -36,7 +36,6 @@ import dataclasses
 import functools
 import json
 import os
-import platform
 import sys
 import time
 
@@ -45,7 +44,7 @@ import numpy as np
 from jaxface.data.performances import PerformanceConfig, PerformanceFaces
 from jaxface.files import write_atomic, write_json
 from jaxface.generate import FaceGenerator, load_generator, shipped_bundle
-from jaxface.machine import cpu_model, load_text
+from jaxface.machine import load_text, run_record
 from jaxface.mesh.topology import edges as mesh_edges
 
 __all__ = ["apex_frame", "dataset_config", "evaluate_bundle", "main", "roughness_mm"]
@@ -264,15 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
         results[bundle]["manifest"] = {k: generator.manifest.get(k) for k in (
             "recipe", "dataset", "data", "motion3dgan", "s2d", "wall_s")}
         print(f"{bundle}: {time.perf_counter() - t0:.0f} s", flush=True)
-    meta = {
-        "command": "python -m experiments.motion3dgan.bundle_quality "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), "
-                   f"Python {platform.python_version()}",
-        "seconds": time.perf_counter() - start,
-        "load_before": load_before,
-        "load_after": load_text(),
-    }
+    meta = run_record("python -m experiments.motion3dgan.bundle_quality "
+                      + " ".join(sys.argv[1:] if argv is None else argv), start, load_before)
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "bundle_quality.json"), {"meta": meta, **results})
     write_atomic(os.path.join(args.out, "bundle_quality.md"),

@@ -46,7 +46,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,7 +58,7 @@ from jaxface.data.expression_basis import load_expression_basis
 from jaxface.data.procedural import ProceduralConfig, ProceduralFaces
 from jaxface.data.template import load_face_template
 from jaxface.files import write_atomic, write_json
-from jaxface.machine import cpu_model, load_text
+from jaxface.machine import load_text, run_record
 from jaxface.mesh import build_hierarchy
 from jaxface.mesh.primitives import icosphere
 from jaxface.mesh.published import load_published_hierarchy
@@ -476,15 +476,9 @@ def main(argv: list[str] | None = None) -> dict:
             "factors": list(_factors_for(sizes)), "shapes": "6 smooth deformations",
             **compare(vertices, faces, _smooth_deformations(vertices, faces, 6),
                       _factors_for(sizes), sampling_of(published), methods)}
-    meta = {
-        "command": "python -m experiments.s2d.hierarchy_quality "
-                   + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), Python "
-                   f"{platform.python_version()}, numpy {np.__version__}",
-        "seconds": time.perf_counter() - start,
-        "load_before": load_before,
-        "load_after": load_text(),
-    }
+    meta = run_record("python -m experiments.s2d.hierarchy_quality "
+                      + " ".join(sys.argv[1:] if argv is None else argv), start, load_before)
+    meta["machine"] += f", numpy {np.__version__}"
     write_json(os.path.join(args.out, "hierarchy_quality.json"), {"meta": meta, **results})
     write_atomic(os.path.join(args.out, "hierarchy_quality.md"),
                  markdown(results, meta).encode("utf-8"))
