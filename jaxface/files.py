@@ -31,6 +31,7 @@ __all__ = [
     "DiskFullError",
     "disk_full_error",
     "flatten_tree",
+    "free_bytes",
     "is_disk_full",
     "remove_stale_staging",
     "replace_dir",
@@ -63,8 +64,10 @@ class DiskFullError(OSError):
         return str(self.args[0])
 
 
-def _free_bytes(path: str) -> int | None:
-    folder = path
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes free on the device that holds ``path`` or, when it does not exist yet, its nearest
+    existing parent; ``None`` when that cannot be measured."""
+    folder = os.path.abspath(os.fspath(path))
     while folder and not os.path.exists(folder):
         folder = os.path.dirname(folder)
     try:
@@ -82,7 +85,7 @@ def disk_full_error(path: str | os.PathLike, needed: int | None, what: str = "")
       what: what was being written (e.g. ``"checkpoint 40"``), for the message.
     """
     path = os.fspath(path)
-    free = _free_bytes(path)
+    free = free_bytes(path)
     parts = [f"needs {needed:,} bytes" if needed is not None else "",
              f"{free:,} free" if free is not None else ""]
     detail = ", ".join(p for p in parts if p)

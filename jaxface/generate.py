@@ -133,7 +133,7 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 1
 #: Training time of each recipe on a 2-core CPU (for the first-run message).
-RECIPE_TIMES = {"default": "about 6 minutes", "quality": "about 30 minutes", "tiny": "seconds"}
+RECIPE_TIMES = {"default": "about 15 minutes", "quality": "about 25 minutes", "tiny": "seconds"}
 RECIPE_ENV = "JAXFACE_GENERATE_RECIPE"
 _MANIFEST = "manifest.json"
 #: Everything a complete bundle holds (the manifest is written last).

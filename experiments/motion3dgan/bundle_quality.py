@@ -14,6 +14,9 @@ saw (a subject's performances do not depend on how many subjects there are). For
   of the displacements of the edge's two vertices, in mm, beside the same number for the ground
   truth, and the same for the error (decoded minus true displacement): a decoder that makes
   lips jagged adds an error that changes from one vertex to the next;
+* **the lip contour**: the same, along the mouth opening (the template's lowest inner boundary
+  loop): the mean second difference of the apex displacement from one contour vertex to the
+  next, for the decoded takes, the data, and the generated samples (below);
 * **Motion3DGAN's expressions**: ``--samples`` motions per expression generated on each new
   subject's neutral face; the landmark displacement of a sample's strongest frame is compared
   with the apex of every take of every expression of that subject: the share whose nearest
@@ -45,9 +48,11 @@ from jaxface.data.performances import PerformanceConfig, PerformanceFaces
 from jaxface.files import write_atomic, write_json
 from jaxface.generate import FaceGenerator, load_generator, shipped_bundle
 from jaxface.machine import load_text, run_record
+from jaxface.mesh.topology import boundary_loops
 from jaxface.mesh.topology import edges as mesh_edges
 
-__all__ = ["apex_frame", "dataset_config", "evaluate_bundle", "main", "roughness_mm"]
+__all__ = ["apex_frame", "contour_roughness_mm", "dataset_config", "evaluate_bundle", "main",
+           "mouth_loop", "roughness_mm"]
 
 
 def roughness_mm(displacements: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -63,6 +68,24 @@ def roughness_mm(displacements: np.ndarray, edges: np.ndarray) -> np.ndarray:
     d = np.asarray(displacements, np.float64)
     diff = d[..., edges[:, 0], :] - d[..., edges[:, 1], :]
     return 1000.0 * np.linalg.norm(diff, axis=-1).mean(axis=-1)
+
+
+def mouth_loop(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The vertices around the mouth opening, in order: of the template's inner boundary loops
+    (all but the longest, the outer rim), the lowest one."""
+    loops = boundary_loops(faces)
+    if len(loops) < 2:
+        raise ValueError(f"the template has {len(loops)} boundary loop(s), expected a mouth hole")
+    return min(loops[1:], key=lambda loop: float(np.mean(vertices[loop, 1])))
+
+
+def contour_roughness_mm(displacements: np.ndarray, loop: np.ndarray) -> np.ndarray:
+    """Mean norm of the second difference of ``displacements [..., N, 3]`` along a closed
+    ``loop`` of vertex indices, in mm: zero when the contour moves rigidly or stretches evenly,
+    large when neighbouring contour vertices move in a zigzag."""
+    d = np.asarray(displacements, np.float64)[..., loop, :]
+    second = np.roll(d, 1, axis=-2) - 2.0 * d + np.roll(d, -1, axis=-2)
+    return 1000.0 * np.linalg.norm(second, axis=-1).mean(axis=-1)
 
 
 def apex_frame(frames: np.ndarray) -> int:
@@ -129,6 +152,7 @@ def evaluate_bundle(generator: FaceGenerator, *, num_subjects: int = 4, samples:
                          f"template {faces.template.vertices.shape[0]}")
     s2d = generator.s2d
     edges = mesh_edges(generator.faces)
+    mouth = mouth_loop(generator.s2d.vertices, generator.faces)
     names = generator.expressions
     rows: dict[str, dict[str, list[float]]] = {n: {} for n in names}
 
@@ -152,14 +176,20 @@ def evaluate_bundle(generator: FaceGenerator, *, num_subjects: int = 4, samples:
                 add(name, "roughness_mm", roughness_mm(pred[apex] - frames[0], edges))
                 add(name, "data_roughness_mm", roughness_mm(frames[apex] - frames[0], edges))
                 add(name, "error_roughness_mm", roughness_mm(pred[apex] - frames[apex], edges))
+                add(name, "lip_roughness_mm", contour_roughness_mm(pred[apex] - frames[0], mouth))
+                add(name, "data_lip_roughness_mm",
+                    contour_roughness_mm(frames[apex] - frames[0], mouth))
                 apex_lms.append(lms[apex] - lms[0])
                 apex_label.append(label)
         takes = np.stack(apex_lms)                          # [L * takes, 68, 3]
         labels = np.asarray(apex_label)
         for label, name in enumerate(names):
             out = generator.generate(neutral, name, samples, seed=seed + subject)
-            for lm in out.landmarks:                        # [T, 68, 3]
-                disp = lm[apex_frame(lm)] - lm[0]
+            for lm, meshes in zip(out.landmarks, out.meshes, strict=True):  # [T, 68|N, 3]
+                apex = apex_frame(lm)
+                add(name, "sample_lip_roughness_mm",
+                    contour_roughness_mm(meshes[apex] - meshes[0], mouth))
+                disp = lm[apex] - lm[0]
                 dist = 1000.0 * np.linalg.norm(takes - disp[None], axis=-1).mean(axis=-1)
                 add(name, "label_agreement", labels[np.argmin(dist)] == label)
                 add(name, "nearest_take_mm", dist[labels == label].min())
@@ -207,6 +237,11 @@ def markdown(results: dict[str, dict], meta: dict) -> str:
          "roughness_mm", "data_roughness_mm"),
         ("Roughness of the apex error (decoded minus true; mm): what the decoder adds that "
          "varies from vertex to vertex", "error_roughness_mm", None),
+        ("Lip contour: roughness of the apex displacement along the mouth opening (second "
+         "difference, mm), decoded from true landmarks; the data's in the last column",
+         "lip_roughness_mm", "data_lip_roughness_mm"),
+        ("Lip contour of generated samples (the same measure at the apex of Motion3DGAN's "
+         "motions decoded by S2D-Dec, mm)", "sample_lip_roughness_mm", None),
         ("Motion3DGAN: label agreement of the samples' apex with the nearest take (%)",
          "label_agreement", None),
         ("Motion3DGAN: landmark distance of the samples' apex to the nearest take of the "

@@ -45,11 +45,11 @@ output, and an ``OUT`` that holds earlier results is refused unless ``--overwrit
 Models are looked up in this order: ``--models`` when it is a model folder; the model cache
 (``$JAXFACE_CACHE_DIR/models``, default ``~/.cache/jaxface/models``, or ``--models`` when it is a
 cache folder) when it holds models of the ``--recipe``; the models of that recipe shipped with
-jaxface (the ``default`` recipe's, so a first run answers in seconds); otherwise small models
-are trained on the embedded procedural face set and cached (a few minutes on a CPU;
-``--recipe quality`` trains longer, about half an hour). ``--train`` trains the recipe from
-scratch into the cache whatever exists. ``generation.json`` says which models were used
-(``bundle``: shipped, cached, trained or given; recipe; dataset version).
+jaxface (both recipes ship, so a first run answers in seconds); otherwise the recipe's models
+are trained on the embedded procedural face set and cached (``jaxface.generate.RECIPE_TIMES``).
+``--train`` trains the recipe from scratch into the cache whatever exists. ``generation.json``
+says which models were used (``bundle``: shipped, cached, trained or given; recipe; dataset
+version).
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import shutil
 import time
 from collections.abc import Callable
 
@@ -126,9 +125,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--recipe", default=None,
-        help="training recipe of the models to look up or train: default (minutes on a CPU), "
-        "quality (about half an hour) or tiny (tests); default $JAXFACE_GENERATE_RECIPE or "
-        "'default'",
+        help="recipe of the models to use or train: default, quality (trained longer; both "
+        "ship with jaxface) or tiny (tests); default $JAXFACE_GENERATE_RECIPE or 'default'",
     )
     parser.add_argument(
         "--train", action="store_true",
@@ -250,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
     from jaxface.commands.errors import UserError
     from jaxface.commands.output import check_output, staged_output, units_hint
     from jaxface.data.procedural import EXPRESSIONS
-    from jaxface.files import write_json
+    from jaxface.files import free_bytes, write_json
     from jaxface.generate import bundle_data, find_models, is_bundle, load_generator
     from jaxface.mesh.errors import MeshError
     from jaxface.mesh.gltf import glb_size_bound, write_glb
@@ -331,8 +329,8 @@ def _run(args: argparse.Namespace) -> int:
                           generator.faces.shape[0], args.format)
     needed += args.samples * glb_size_bound(num_frames, generator.num_vertices,
                                             generator.faces.shape[0])
-    free = shutil.disk_usage(os.path.dirname(out)).free
-    if needed > free:
+    free = free_bytes(out)
+    if free is not None and needed > free:
         raise UserError(f"{out}: {args.samples} samples of {num_frames} frames need about "
                         f"{needed:,} bytes, {free:,} are free; ask for fewer --samples or free "
                         "space")

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 
 import numpy as np
@@ -347,7 +346,7 @@ def _transfer_video(args: argparse.Namespace) -> int:
     from jaxface.data.photo import mouth_corner_lift
     from jaxface.data.retarget import POLYORDER, SMOOTHING_S, track_expression
     from jaxface.data.video import read_video_landmarks
-    from jaxface.files import write_json
+    from jaxface.files import free_bytes, write_json
     from jaxface.generate import drive_face
     from jaxface.mesh.gltf import glb_size_bound, write_glb
     from jaxface.mesh.io import write_mesh, write_sequence
@@ -376,8 +375,8 @@ def _transfer_video(args: argparse.Namespace) -> int:
     num_faces = int(s2d.faces.shape[0])
     needed = (output_bytes(1, num_frames, num_vertices, num_faces, args.format)
               + glb_size_bound(num_frames, num_vertices, num_faces))
-    free = shutil.disk_usage(os.path.dirname(out)).free
-    if needed > free:
+    free = free_bytes(out)
+    if free is not None and needed > free:
         raise UserError(f"{out}: {num_frames} frames need about {needed:,} bytes, {free:,} are "
                         "free; take fewer --max-frames or free space")
     lift = [round(mouth_corner_lift(m) - mouth_corner_lift(driven.neutral), 3)

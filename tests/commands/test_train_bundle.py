@@ -15,8 +15,10 @@ import pytest
 
 from jaxface import generate as gen
 from jaxface.cli import main
+from jaxface.configs.generate import get_config as recipe_config
 from jaxface.files import flatten_tree
 from jaxface.mesh.io import read_mesh
+from jaxface.train.workdir import config_changes
 from tests.faults.bundle import make_bundle
 
 
@@ -236,11 +238,14 @@ def test_train_flag_trains_into_the_cache_whatever_exists(shipped, untrained, tm
     assert trained == ["tiny"] and not (tmp_path / "x").exists()
 
 
-def test_the_shipped_default_bundle_generates_in_the_template_topology():
-    path = gen.shipped_bundle("default")
-    assert path is not None, f"no default bundle under {gen.SHIPPED_DIR}"
+@pytest.mark.parametrize("recipe", ["default", "quality"])
+def test_the_shipped_bundles_generate_in_the_template_topology(recipe):
+    path = gen.shipped_bundle(recipe)
+    assert path is not None, f"no {recipe} bundle under {gen.SHIPPED_DIR}"
     generator = gen.FaceGenerator(path)
-    assert generator.packed and generator.manifest["recipe"] == "default"
+    assert generator.packed and generator.manifest["recipe"] == recipe
+    # the shipped models are what the recipe trains today
+    assert config_changes(generator.manifest["config"], recipe_config(recipe).to_dict()) == []
     assert gen.bundle_data(generator.manifest) == {
         "name": "faces4d", "config": "coma_scale_lite", "version": "2.0.0"}
     assert generator.manifest["float16"]["max_mm"] <= gen.FLOAT16_TOLERANCE_MM

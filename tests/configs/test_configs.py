@@ -44,7 +44,7 @@ def test_generate_recipes_are_modes_of_the_experiment_configs():
     default, quality, tiny = (generate.get_config(r) for r in generate.RECIPES)
     gan_cpu = motion3dgan.get_config("cpu")
     assert default.gan.model.to_dict() == gan_cpu.model.to_dict()
-    assert default.gan.optim.num_epochs == 30 and quality.gan.optim.num_epochs == 100
+    assert default.gan.optim.num_epochs == 30 and quality.gan.optim.num_epochs == 45
     assert default.gan.split_rule == "none"
     assert default.s2d.model.channels == (64, 32, 16, 16)
     assert default.s2d.optim.learning_rate == 1e-4
