@@ -83,10 +83,11 @@ def test_cached_models_with_a_given_neutral_obj_output_and_determinism(
     args = ["generate", "--neutral", neutral, "--expression", "eyebrow", "--format", "obj",
             "--no-gif", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
-    assert main(args + ["--out", str(tmp_path / "b"), "--models",
+    # an --out whose parent folders do not exist yet is created with them
+    assert main(args + ["--out", str(tmp_path / "new" / "runs" / "b"), "--models",
                         str(cache / "models" / bundle_name("tiny"))]) == 0
     a, _ = read_mesh(tmp_path / "a" / "sample_00" / "frame_000020.obj")
-    b, _ = read_mesh(tmp_path / "b" / "sample_00" / "frame_000020.obj")
+    b, _ = read_mesh(tmp_path / "new" / "runs" / "b" / "sample_00" / "frame_000020.obj")
     np.testing.assert_array_equal(a, b)
     assert not (tmp_path / "a" / "preview.gif").exists()
     first, _ = read_mesh(tmp_path / "a" / "sample_00" / "frame_000000.obj")
