@@ -72,7 +72,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.analytic import s2d_step_cost, spiral_conv_cost
+from benchmarks.analytic import s2d_step_cost
 from benchmarks.common import (
     CompileCounter,
     JaxStep,
@@ -636,7 +636,7 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
         the compiled PyTorch layer (the paper's batch); otherwise ``impl="auto"`` and the
         eager PyTorch layers, forward+backward only.
     """
-    from benchmarks.cases.spiral_conv import layer_shapes
+    from benchmarks.cases.spiral_conv import layer_shapes, variant_fields
     from benchmarks.fixtures import topology_for
     from jaxface.nn import SPIRAL_IMPLS, select_spiral_impl
 
@@ -687,24 +687,11 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
             best_torch = (min(torch_names, key=lambda nm: timings[nm].median_s)
                           if torch_names else None)
             for name, t in timings.items():
-                impl_name = name.split("/")[1]
-                bf16 = name.endswith("/bf16")
-                cost = spiral_conv_cost(
-                    batch, n, length, c_in, c_out, backward=mode != "forward",
-                    impl=impl_name if name.startswith("jax/") else "gather_matmul",
-                    itemsize=2 if bf16 else 4)
                 runner = runners[name]
-                fields: dict[str, Any] = {}
-                if isinstance(runner, JaxStep):
-                    fields.update(runner.fields(strict=True))
-                    fields.update(memory_fields(runner.jitted, *args))
-                    fields["auto"] = impl_name == auto and not bf16
-                    if best_torch is not None:
-                        fields["speedup_vs"] = {nm: paired_ratio(timings[nm], t)
-                                                for nm in torch_names}
-                        fields["speedup_vs_best_torch"] = paired_ratio(timings[best_torch], t)
-                        fields["best_torch"] = best_torch
-                else:
+                cost, bf16, fields = variant_fields(
+                    name, runner, timings, args, batch=batch, n=n, length=length, c_in=c_in,
+                    c_out=c_out, backward=mode != "forward", auto=auto)
+                if not isinstance(runner, JaxStep):
                     fields["torch_device"] = ctx.torch_device
                     if name.endswith("_compiled"):
                         fields["compile_s"] = compile_s

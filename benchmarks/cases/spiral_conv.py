@@ -43,6 +43,44 @@ def layer_shapes(topology, quick: bool) -> list[tuple[int, int, int, int, int]]:
     return out[:2] if quick else out
 
 
+def variant_fields(name: str, runner, timings: dict, args: tuple, *, batch: int, n: int,
+                   length: int, c_in: int, c_out: int, backward: bool, auto: str):
+    """The cost and the JAX-side fields of one timed variant of the spiral layer.
+
+    Args:
+      name: the variant, ``"<backend>/<impl>[/bf16]"``.
+      runner: its runner (a :class:`JaxStep` for JAX variants).
+      timings: every variant's timing of the same round (torch variants give the speedups).
+      args: the arguments the JAX runner was timed with (for its memory fields).
+      batch, n, length, c_in, c_out: the layer's shape.
+      backward: whether the gradient was timed too.
+      auto: the implementation the layer picks by itself.
+
+    Returns:
+      ``(cost, bf16, fields)``: :func:`spiral_conv_cost`'s dict, whether the variant runs in
+      bfloat16, and (JAX variants) compile/memory fields, ``auto`` and the paired speedups
+      against every torch variant and the best one.
+    """
+    impl = name.split("/")[1]
+    bf16 = name.endswith("/bf16")
+    cost = spiral_conv_cost(batch, n, length, c_in, c_out, backward=backward,
+                            impl=impl if name.startswith("jax/") else "gather_matmul",
+                            itemsize=2 if bf16 else 4)
+    fields: dict = {}
+    if isinstance(runner, JaxStep):
+        fields.update(runner.fields(strict=True))
+        fields.update(memory_fields(runner.jitted, *args))
+        fields["auto"] = impl == auto and not bf16
+        torch_names = [nm for nm in timings if nm.startswith("torch/")]
+        if torch_names:
+            best = min(torch_names, key=lambda nm: timings[nm].median_s)
+            fields["speedup_vs"] = {nm: paired_ratio(timings[nm], timings[name])
+                                    for nm in torch_names}
+            fields["speedup_vs_best_torch"] = paired_ratio(timings[best], timings[name])
+            fields["best_torch"] = best
+    return cost, bf16, fields
+
+
 def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: int):
     import torch
 
@@ -168,27 +206,14 @@ def run(ctx) -> None:
             best_torch = (min(torch_names, key=lambda nm: timings[nm].median_s)
                           if torch_names else None)
             for name, t in timings.items():
-                impl_name = name.split("/")[1]
-                bf16 = name.endswith("/bf16")
-                cost = spiral_conv_cost(
-                    batch, n, length, c_in, c_out, backward=mode != "forward",
-                    impl=impl_name if name.startswith("jax/") else "gather_matmul",
-                    itemsize=2 if bf16 else 4)
-                fields = {}
-                runner = runners[name]
-                if isinstance(runner, JaxStep):
-                    fields.update(runner.fields(strict=True))
-                    fields.update(memory_fields(
-                        runner.jitted, *((x, k, b) if mode == "forward" else (x, k, b, g))))
-                    if best_torch is not None:
-                        fields["speedup_vs"] = {
-                            nm: paired_ratio(timings[nm], t) for nm in torch_names}
-                        fields["speedup_vs_best_torch"] = paired_ratio(timings[best_torch], t)
-                        fields["best_torch"] = best_torch
-                    fields["auto"] = impl_name == auto
+                cost, bf16, fields = variant_fields(
+                    name, runners[name], timings,
+                    (x, k, b) if mode == "forward" else (x, k, b, g), batch=batch, n=n,
+                    length=length, c_in=c_in, c_out=c_out, backward=mode != "forward",
+                    auto=auto)
                 ctx.recorder.add(
                     case=NAME, kind="timing", variant=name, mode=mode,
-                    backend=name.split("/")[0], 
+                    backend=name.split("/")[0],
                     dtype="bfloat16" if bf16 else "float32", **shape,
                     bytes_materialised=cost["bytes_materialised"],
                     **timing_fields(t, batch=batch, flops=cost["flops"],
