@@ -88,8 +88,9 @@ def machine_info() -> dict[str, Any]:
         info["jaxlib"] = jaxlib.__version__
     except (ImportError, AttributeError):
         pass
-    if load_average() is not None:
-        info["load_average"] = [round(x, 2) for x in load_average()]
+    load = load_average()
+    if load is not None:
+        info["load_average"] = [round(x, 2) for x in load]
     try:
         with open("/proc/meminfo", encoding="utf-8") as fh:
             total = next(line for line in fh if line.startswith("MemTotal"))

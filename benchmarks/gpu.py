@@ -683,9 +683,6 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
             runners.update(torch_runners.get(mode, {}))
             timings = interleave(runners, rounds=ctx.rounds, warmup=1, counter=ctx.counter,
                                  min_round_s=ctx.min_round_s)
-            torch_names = [nm for nm in timings if nm.startswith("torch/")]
-            best_torch = (min(torch_names, key=lambda nm: timings[nm].median_s)
-                          if torch_names else None)
             for name, t in timings.items():
                 runner = runners[name]
                 cost, bf16, fields = variant_fields(
@@ -709,8 +706,8 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
                     floor = rec.get("times_bandwidth_floor")
                     ctx.log(f"    {mode}: jax/{auto} {1e6 * t.median_s:.0f} us"
                             + (f", {floor:.1f}x its bandwidth floor" if floor else "")
-                            + (f", {paired_ratio(timings[best_torch], t):.2f}x {best_torch}"
-                               if best_torch else ""))
+                            + (f", {fields['speedup_vs_best_torch']:.2f}x {fields['best_torch']}"
+                               if "best_torch" in fields else ""))
 
 
 # --------------------------------------------------------------------------------------------

@@ -202,9 +202,6 @@ def run(ctx) -> None:
                 runners["torch/spiralnet_pp"] = t_pp
             timings = interleave(runners, rounds=rounds, warmup=1, counter=ctx.counter,
                                  min_round_s=0.05)
-            torch_names = [nm for nm in timings if nm.startswith("torch/")]
-            best_torch = (min(torch_names, key=lambda nm: timings[nm].median_s)
-                          if torch_names else None)
             for name, t in timings.items():
                 cost, bf16, fields = variant_fields(
                     name, runners[name], timings,
@@ -220,8 +217,8 @@ def run(ctx) -> None:
                                     bytes_moved=cost["bytes_min"], peaks=ctx.peaks),
                     **fields,
                 )
-            if best_torch is not None:
-                auto_t = timings[f"jax/{auto}"]
-                ctx.log(f"    {mode}: jax/{auto} {1e3 * auto_t.median_s:.1f} ms, "
-                        f"{best_torch} {1e3 * timings[best_torch].median_s:.1f} ms, "
-                        f"speedup {paired_ratio(timings[best_torch], auto_t):.2f}x")
+                best = fields.get("best_torch")
+                if fields.get("auto") and best is not None:
+                    ctx.log(f"    {mode}: jax/{auto} {1e3 * t.median_s:.1f} ms, "
+                            f"{best} {1e3 * timings[best].median_s:.1f} ms, "
+                            f"speedup {fields['speedup_vs_best_torch']:.2f}x")

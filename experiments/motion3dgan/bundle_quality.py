@@ -162,11 +162,10 @@ def evaluate_bundle(generator: FaceGenerator, *, num_subjects: int = 4, samples:
     for subject in subjects:
         apex_lms: list[np.ndarray] = []   # per take: landmark displacement at the apex [68, 3]
         apex_label: list[int] = []
-        neutral = None
+        neutral = faces.neutral(subject)  # every noise-free take starts from it
         for label, name in enumerate(names):
             for take in range(config.takes):
                 frames = faces.sequence(subject, name, take, noise=False)
-                neutral = frames[0] if neutral is None else neutral
                 lms = s2d.landmarks_of(frames)
                 pred = s2d.animate_to_landmarks(frames[0], lms)
                 err = 1000.0 * np.linalg.norm(pred - frames, axis=-1).mean(axis=-1)

@@ -42,6 +42,7 @@ from jaxface.smirk.train import (
     TrainedEncoders,
     build_encoder,
     create_encoder_state,
+    pretrain_config,
 )
 from jaxface.train import read_config, restore_latest
 
@@ -154,8 +155,7 @@ def pack_encoders(run: str | os.PathLike[str], dest: str | os.PathLike[str]) -> 
         write_npz(os.path.join(staging, "encoders.npz"), flat)
         with open(os.path.join(staging, "encoders.npz"), "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
-        stored = {k: v for k, v in config.to_dict().items() if k not in ("core", "stage")}
-        write_json(os.path.join(staging, "config.json"), stored)
+        write_json(os.path.join(staging, "config.json"), pretrain_config(config))
         manifest = {
             "morphable": model.name,
             "num_shape": model.num_shape,

@@ -202,9 +202,11 @@ def _apply(encoder, variables, images):
 
 
 def pretrain_config(config) -> dict[str, Any]:
-    """The pretrain run's ``config.json``: the config without its ``core`` block, so the
-    core stage's settings (or switching it on) leave a pretrain run resumable."""
-    return {k: v for k, v in config.to_dict().items() if k != "core"}
+    """The encoders' own config: without the ``core`` block (and a core run's ``stage``
+    marker). A pretrain run stores it as its ``config.json``, so the core stage's settings (or
+    switching it on) leave the run resumable, and a packed copy of either stage's encoders
+    stores it too."""
+    return {k: v for k, v in config.to_dict().items() if k not in ("core", "stage")}
 
 
 def train_encoders(config, workdir: str, model: MorphableModel, frames: FaceFrames, *,
