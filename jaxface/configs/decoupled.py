@@ -98,6 +98,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.batch_size = 64  # per critic update; one step draws n_critic batches (unverified)
     c.optim.n_critic = 5  # unverified: check the paper
     c.optim.num_epochs = 100  # unverified: check the paper
+    # Learning rate over the run (both networks): "constant", or "linear"/"cosine" decaying to
+    # final_fraction x learning_rate at the last epoch (not in the paper: an option).
+    c.optim.schedule = "constant"
+    c.optim.final_fraction = 0.0
     # Unroll of the critic loop's lax.scan: XLA:CPU runs the convolutions of a rolled loop body
     # several times slower (measured 5x on the cpu mode's step), so the loop is unrolled.
     c.optim.unroll = True

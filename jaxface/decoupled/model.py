@@ -33,7 +33,7 @@ from jaxface.files import write_json, write_npz
 from jaxface.mesh.uv import GeometryImageMap, harmonic_uv, rasterize_uv
 from jaxface.models import CriticOutput, DecoupledCritic, DecoupledGenerator, create_model
 from jaxface.nn import GeometryMapping
-from jaxface.train import TrainState
+from jaxface.train import TrainState, decay_schedule
 
 __all__ = [
     "LABELS_FILE",
@@ -134,7 +134,7 @@ class FaceGAN:
 
 
 def create_gan(config, *, reference: np.ndarray, faces: np.ndarray, scale: float,
-               num_identities: int, num_expressions: int) -> FaceGAN:
+               num_identities: int, num_expressions: int, steps_per_epoch: int = 1) -> FaceGAN:
     """Builds the :class:`FaceGAN` of a config and a template.
 
     Args:
@@ -144,9 +144,13 @@ def create_gan(config, *, reference: np.ndarray, faces: np.ndarray, scale: float
       faces: int ``[F, 3]``.
       scale: the data scale (metres per scaled unit).
       num_identities, num_expressions: classes of the auxiliary classifiers.
+      steps_per_epoch: generator steps per epoch; with ``optim.schedule`` "linear" or
+        "cosine" both learning rates decay over ``optim.num_epochs`` epochs of this length
+        (the critic's over its ``n_critic`` updates per step).
 
     Raises:
-      ValueError: a non-positive scale or an odd batch (codes are drawn in pairs).
+      ValueError: a non-positive scale, an odd batch (codes are drawn in pairs) or an unknown
+        schedule.
     """
     if not scale > 0:
         raise ValueError(f"the data scale must be positive, got {scale}")
@@ -157,6 +161,13 @@ def create_gan(config, *, reference: np.ndarray, faces: np.ndarray, scale: float
     faces = np.asarray(faces, np.int32)
     gim = geometry_map(reference, faces, config.image_size)
     o = config.optim
+    gen_steps = int(o.num_epochs) * max(1, int(steps_per_epoch))
+
+    def rate(updates_per_step: int):
+        return decay_schedule(o.get("schedule", "constant"), o.learning_rate,
+                              total_steps=gen_steps * updates_per_step,
+                              final_fraction=o.get("final_fraction", 0.0))
+
     return FaceGAN(
         generator=create_model(config.generator, num_vertices=reference.shape[0]),
         critic=create_model(config.critic, num_identities=num_identities,
@@ -169,8 +180,8 @@ def create_gan(config, *, reference: np.ndarray, faces: np.ndarray, scale: float
         identity_dim=int(config.codes.identity_dim),
         expression_dim=int(config.codes.expression_dim),
         noise_dim=int(config.codes.noise_dim),
-        gen_tx=optax.adam(o.learning_rate, b1=o.b1, b2=o.b2),
-        critic_tx=optax.adam(o.learning_rate, b1=o.b1, b2=o.b2),
+        gen_tx=optax.adam(rate(1), b1=o.b1, b2=o.b2),
+        critic_tx=optax.adam(rate(int(o.n_critic)), b1=o.b1, b2=o.b2),
     )
 
 

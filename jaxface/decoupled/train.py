@@ -431,13 +431,15 @@ class Trainer:
     def create(cls, config, data: FaceData) -> Trainer:
         """The networks, statistics, batches and step of a config and dataset."""
         mesh = data_mesh()
+        batches = training_batches(config, data.train, mesh=mesh)
         gan = create_gan(config, reference=data.reference, faces=data.view.faces,
                          scale=data.scale, num_identities=data.num_identities,
-                         num_expressions=data.num_expressions)
+                         num_expressions=data.num_expressions,
+                         steps_per_epoch=batches.steps_per_epoch)
         stats = label_stats(data, balance=bool(config.loss.class_balance))
         step = make_train_step(gan, stats, n_critic=config.optim.n_critic,
                                unroll=config.optim.get("unroll", 1), mesh=mesh)
-        return cls(gan, stats, training_batches(config, data.train, mesh=mesh), step)
+        return cls(gan, stats, batches, step)
 
     def train(self, config, workdir: str, data: FaceData) -> tuple[GANState, dict[str, Any]]:
         """Trains (or resumes) one run with ``config``'s loss weights and loop.

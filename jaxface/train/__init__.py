@@ -38,7 +38,7 @@ from jaxface.train.metrics import (
     read_jsonl,
     rewind_jsonl,
 )
-from jaxface.train.optimizers import create_optimizer
+from jaxface.train.optimizers import SCHEDULES, create_optimizer, decay_schedule
 from jaxface.train.steps import (
     TrainState,
     create_train_state,
@@ -57,6 +57,7 @@ from jaxface.train.workdir import (
 
 __all__ = [
     "RESUMABLE_FIELDS",
+    "SCHEDULES",
     "CheckpointError",
     "Checkpoints",
     "ConfigMismatchError",
@@ -80,6 +81,7 @@ __all__ = [
     "config_changes",
     "create_optimizer",
     "create_train_state",
+    "decay_schedule",
     "fit",
     "global_norm",
     "jit_train_step",

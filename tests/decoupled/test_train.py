@@ -111,6 +111,29 @@ def test_one_step_updates_both_networks_and_sharded_equals_unsharded(config, tin
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
 
 
+def test_a_decaying_learning_rate_reaches_its_end_for_both_networks(config, tiny_faces):
+    # One epoch of one step, decaying linearly to 0: the generator's rate is 0 from its second
+    # update on and the critic's from its (n_critic + 1)-th, so a second step changes nothing.
+    config.optim.num_epochs = 1
+    config.optim.schedule = "linear"
+    gan = create_gan(config, reference=tiny_faces.reference, faces=tiny_faces.view.faces,
+                     scale=tiny_faces.scale, num_identities=tiny_faces.num_identities,
+                     num_expressions=tiny_faces.num_expressions, steps_per_epoch=1)
+    step = make_train_step(gan, label_stats(tiny_faces), n_critic=config.optim.n_critic,
+                           donate=False)
+    start = create_state(gan, 0, LossWeights.from_config(config))
+    first, _ = step(start, _batch(config, tiny_faces), jax.random.key(1))
+    assert _differ(first.gen_params, start.gen_params)
+    assert _differ(first.critic_params, start.critic_params)
+    second, metrics = step(first, _batch(config, tiny_faces), jax.random.key(2))
+    assert np.isfinite(float(metrics["gen_loss"]))
+    assert not _differ(second.gen_params, first.gen_params)
+    assert not _differ(second.critic_params, first.critic_params)
+    config.optim.schedule = "exponential"
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'exponential'"):
+        _gan(config, tiny_faces)
+
+
 def test_resumed_training_gives_the_same_parameters(config, tiny_faces, tmp_path):
     config.optim.num_epochs = 2
     faces = tiny_faces

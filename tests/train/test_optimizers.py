@@ -1,11 +1,12 @@
-"""The spiral decoders' optimizer against a numpy Adam with L2 decay and a per-epoch step decay."""
+"""The optimizers: the spiral decoders' Adam with L2 decay and per-epoch step decay against numpy,
+and the whole-run decay schedules against their formulas."""
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from jaxface.train import create_optimizer
+from jaxface.train import create_optimizer, decay_schedule
 
 
 def _numpy_adam_l2(grads, params, lr, weight_decay, decay_rate, steps_per_epoch):
@@ -38,3 +39,31 @@ def test_adam_with_l2_and_epoch_decay_matches_numpy(rng):
     assert create_optimizer(1e-3, weight_decay=0, decay_rate=1, steps_per_epoch=0) is not None
     with pytest.raises(TypeError):
         create_optimizer(1e-3)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_decay_schedule_matches_its_formula(kind):
+    lr, total, final = 3e-4, 40, 0.1
+    schedule = decay_schedule(kind, lr, total_steps=total, final_fraction=final)
+    steps = np.arange(0, 50)
+    t = np.minimum(steps, total) / total
+    if kind == "linear":
+        expected = lr * (1 - t) + lr * final * t
+    else:
+        expected = lr * (final + (1 - final) * 0.5 * (1 + np.cos(np.pi * t)))
+    got = np.array([float(schedule(s)) for s in steps])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-12)
+
+
+def test_constant_schedule_is_the_plain_rate():
+    assert decay_schedule("constant", 1e-3, total_steps=0) == 1e-3
+
+
+@pytest.mark.parametrize("kind, total, final, match", [
+    ("step", 10, 0.0, "unknown learning-rate schedule 'step'"),
+    ("linear", 0, 0.0, "total_steps >= 1"),
+    ("cosine", 10, 1.5, r"final_fraction must lie in \[0, 1\]"),
+])
+def test_decay_schedule_rejects_bad_arguments(kind, total, final, match):
+    with pytest.raises(ValueError, match=match):
+        decay_schedule(kind, 1e-3, total_steps=total, final_fraction=final)
