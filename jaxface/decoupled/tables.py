@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from typing import Any
 
@@ -53,12 +54,14 @@ from jaxface.decoupled.metrics import (
 )
 from jaxface.decoupled.sheet import label_grid
 from jaxface.decoupled.train import GANState, Trainer
+from jaxface.train.workdir import LOCK_FILE
 from jaxface.files import write_atomic, write_json
 from jaxface.viz.render import save_png
 
 __all__ = [
     "BASELINE_LABELS",
     "VARIANTS",
+    "run_full_model",
     "run_tables",
     "table1_markdown",
     "table2_markdown",
@@ -154,6 +157,18 @@ def _model_row(config, model: CodeModel, embedders: dict[str, Embedder], data: F
                                           int(m.decoupling_variations),
                                           config.eval_batch_size)
     return row
+
+
+def _write_sheets(config, model: CodeModel, state: GANState, data: FaceData,
+                  folder: str) -> None:
+    """``contact_sheet.png`` and ``contact_sheet_change.png`` of a GAN into ``folder``."""
+    t = config.tables
+    for name, change in (("contact_sheet.png", False), ("contact_sheet_change.png", True)):
+        sheet = label_grid(model, state.identity_codes, state.expression_codes, data.view.faces,
+                           data.identity_names, data.expression_names,
+                           identities=t.sheet_identities, expressions=t.sheet_expressions,
+                           size=t.render_size, change=change)
+        save_png(os.path.join(folder, name), sheet)
 
 
 def _cached(path: str, compute) -> dict:
@@ -268,14 +283,7 @@ def run_tables(config, workdir: str) -> dict[str, Any]:
         (VARIANTS[k][0] if k in VARIANTS else BASELINE_LABELS.get(k, k), fits[k])
         for k in fit_models])
 
-    t = config.tables
-    for name, change in (("contact_sheet.png", False), ("contact_sheet_change.png", True)):
-        sheet = label_grid(models["full"], states["full"].identity_codes,
-                           states["full"].expression_codes, data.view.faces,
-                           data.identity_names, data.expression_names,
-                           identities=t.sheet_identities, expressions=t.sheet_expressions,
-                           size=t.render_size, change=change)
-        save_png(os.path.join(workdir, name), sheet)
+    _write_sheets(config, models["full"], states["full"], data, workdir)
     write_atomic(os.path.join(workdir, "table1.md"), table1.encode())
     write_atomic(os.path.join(workdir, "table2.md"), table2.encode())
     write_json(os.path.join(workdir, "table1.json"), {"rows": [
@@ -292,4 +300,59 @@ def run_tables(config, workdir: str) -> dict[str, Any]:
         "wall_s": time.perf_counter() - t0,
     }
     write_json(os.path.join(workdir, "tables.json"), out)
+    return out
+
+
+def run_full_model(config, workdir: str, *, embeddings: str | None = None) -> dict[str, Any]:
+    """Trains (or resumes) only the full GAN of ``config`` and measures its Table 1 row.
+
+    For trying a training setting (loss weights, ``optim.schedule``, a longer budget) without
+    the ablations and baselines: the GAN trains in ``<workdir>/gan_full`` and its row uses the
+    seed and metric settings of :func:`run_tables`, so it compares with that table's "Ours" row
+    when both use the same embedding networks. Resuming with a larger ``optim.num_epochs``
+    continues the run (with a constant learning rate that is the same as training that long
+    from the start; a decaying schedule is stretched over the new length).
+
+    Args:
+      config: a :mod:`jaxface.configs.decoupled` config.
+      workdir: the run's folder; receives ``row.json`` (the row, the steps and the training
+        time) and the two contact sheets.
+      embeddings: a :func:`run_tables` work directory whose trained embedding networks are
+        copied into ``workdir`` (once; the source is not changed); without it they are trained
+        in ``workdir``.
+
+    Returns:
+      What ``row.json`` holds: ``row`` (Table 1's columns), ``steps``, ``train_time_s``,
+      ``schedule``, ``loss`` (the loss weights) and ``wall_s``.
+
+    Raises:
+      FileNotFoundError: ``embeddings`` is not a folder with both embedding networks.
+    """
+    t0 = time.perf_counter()
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    if embeddings is not None:
+        for factor in ("identity", "expression"):
+            source = os.path.join(os.path.abspath(embeddings), f"embedding_{factor}")
+            if not os.path.isdir(os.path.join(source, "checkpoints")):
+                raise FileNotFoundError(f"{source}: no trained embedding network (expected the "
+                                        f"work directory of a finished tables run)")
+            target = os.path.join(workdir, f"embedding_{factor}")
+            if not os.path.exists(target):
+                partial = target + ".partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(source, partial, ignore=shutil.ignore_patterns(LOCK_FILE))
+                os.replace(partial, target)
+    data = load_faces(config)
+    trainer = Trainer.create(config, data)
+    state, info = trainer.train(variant_config(config, "full"),
+                                os.path.join(workdir, "gan_full"), data)
+    model = gan_code_model(trainer.gan, state.gen_params, "full")
+    embedders, _ = _embedders(config, workdir, data)
+    row = _model_row(config, model, embedders, data, jax.random.key(int(config.seed) + 1))
+    _write_sheets(config, model, state, data, workdir)
+    out = {"row": row, "steps": info["steps"], "train_time_s": info["train_time_s"],
+           "schedule": str(config.optim.get("schedule", "constant")),
+           "loss": config.loss.to_dict(), "wall_s": time.perf_counter() - t0}
+    write_json(os.path.join(workdir, "row.json"), out)
     return out

@@ -245,7 +245,8 @@ def run_tables(config, workdir: str) -> dict:
     ``config.tables.ablation_protocol``; writes Markdown/JSON tables and PNG figures.
 
     With ``config.tables.learning_rates``, S2D-Dec's learning rate is first chosen on
-    validation data (:func:`select_learning_rate`) and used for every S2D-Dec cell.
+    validation data (:func:`select_learning_rate`) and used for every trained cell (S2D-Dec,
+    its ablations and Neural3DMM, which share ``config.optim``).
 
     Returns:
       ``{"table1": {method: {protocol: summary}}, "table2": {row: {protocol: summary}},

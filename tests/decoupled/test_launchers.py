@@ -133,3 +133,24 @@ def test_tables_launcher_writes_both_tables(tiny_faces4d, tmp_path):
                table2.values())
     assert (workdir / "contact_sheet.png").is_file()
     assert json.loads((workdir / "tables.json").read_text())["wall_s"] > 0
+
+    # The full model alone, with the tables' embedding networks: the same row as "Ours".
+    alone = tmp_path / "alone"
+    out = _launch("experiments.decoupled.full_model", [f"--config.data_dir={tiny_faces4d[0]}",
+                                                       f"--embeddings={workdir}"], alone)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = json.loads((workdir / "rows" / "full.json").read_text())
+    assert summary["schedule"] == "constant" and summary["steps"] > 0
+    for column, value in ours.items():
+        np.testing.assert_allclose(summary["row"][column], value, rtol=1e-5, err_msg=column)
+    for name in ("row.json", "contact_sheet.png", "contact_sheet_change.png"):
+        assert (alone / name).is_file(), name
+    assert json.loads((alone / "row.json").read_text())["row"] == summary["row"]
+
+
+def test_full_model_needs_trained_embeddings(config, tmp_path):
+    from jaxface.decoupled.tables import run_full_model
+
+    with pytest.raises(FileNotFoundError, match="no trained embedding network"):
+        run_full_model(config, str(tmp_path / "run"), embeddings=str(tmp_path / "nothing"))

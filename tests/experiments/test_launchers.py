@@ -9,7 +9,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LAUNCHERS = ("s2d.main", "s2d.tables", "motion3dgan.main", "motion3dgan.table3",
-             "decoupled.main", "decoupled.tables")
+             "decoupled.main", "decoupled.tables", "decoupled.full_model")
 
 
 def _run(args, timeout=300):
