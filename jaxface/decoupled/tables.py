@@ -54,8 +54,8 @@ from jaxface.decoupled.metrics import (
 )
 from jaxface.decoupled.sheet import label_grid
 from jaxface.decoupled.train import GANState, Trainer
-from jaxface.train.workdir import LOCK_FILE
 from jaxface.files import write_atomic, write_json
+from jaxface.train.workdir import LOCK_FILE
 from jaxface.viz.render import save_png
 
 __all__ = [
