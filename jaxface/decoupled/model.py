@@ -164,9 +164,12 @@ def create_gan(config, *, reference: np.ndarray, faces: np.ndarray, scale: float
     gen_steps = int(o.num_epochs) * max(1, int(steps_per_epoch))
 
     def rate(updates_per_step: int):
-        return decay_schedule(o.get("schedule", "constant"), o.learning_rate,
-                              total_steps=gen_steps * updates_per_step,
-                              final_fraction=o.get("final_fraction", 0.0))
+        try:
+            return decay_schedule(o.get("schedule", "constant"), o.learning_rate,
+                                  total_steps=gen_steps * updates_per_step,
+                                  final_fraction=o.get("final_fraction", 0.0))
+        except ValueError as e:
+            raise ValueError(f"config.optim (schedule, final_fraction): {e}") from e
 
     return FaceGAN(
         generator=create_model(config.generator, num_vertices=reference.shape[0]),

@@ -25,10 +25,10 @@ CRITIC_METRICS = ("critic_loss", "wasserstein", "gradient_penalty", "critic_cls_
 GEN_METRICS = ("gen_loss", "gen_adv", "gen_cls", "gen_feat", "gen_laplacian", "gen_grad_norm")
 
 
-def _gan(config, faces):
+def _gan(config, faces, steps_per_epoch=1):
     return create_gan(config, reference=faces.reference, faces=faces.view.faces,
                       scale=faces.scale, num_identities=faces.num_identities,
-                      num_expressions=faces.num_expressions)
+                      num_expressions=faces.num_expressions, steps_per_epoch=steps_per_epoch)
 
 
 def _batch(config, faces):
@@ -116,9 +116,7 @@ def test_a_decaying_learning_rate_reaches_its_end_for_both_networks(config, tiny
     # update on and the critic's from its (n_critic + 1)-th, so a second step changes nothing.
     config.optim.num_epochs = 1
     config.optim.schedule = "linear"
-    gan = create_gan(config, reference=tiny_faces.reference, faces=tiny_faces.view.faces,
-                     scale=tiny_faces.scale, num_identities=tiny_faces.num_identities,
-                     num_expressions=tiny_faces.num_expressions, steps_per_epoch=1)
+    gan = _gan(config, tiny_faces, steps_per_epoch=1)
     step = make_train_step(gan, label_stats(tiny_faces), n_critic=config.optim.n_critic,
                            donate=False)
     start = create_state(gan, 0, LossWeights.from_config(config))
@@ -130,7 +128,8 @@ def test_a_decaying_learning_rate_reaches_its_end_for_both_networks(config, tiny
     assert not _differ(second.gen_params, first.gen_params)
     assert not _differ(second.critic_params, first.critic_params)
     config.optim.schedule = "exponential"
-    with pytest.raises(ValueError, match="unknown learning-rate schedule 'exponential'"):
+    with pytest.raises(ValueError, match=r"config.optim \(schedule, final_fraction\): unknown "
+                       "learning-rate schedule 'exponential'"):
         _gan(config, tiny_faces)
 
 
