@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 REJECTED_DIR = "checkpoints_rejected"
 #: Room for a checkpoint's metadata files, on top of its arrays.
 _METADATA_BYTES = 64 * 1024
+# After a failed save: how long the checkpoint folder must stay free of temporary folders, and
+# the most time spent waiting for that (see Checkpoints._remove_partial).
+_SETTLE_S = 0.2
+_SETTLE_LIMIT_S = 5.0
 
 
 class CheckpointError(OSError):
@@ -266,12 +271,32 @@ class Checkpoints:
             raise disk_full_error(path, needed, what) from err
 
     def _remove_partial(self) -> None:
-        """Deletes orbax's temporary folders (a save that did not finish)."""
-        if not os.path.isdir(self.directory):
-            return
-        for name in os.listdir(self.directory):
-            if ".orbax-checkpoint-tmp" in name:
-                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        """Deletes orbax's temporary folders (a save that did not finish).
+
+        When one write of a save fails, orbax gives up while tensorstore still finishes the
+        save's other writes, and those can recreate a folder removed a moment earlier. So the
+        removal repeats until the directory has stayed clean for ``_SETTLE_S`` (at most
+        ``_SETTLE_LIMIT_S`` in all; only on this failure path).
+        """
+        start = time.monotonic()
+        clean_since = None
+        while True:
+            removed = False
+            names = os.listdir(self.directory) if os.path.isdir(self.directory) else []
+            for name in names:
+                if ".orbax-checkpoint-tmp" in name:
+                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+                    removed = True
+            now = time.monotonic()
+            if removed:
+                clean_since = None
+            elif clean_since is None:
+                clean_since = now
+            if clean_since is not None and now - clean_since >= _SETTLE_S:
+                return
+            if now - start >= _SETTLE_LIMIT_S:
+                return
+            time.sleep(0.02)
 
     def wait(self) -> None:
         """Blocks until background writes are finished.

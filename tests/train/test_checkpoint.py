@@ -104,3 +104,26 @@ def test_a_state_saved_on_8_devices_restores_on_one(tmp_path):
     out = subprocess.run([sys.executable, "-c", _RESTORE_ON_ONE_DEVICE, str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_partial_save_is_removed_even_when_late_writes_recreate_it(tmp_path):
+    # After a failed save, writes of the same save still in flight may land after the first
+    # removal; the removal waits until the folder stays clean.
+    import threading
+    import time
+
+    ckpt = Checkpoints(str(tmp_path), async_save=False)
+    partial = os.path.join(ckpt.directory, "9.orbax-checkpoint-tmp")
+    os.makedirs(os.path.join(partial, "d"))
+
+    def late_write():
+        time.sleep(0.08)
+        os.makedirs(os.path.join(partial, "d"), exist_ok=True)
+        with open(os.path.join(partial, "d", "chunk"), "wb") as f:
+            f.write(b"x")
+
+    writer = threading.Thread(target=late_write)
+    writer.start()
+    ckpt._remove_partial()
+    writer.join()
+    assert not os.path.exists(partial)
