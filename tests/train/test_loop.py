@@ -79,6 +79,21 @@ def test_supervised_step_matches_numpy_gradient_descent():
     assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves(new.params))
 
 
+def test_supervised_step_traces_once_over_many_steps():
+    traces = []
+
+    def loss(params, batch):
+        traces.append(1)  # runs only while tracing
+        return _loss(params, batch)
+
+    step = make_supervised_step(loss)
+    state = _state()
+    for _ in range(3):
+        state, _ = step(state, _first_batch(), jax.random.key(0))
+    assert int(state.step) == 3
+    assert len(traces) == 1  # the int32 step counter keeps the input types fixed
+
+
 @pytest.mark.multidevice
 def test_sharded_supervised_step_equals_the_unsharded_one():
     mesh = data_mesh()
