@@ -24,6 +24,7 @@ from jaxface.commands import (
     view,
 )
 from jaxface.commands.errors import UserError
+from jaxface.commands.parsers import plain
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
 
@@ -46,7 +47,7 @@ COMMANDS: dict[str, ModuleType] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxface`` parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="jaxface", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jaxface", description=plain(__doc__.splitlines()[0]))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):  # a module may register several commands
         module.register(sub)

@@ -18,6 +18,8 @@ import argparse
 import math
 import warnings
 
+from jaxface.commands.parsers import plain
+
 __all__ = ["level_sizes", "register", "run", "suggest_factors"]
 
 
@@ -48,7 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Adds the ``mesh-info`` parser to the ``jaxface`` sub-command parsers."""
     parser = subparsers.add_parser(
         "mesh-info", help="summarise a template mesh and build its hierarchy and spirals",
-        description=__doc__.splitlines()[0])
+        description=plain(__doc__.splitlines()[0]))
     parser.add_argument("mesh", help="template mesh (.ply or .obj)")
     parser.add_argument("--factors", type=float, nargs="+", default=[4, 4, 4, 4],
                         help="decimation factor per level step (default: 4 4 4 4)")

@@ -52,6 +52,7 @@ import time
 import numpy as np
 
 from jaxface.commands.output import UNITS
+from jaxface.commands.parsers import plain
 
 __all__ = ["GIF_FRAMES", "SHEET_FRAMES", "mesh_files", "read_input_mesh", "register",
            "render_video_preview"]
@@ -98,7 +99,7 @@ def register(subparsers) -> None:
     _out_sequence(p)
     p.set_defaults(func=_animate)
 
-    paragraphs = __doc__.split("\n\n")
+    paragraphs = plain(__doc__).split("\n\n")
     p = subparsers.add_parser(
         "transfer",
         help="transfer the motion of a mesh sequence, or of a face video, to another face "
