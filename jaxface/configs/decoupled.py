@@ -24,9 +24,10 @@ Modes (``--config=jaxface/configs/decoupled.py:<mode>``):
 * ``converge``: the ``cpu`` data and networks trained to the end of a learning rate that decays
   linearly to zero over 108 epochs (6696 generator steps), with the Laplacian weight raised from
   1 to 10. With the ``cpu`` mode's constant rate, longer training loses decoupling and
-  smoothness; with this schedule and weight the full model ends smooth and decoupled
-  (``experiments/decoupled/README.md``, "Training to the end of a decaying learning rate";
-  about 20 minutes per GAN on an idle 2-core CPU)::
+  smoothness; with this schedule and weight the full model ends smooth, each expression code
+  moving the same regions on every identity (``experiments/decoupled/README.md``, "Training to
+  the end of a decaying learning rate" and "Results (converge mode)", which also shows how much
+  the decoupling scores vary between seeds; about 20 minutes per GAN on an idle 2-core CPU)::
 
       python -m experiments.decoupled.tables --config=jaxface/configs/decoupled.py:converge \
           --workdir=workdirs/decoupled_tables_converged
