@@ -18,7 +18,7 @@ import argparse
 import math
 import warnings
 
-from jaxface.commands.parsers import plain
+from jaxface.commands.parsers import add_parser
 
 __all__ = ["level_sizes", "register", "run", "suggest_factors"]
 
@@ -48,9 +48,8 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Adds the ``mesh-info`` parser to the ``jaxface`` sub-command parsers."""
-    parser = subparsers.add_parser(
-        "mesh-info", help="summarise a template mesh and build its hierarchy and spirals",
-        description=plain(__doc__.splitlines()[0]))
+    parser = add_parser(subparsers, "mesh-info",
+                        "summarise a template mesh and build its hierarchy and spirals", __doc__)
     parser.add_argument("mesh", help="template mesh (.ply or .obj)")
     parser.add_argument("--factors", type=float, nargs="+", default=[4, 4, 4, 4],
                         help="decimation factor per level step (default: 4 4 4 4)")

@@ -1,4 +1,6 @@
 import os
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -109,9 +111,6 @@ def test_a_state_saved_on_8_devices_restores_on_one(tmp_path):
 def test_partial_save_is_removed_even_when_late_writes_recreate_it(tmp_path):
     # After a failed save, writes of the same save still in flight may land after the first
     # removal; the removal waits until the folder stays clean.
-    import threading
-    import time
-
     ckpt = Checkpoints(str(tmp_path), async_save=False)
     partial = os.path.join(ckpt.directory, "9.orbax-checkpoint-tmp")
     os.makedirs(os.path.join(partial, "d"))
