@@ -1,6 +1,7 @@
 """Evaluation: per-vertex errors in mm, summaries, result tables and cumulative-error plots."""
 
 from jaxface.eval.errors import (
+    ErrorDistribution,
     cumulative_curve,
     format_results_table,
     per_vertex_errors_mm,
@@ -10,6 +11,7 @@ from jaxface.eval.errors import (
 from jaxface.eval.plots import plot_cumulative_errors, plot_curves
 
 __all__ = [
+    "ErrorDistribution",
     "cumulative_curve",
     "format_results_table",
     "per_vertex_errors_mm",

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxface.eval.errors import cumulative_curve
+from jaxface.eval.errors import ErrorDistribution, cumulative_curve
 
 __all__ = ["plot_cumulative_errors", "plot_curves"]
 
 
 def plot_cumulative_errors(
-    errors: Mapping[str, np.ndarray],
+    errors: Mapping[str, np.ndarray | ErrorDistribution],
     path: str | os.PathLike,
     *,
     max_mm: float = 3.0,
@@ -33,7 +33,8 @@ def plot_cumulative_errors(
     the S2D evaluation).
 
     Args:
-      errors: ``{method: per-vertex errors in mm}``, arrays of any shape.
+      errors: ``{method: per-vertex errors in mm}``, arrays of any shape or
+        :class:`~jaxface.eval.errors.ErrorDistribution` records.
       path: output PNG file (parent folders are created).
       max_mm: largest threshold on the x axis (mm).
       num: number of thresholds.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxface.eval import (
+    ErrorDistribution,
     cumulative_curve,
     format_results_table,
     per_vertex_errors_mm,
@@ -72,6 +73,65 @@ def test_cumulative_curve_exact_and_monotone(rng):
     assert full[-1] == 1.0
     with pytest.raises(ValueError):
         cumulative_curve(errors, max_mm=1.0, num=0)
+
+
+def test_error_distribution_matches_the_errors_and_pools_exactly(rng, tmp_path):
+    folds = [rng.gamma(2.0, 0.3, size=(n, 50)) for n in (40, 7, 23)]
+    parts = [ErrorDistribution.of(f) for f in folds]
+    for f, part in zip(folds, parts, strict=True):
+        got, want = part.summary(), summarize(f)
+        assert got["count"] == want["count"]
+        np.testing.assert_allclose([got["mean"], got["std"]], [want["mean"], want["std"]],
+                                   rtol=1e-12)
+        assert abs(got["median"] - want["median"]) <= 1e-3
+    pooled = ErrorDistribution.pooled(parts)
+    everything = np.concatenate([f.reshape(-1) for f in folds])
+    got, want = pooled.summary(), summarize(everything)
+    assert got["count"] == want["count"] == everything.size
+    np.testing.assert_allclose([got["mean"], got["std"]], [want["mean"], want["std"]],
+                               rtol=1e-12)
+    assert abs(got["median"] - want["median"]) <= 1e-3
+    for q in (0.1, 0.9):
+        assert abs(pooled.quantile(q) - np.quantile(everything, q)) <= 1e-3
+    assert pooled.quantile(0.0) <= everything.min() + 1e-3
+    assert abs(pooled.quantile(1.0) - everything.max()) <= 1e-3
+    # On bin edges the curve is exact (errors strictly below each threshold).
+    thresholds, fraction = cumulative_curve(pooled, max_mm=2.0, num=201)
+    np.testing.assert_allclose(fraction, [(everything < t).mean() for t in thresholds])
+    path = tmp_path / "errors.npz"
+    path.write_bytes(pooled.to_bytes())
+    loaded = ErrorDistribution.load(path)
+    assert loaded.summary() == pooled.summary()
+    np.testing.assert_array_equal(loaded.counts, pooled.counts)
+    assert path.stat().st_size < 20_000
+
+
+def test_error_distribution_hand_cases_and_bad_input(tmp_path):
+    d = ErrorDistribution.of(np.array([0.0, 1.0, 1.0, 4.0]), resolution_mm=1.0)
+    np.testing.assert_array_equal(d.counts, [1, 2, 0, 0, 1])
+    # The median's rank (2 of 4) falls half way through the [1, 2) bin's two errors.
+    assert d.summary() == {"mean": 1.5, "std": 1.5, "median": 1.5, "count": 4}
+    np.testing.assert_allclose(d.cumulative([0.0, 1.0, 2.0, 4.0, 5.0, 9.0]),
+                               [0.0, 0.25, 0.75, 0.75, 1.0, 1.0])
+    assert d.quantile(0.75) == 2.0  # the third value's bin ends at 2 mm
+    empty = ErrorDistribution.pooled([ErrorDistribution.of(np.zeros(0))])
+    assert empty.summary()["count"] == 0 and np.isnan(empty.summary()["median"])
+    with pytest.raises(ValueError, match="non-negative"):
+        ErrorDistribution.of(np.array([1.0, -0.5]))
+    with pytest.raises(ValueError, match="non-finite"):
+        ErrorDistribution.of(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="one resolution"):
+        ErrorDistribution.pooled([d, ErrorDistribution.of(np.ones(3))])
+    with pytest.raises(ValueError, match="q must lie"):
+        d.quantile(1.5)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, count=np.int64(5), mean=1.0, m2=0.0, counts=np.array([1, 2]),
+             resolution_mm=1.0)
+    with pytest.raises(ValueError, match="bad.npz: histogram holds 3 errors, count says 5"):
+        ErrorDistribution.load(bad)
+    np.savez(bad, count=np.int64(5))
+    with pytest.raises(ValueError, match="not an error distribution"):
+        ErrorDistribution.load(bad)
 
 
 def test_results_table_and_files(tmp_path):

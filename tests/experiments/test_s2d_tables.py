@@ -28,7 +28,10 @@ def test_tables_end_to_end(tiny_faces4d, tmp_path):
     md = (tmp_path / "table1.md").read_text()
     assert all(m in md for m in methods) and "±" in md
     # A second run reuses every saved cell instead of training again.
-    before = {p: os.path.getmtime(p) for p in tmp_path.rglob("errors_mm.npy")}
+    before = {p: os.path.getmtime(p) for p in tmp_path.rglob("errors.npz")}
+    assert len(before) == len(methods) + len(ABLATIONS)
+    # Only the heat maps' fold keeps predictions: the cells stay a few kilobytes.
+    assert len(list(tmp_path.rglob("picked_predictions.npy"))) == len(methods)
     run_tables(c, str(tmp_path))
     assert before and all(os.path.getmtime(p) == t for p, t in before.items())
     assert json.loads((tmp_path / "table1.json").read_text()) == json.loads(
