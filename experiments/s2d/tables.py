@@ -4,7 +4,15 @@
         --workdir=workdirs/s2d_tables
 
 Writes ``table1.md/.json``, ``table2.md/.json``, ``cumulative_*.png``, ``heatmaps_*.png`` and
-``tables.json`` into the work directory; re-running continues an interrupted run.
+``tables.json`` into the work directory; re-running continues an interrupted run. Several
+copies of the command on one work directory share its cells; on a CPU, one copy per core is
+faster than one copy on all cores (each copy then runs one XLA thread)::
+
+    for core in 0 1; do
+      XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+      taskset -c $core python -m experiments.s2d.tables \
+          --config=jaxface/configs/s2d.py:converge --workdir=workdirs/s2d_tables &
+    done; wait
 """
 
 import json

@@ -9,6 +9,10 @@ show, ``picked_predictions.npy``. A cell whose files exist is not run again, so 
 tables run continues where it stopped, and the finished cells of a long run are small enough
 to keep (or commit) and re-render the tables from.
 
+Several processes may run the same tables in the same work directory at once (one per GPU, or
+one per CPU core): each cell is locked while it runs, a process skips the cells others hold and
+takes the next, then waits for the rest, and every process ends with the same tables.
+
 Table 1 pools the per-vertex errors of the 4 folds of each protocol (mean ± std in mm), as
 the official cross-validation script does; the pooled mean and standard deviation are exact,
 the median is within 1 µm.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -30,9 +35,10 @@ from jaxface.baselines import DL3DMM, PCA3DMM, landmark_matrix
 from jaxface.eval.errors import ErrorDistribution, per_vertex_errors_mm, write_results
 from jaxface.eval.plots import plot_cumulative_errors
 from jaxface.files import write_atomic, write_json, write_npy
-from jaxface.s2d.data import ProtocolData, load_protocol
+from jaxface.s2d.data import ProtocolData, load_protocol, protocol_name
 from jaxface.s2d.pairs import S2DPairs
 from jaxface.s2d.train import Predictor, train_neural3dmm, train_s2d
+from jaxface.train import WorkdirBusyError, lock_workdir
 
 __all__ = ["ABLATIONS", "METHODS", "Method", "run_tables", "select_learning_rate"]
 
@@ -137,35 +143,81 @@ def _with_loss(config, overrides: dict):
     return _with(config, **{f"loss.{k}": v for k, v in overrides.items()})
 
 
-def _cell(
-    workdir: str, name: str, run: Callable, config, data: ProtocolData, picks: np.ndarray
-) -> tuple[ErrorDistribution, np.ndarray]:
-    """Runs one (method, fold) cell, ``run(config, folder, data)``, unless its results are saved.
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """One (method, protocol, fold) run: where it goes, how it runs, the data it needs."""
 
-    Returns:
-      ``(distribution of the per-vertex test errors (mm), predictions of the test frames
-      ``picks`` [P, N, 3])``.
-    """
-    slug = (name.replace(" ", "_").replace(":", "").replace(",", "").replace("%", "pct")
+    folder: str
+    run: Callable[[object, str, ProtocolData], tuple[Predictor, dict]]
+    config: object
+    data: Callable[[], ProtocolData]
+    num_picks: int = 0
+
+    @property
+    def errors_path(self) -> str:
+        return os.path.join(self.folder, "errors.npz")
+
+    @property
+    def picks_path(self) -> str:
+        return os.path.join(self.folder, "picked_predictions.npy")
+
+    def done(self) -> bool:
+        return os.path.exists(self.errors_path) and (
+            not self.num_picks or os.path.exists(self.picks_path))
+
+    def compute(self) -> None:
+        """Trains or fits the method, evaluates it on the test part and saves the results."""
+        data = self.data()
+        t0 = time.perf_counter()
+        predict, info = self.run(self.config, self.folder, data)
+        pred = predict(data.test)
+        distribution = ErrorDistribution.of(per_vertex_errors_mm(pred, data.test.targets))
+        info = dict(info, wall_s=time.perf_counter() - t0, test=distribution.summary())
+        os.makedirs(self.folder, exist_ok=True)
+        write_json(os.path.join(self.folder, "results.json"), info)
+        if self.num_picks:
+            write_npy(self.picks_path, pred[_heatmap_picks(data, self.num_picks)])
+        write_atomic(self.errors_path, distribution.to_bytes())
+        log.info("%s: %.3f ± %.3f mm", self.folder, info["test"]["mean"], info["test"]["std"])
+
+    def errors(self) -> ErrorDistribution:
+        return ErrorDistribution.load(self.errors_path)
+
+    def picked(self) -> np.ndarray:
+        """Predictions of the heat maps' test frames, ``[num_picks, N, 3]``."""
+        return np.load(self.picks_path)
+
+
+def _slug(name: str) -> str:
+    return (name.replace(" ", "_").replace(":", "").replace(",", "").replace("%", "pct")
             .replace("/", "-"))
-    folder = os.path.join(workdir, slug)
-    path = os.path.join(folder, "errors.npz")
-    picked_path = os.path.join(folder, "picked_predictions.npy")
-    if os.path.exists(path) and (not len(picks) or os.path.exists(picked_path)):
-        picked = np.load(picked_path) if len(picks) else np.zeros((0, *data.view.vertices.shape))
-        return ErrorDistribution.load(path), picked
-    t0 = time.perf_counter()
-    predict, info = run(config, folder, data)
-    pred = predict(data.test)
-    distribution = ErrorDistribution.of(per_vertex_errors_mm(pred, data.test.targets))
-    info = dict(info, wall_s=time.perf_counter() - t0, test=distribution.summary())
-    os.makedirs(folder, exist_ok=True)
-    write_json(os.path.join(folder, "results.json"), info)
-    if len(picks):
-        write_npy(picked_path, pred[picks])
-    write_atomic(path, distribution.to_bytes())
-    log.info("%s: %.3f ± %.3f mm", folder, info["test"]["mean"], info["test"]["std"])
-    return distribution, pred[picks]
+
+
+def _share(folders: list[str], done: Callable[[str], bool], work: Callable[[str], None]):
+    """Runs ``work(folder)`` for every folder not ``done``, alongside any other processes doing
+    the same in the same work directory.
+
+    Each folder is locked while its work runs (:func:`jaxface.train.lock_workdir`). A first pass
+    skips the folders another process holds; a second waits for them, and does the work itself
+    of any whose holder ended without finishing it.
+    """
+    for wait in (False, True):
+        for folder in folders:
+            if done(folder):
+                continue
+            try:
+                with lock_workdir(folder, timeout=-1 if wait else 0):
+                    if not done(folder):
+                        work(folder)
+            except WorkdirBusyError:
+                continue
+
+
+def _run_cells(cells: list[_Cell]) -> None:
+    """Runs every cell whose results are not saved (shared with other processes, see
+    :func:`_share`)."""
+    by_folder = {cell.folder: cell for cell in cells}
+    _share(list(by_folder), lambda f: by_folder[f].done(), lambda f: by_folder[f].compute())
 
 
 def _heatmap_picks(data: ProtocolData, num: int) -> np.ndarray:
@@ -236,11 +288,17 @@ def select_learning_rate(config, workdir: str) -> dict:
             return json.load(f)
     c = _with(config, protocol=tc.protocols[0], fold=tc.folds[0])
     data = load_protocol(c)
+    folders = {os.path.join(folder, f"lr_{rate:g}"): rate for rate in tc.learning_rates}
     errors = {}
-    for rate in tc.learning_rates:
-        _, info = train_s2d(_with(c, **{"optim.learning_rate": rate}), os.path.join(
-            folder, f"lr_{rate:g}"), data)
+
+    def train(run_dir: str):
+        rate = folders[run_dir]
+        _, info = train_s2d(_with(c, **{"optim.learning_rate": rate}), run_dir, data)
         errors[f"{rate:g}"] = info["validation"][-1]["val_error_mm"]
+
+    # A run finished by another process is read back by train_s2d without training again.
+    _share(list(folders), lambda f: f"{folders[f]:g}" in errors, train)
+    errors = {f"{rate:g}": errors[f"{rate:g}"] for rate in tc.learning_rates}
     best = min(errors, key=errors.get)
     choice = {"learning_rate": float(best), "protocol": data.protocol, "val_error_mm": errors}
     write_json(choice_path, choice)
@@ -270,45 +328,55 @@ def run_tables(config, workdir: str) -> dict:
     if tc.get("learning_rates"):
         lr_search = select_learning_rate(config, workdir)
         config = _with(config, **{"optim.learning_rate": lr_search["learning_rate"]})
+
+    def load_protocol_of(protocol: str, fold: int) -> ProtocolData:
+        return load_protocol(_with(config, protocol=protocol, fold=fold))
+
     methods = {_method(name).label(config): _method(name) for name in tc.methods}
-    table1: dict[str, dict] = {label: {} for label in methods}
-    curves: dict[str, dict[str, ErrorDistribution]] = {}
+    load = functools.lru_cache(maxsize=1)(load_protocol_of)  # cells come fold by fold
+
+    # The plan: every Table 1 cell, fold by fold, then the Table 2 rows.
+    table1_cells: dict[tuple[str, int, str], _Cell] = {}
     for protocol in tc.protocols:
-        pooled: dict[str, list[ErrorDistribution]] = {label: [] for label in methods}
         for fold in tc.folds:
             c = _with(config, protocol=protocol, fold=fold)
-            data = load_protocol(c)
-            fold_dir = os.path.join(workdir, data.protocol)
-            shown = fold == tc.folds[0] and tc.num_heatmaps
-            picks = _heatmap_picks(data, tc.num_heatmaps) if shown else np.zeros(0, np.int64)
-            picked = {}
+            fold_dir = os.path.join(workdir, protocol_name(protocol, fold))
             for label, method in methods.items():
-                errors, picked[label] = _cell(fold_dir, label, method.run, c, data, picks)
-                pooled[label].append(errors)
-            if shown:
-                _heatmaps(os.path.join(workdir, f"heatmaps_{protocol}.png"), data, picks,
-                          picked, tc.curve_max_mm)
-        label = {"expression": "Expression split", "identity": "Identity split"}.get(
-            protocol, protocol)
-        curves[label] = {}
-        for method in methods:
-            curves[label][method] = ErrorDistribution.pooled(pooled[method])
-            table1[method][label] = curves[label][method].summary()
-    for label, per_method in curves.items():
-        slug = label.split()[0].lower()
-        plot_cumulative_errors(per_method, os.path.join(workdir, f"cumulative_{slug}.png"),
-                               max_mm=tc.curve_max_mm, title=f"Cumulative error, {label}")
-    write_results(table1, os.path.join(workdir, "table1.md"), median=True,
-                  title="Table 1: reconstruction error (mm), mean ± std (median)")
-
-    table2: dict[str, dict] = {}
+                table1_cells[protocol, fold, label] = _Cell(
+                    os.path.join(fold_dir, _slug(label)), method.run, c,
+                    functools.partial(load, protocol, fold),
+                    tc.num_heatmaps if fold == tc.folds[0] else 0)
+    table2_cells: dict[str, _Cell] = {}
     if tc.ablation_protocol:
         c = _with(config, protocol=tc.ablation_protocol, fold=0)
-        data = load_protocol(c)
         for row, overrides in ABLATIONS:
-            errors, _ = _cell(os.path.join(workdir, "ablation"), row, train_s2d,
-                              _with_loss(c, overrides), data, np.zeros(0, np.int64))
-            table2[row] = {data.protocol: errors.summary()}
+            table2_cells[row] = _Cell(os.path.join(workdir, "ablation", _slug(row)), train_s2d,
+                                      _with_loss(c, overrides),
+                                      functools.partial(load, tc.ablation_protocol, 0))
+    _run_cells([*table1_cells.values(), *table2_cells.values()])
+
+    table1: dict[str, dict] = {label: {} for label in methods}
+    for protocol in tc.protocols:
+        label = {"expression": "Expression split", "identity": "Identity split"}.get(
+            protocol, protocol)
+        curves = {method: ErrorDistribution.pooled(
+            [table1_cells[protocol, fold, method].errors() for fold in tc.folds])
+            for method in methods}
+        for method, pooled in curves.items():
+            table1[method][label] = pooled.summary()
+        plot_cumulative_errors(curves, os.path.join(workdir, f"cumulative_{protocol}.png"),
+                               max_mm=tc.curve_max_mm, title=f"Cumulative error, {label}")
+        if tc.num_heatmaps:
+            data = load(protocol, tc.folds[0])
+            _heatmaps(os.path.join(workdir, f"heatmaps_{protocol}.png"), data,
+                      _heatmap_picks(data, tc.num_heatmaps),
+                      {m: table1_cells[protocol, tc.folds[0], m].picked() for m in methods},
+                      tc.curve_max_mm)
+    write_results(table1, os.path.join(workdir, "table1.md"), median=True,
+                  title="Table 1: reconstruction error (mm), mean ± std (median)")
+    table2 = {row: {protocol_name(tc.ablation_protocol, 0): cell.errors().summary()}
+              for row, cell in table2_cells.items()}
+    if table2:
         write_results(table2, os.path.join(workdir, "table2.md"), median=True,
                       title="Table 2: S2D-Dec loss ablation, error (mm), mean ± std (median)")
     out = {"table1": table1, "table2": table2, "wall_s": time.perf_counter() - t0}

@@ -80,7 +80,8 @@ def lock_workdir(workdir: str | os.PathLike, *, timeout: float = 0.0) -> Iterato
 
     Args:
       workdir: the run's folder.
-      timeout: seconds to wait for a holder to finish (0: fail at once).
+      timeout: seconds to wait for a holder to finish (0: fail at once; negative: as long as
+        it takes).
 
     Yields:
       The lock file's path.
