@@ -80,6 +80,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.validation.every_epochs = 1.0
     c.validation.patience = 0
     c.validation.min_delta_mm = 0.0
+    # The parameters a run ends with: "last" (the paper trains a fixed number of epochs and
+    # keeps the last) or "best" (those of its best validation evaluation, saved when it was
+    # evaluated; the run's folder keeps them in best/, and loading the run uses them).
+    c.validation.keep = "last"
 
     # The Neural3DMM baseline (spiral autoencoder, latent 16 ⊕ landmark displacement).
     c.neural3dmm = ml_collections.ConfigDict()
@@ -124,6 +128,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.validation.every_epochs = 1.0
         c.validation.patience = 4
         c.validation.min_delta_mm = 0.005
+        c.validation.keep = "best"
         c.tables.learning_rates = (1e-3, 3e-4, 1e-4)
     elif mode == "test":
         c.dataset_config = "tiny"

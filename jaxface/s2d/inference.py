@@ -28,6 +28,7 @@ from jaxface.train import (
     apply_in_batches,
     create_optimizer,
     create_train_state,
+    kept_params,
     read_config,
     restore_latest,
 )
@@ -55,7 +56,8 @@ class S2DInference:
 
     @classmethod
     def load(cls, workdir: str) -> S2DInference:
-        """Loads the latest checkpoint of a trained run directory.
+        """Loads a trained run directory: the parameters it kept from its best validation
+        evaluation (``config.validation.keep = "best"``), otherwise its latest checkpoint.
 
         Raises:
           FileNotFoundError: the folder is not a trained S2D run (names the missing file).
@@ -68,9 +70,11 @@ class S2DInference:
         vertices, faces, landmarks = load_template(workdir)
         topology = build_topology(vertices, faces, config.topology)
         model = create_model(config.model, topology=topology)
+        kept = kept_params(workdir)
+        if kept is not None:
+            return cls(model, kept[0], vertices, faces, landmarks)
         restored, _ = restore_latest(workdir, _state_structure(config, model))
-        params = restored.params
-        return cls(model, jax.device_get(params), vertices, faces, landmarks)
+        return cls(model, jax.device_get(restored.params), vertices, faces, landmarks)
 
     @property
     def num_vertices(self) -> int:

@@ -267,7 +267,8 @@ def select_learning_rate(config, workdir: str) -> dict:
 
     Trains S2D-Dec with every rate of ``config.tables.learning_rates`` on the training part of
     the first protocol's first fold, with ``config.validation`` sequences held out, and picks
-    the rate with the lowest validation error (its last evaluation; with a plateau stop the
+    the rate with the lowest validation error of the parameters each run keeps (its best
+    evaluation, or its last with ``config.validation.keep = "last"``; with a plateau stop the
     runs end when they stop improving). Each run is a resumable folder of
     ``<workdir>/lr_search``; the choice goes to ``<workdir>/lr_search/choice.json``.
 
@@ -294,7 +295,7 @@ def select_learning_rate(config, workdir: str) -> dict:
     def train(run_dir: str):
         rate = folders[run_dir]
         _, info = train_s2d(_with(c, **{"optim.learning_rate": rate}), run_dir, data)
-        errors[f"{rate:g}"] = info["validation"][-1]["val_error_mm"]
+        errors[f"{rate:g}"] = info["val_error_mm"]
 
     # A run finished by another process is read back by train_s2d without training again.
     _share(list(folders), lambda f: f"{folders[f]:g}" in errors, train)

@@ -81,9 +81,12 @@ def _validation_hook(config, workdir: str, data: ProtocolData, steps_per_epoch: 
         errors = per_vertex_errors_mm(predictor(state.params)(pairs), pairs.targets)
         return {"val_error_mm": float(np.mean(errors))}
 
-    stop = Plateau("val_error_mm", v.patience, v.min_delta_mm) if v.patience else None
+    if v.keep not in ("best", "last"):
+        raise ValueError(f"config.validation.keep must be 'best' or 'last', got {v.keep!r}")
+    rule = Plateau("val_error_mm", max(1, v.patience), v.min_delta_mm)
     every = max(1, round(v.every_epochs * steps_per_epoch))
-    return [PeriodicEval(evaluate, every, workdir, stop)]
+    return [PeriodicEval(evaluate, every, workdir, rule if v.patience else None,
+                         keep_best=rule if v.keep == "best" else None)]
 
 
 def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tuple,
@@ -94,7 +97,9 @@ def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tupl
     ``predict(params, batch)`` and ``target(batch)`` are what the loss compares;
     ``predictor(params)`` is the trained model's ``pairs -> meshes``, used on the validation
     pairs while training (``config.validation``: mean error in mm, optional plateau stop) and
-    returned for the trained parameters.
+    returned for the kept parameters: with validation pairs and ``config.validation.keep ==
+    "best"`` those of the best validation evaluation, otherwise the last ones.
+    ``info["kept"]``, ``info["kept_step"]`` and ``info["val_error_mm"]`` say which.
     """
     batches = training_batches(config, data, with_meshes=with_meshes)
     o = config.optim
@@ -106,11 +111,17 @@ def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tupl
     hooks = _validation_hook(config, workdir, data, batches.steps_per_epoch, predictor)
     state, run = fit(state, step, batches, LoopConfig.from_config(config, o.num_epochs, desc=desc),
                      workdir, hooks=hooks)
+    params = jax.device_get(state.params)
     info = {**run.summary(), "final_loss": run.final["loss"] if run.final else None,
             "num_params": num_params(state.params)}
     if hooks and hooks[0].history:
         info["validation"] = hooks[0].history
-    return predictor(jax.device_get(state.params)), info
+        kept = hooks[0].best() or hooks[0].history[-1]
+        info["kept"] = "best" if hooks[0].best() else "last"
+        info["kept_step"], info["val_error_mm"] = kept["step"], kept["val_error_mm"]
+        if hooks[0].best() is not None:
+            params = hooks[0].best_params()
+    return predictor(params), info
 
 
 def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:

@@ -25,6 +25,7 @@ from jaxface.train.loop import (
     TrainingInterrupted,
     apply_in_batches,
     fit,
+    kept_params,
     map_in_batches,
 )
 from jaxface.train.metrics import (
@@ -85,6 +86,7 @@ __all__ = [
     "fit",
     "global_norm",
     "jit_train_step",
+    "kept_params",
     "lock_workdir",
     "make_supervised_step",
     "map_in_batches",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import time
@@ -45,6 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxface.data.batches import Batches
+from jaxface.files import flatten_tree, unflatten_tree, write_json, write_npz
 from jaxface.sharding import replicate
 from jaxface.train.checkpoint import Checkpoints
 from jaxface.train.metrics import (
@@ -67,6 +69,7 @@ __all__ = [
     "TrainingInterrupted",
     "apply_in_batches",
     "fit",
+    "kept_params",
     "map_in_batches",
     "read_jsonl",
 ]
@@ -171,7 +174,8 @@ class Hook(Protocol):
     """Called after every step; returning ``True`` ends the run after this step.
 
     A hook may also define ``start(step) -> bool``, called once with the restored step before
-    training; returning ``True`` means the run had already ended (nothing more is trained).
+    training; returning ``True`` means the run had already ended (nothing more is trained); and
+    ``finish(step)``, called once after the final checkpoint of a run that was not interrupted.
     """
 
     def __call__(self, step: int, state: Any, metrics: Mapping[str, jax.Array]) -> bool | None:
@@ -272,20 +276,31 @@ class PeriodicEval:
     A resumed run reads back the evaluations up to its restored step from ``eval.jsonl``, so a
     stop rule sees the whole history, and a run that had already stopped does not train again.
 
+    With ``keep_best``, the parameters of every evaluation that becomes the best so far are
+    saved to ``<workdir>/best/step_<N>.npz`` (float32 ``.npz`` of the flattened tree), and
+    :meth:`best_params` returns those of the best evaluation: exactly the state that was
+    evaluated, also across resumes (a file of an evaluation a resumed run dropped is never
+    chosen, and the files of superseded bests are removed when the run ends, :meth:`finish`).
+
     Args:
       evaluate: returns scalar metrics of the current state (e.g. a validation loss).
       every: steps between evaluations.
       workdir: run folder; records go to ``<workdir>/eval.jsonl``.
       stop: optional ``history -> bool`` deciding from all evaluations so far (a list of
         metric dicts with their ``step``) whether to end the run (e.g. :class:`Plateau`).
+      keep_best: optional rule with ``best(history) -> index`` (e.g. :class:`Plateau`) naming
+        the evaluation whose parameters to keep.
     """
 
     def __init__(self, evaluate: Callable[[Any], Mapping[str, float]], every: int, workdir: str,
-                 stop: Callable[[list[dict[str, float]]], bool] | None = None):
+                 stop: Callable[[list[dict[str, float]]], bool] | None = None,
+                 keep_best: Plateau | None = None):
         self.evaluate = evaluate
         self.every = max(1, int(every))
         self.writer = MetricsWriter(workdir, "eval.jsonl")
+        self.best_dir = os.path.join(os.path.abspath(workdir), "best")
         self.stop = stop
+        self.keep_best = keep_best
         self.history: list[dict[str, float]] = []
 
     def start(self, step: int) -> bool:
@@ -302,7 +317,71 @@ class PeriodicEval:
         check_finite(result, step)
         self.writer.write(step, result)
         self.history.append({"step": step, **result})
+        if self.keep_best is not None and (
+                self.keep_best.best(self.history) == len(self.history) - 1):
+            write_npz(self._best_path(step), flatten_tree(jax.device_get(state.params)))
         return bool(self.stop is not None and self.stop(self.history))
+
+    def _best_path(self, step: int) -> str:
+        return os.path.join(self.best_dir, f"step_{int(step):09d}.npz")
+
+    def best(self) -> dict[str, float] | None:
+        """The best evaluation's record (``{"step", metric: value}``), ``None`` without
+        ``keep_best`` or evaluations."""
+        if self.keep_best is None or not self.history:
+            return None
+        return self.history[self.keep_best.best(self.history)]
+
+    def best_params(self) -> Any:
+        """The parameters of :meth:`best` (a nested dict of numpy arrays) or ``None``.
+
+        Raises:
+          FileNotFoundError: the best evaluation's parameter file is missing.
+        """
+        record = self.best()
+        return None if record is None else _read_best(self.best_dir, record["step"])
+
+    def finish(self, step: int) -> None:
+        """The run has ended: records the best evaluation in ``best/kept.json`` (what
+        :func:`kept_params` reads) and removes the files of the other evaluations."""
+        del step
+        record = self.best()
+        if record is None or not os.path.isdir(self.best_dir):
+            return
+        keep = os.path.basename(self._best_path(record["step"]))
+        write_json(os.path.join(self.best_dir, KEPT_FILE), record)
+        for name in os.listdir(self.best_dir):
+            if name != keep and name.startswith("step_"):
+                os.remove(os.path.join(self.best_dir, name))
+
+
+KEPT_FILE = "kept.json"
+
+
+def _read_best(best_dir: str, step: int) -> dict[str, Any]:
+    path = os.path.join(best_dir, f"step_{int(step):09d}.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: the parameters of the best evaluation (step {step}) "
+                                "are missing; train the run again")
+    with np.load(path, allow_pickle=False) as f:
+        return unflatten_tree({k: f[k] for k in f.files})
+
+
+def kept_params(workdir: str) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """The parameters a finished run kept from its best evaluation, with that evaluation's
+    record (``{"step", metric: value}``); ``None`` when the run keeps its last state (read its
+    latest checkpoint instead).
+
+    Raises:
+      FileNotFoundError: ``best/kept.json`` names a parameter file that is missing.
+    """
+    best_dir = os.path.join(os.path.abspath(workdir), "best")
+    path = os.path.join(best_dir, KEPT_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    return _read_best(best_dir, record["step"]), record
 
 
 class Plateau:
@@ -404,6 +483,9 @@ def fit(
                 if stopped:
                     break
             ckpt.save(step, state, force=True)
+            for hook in hooks:
+                if hasattr(hook, "finish"):
+                    hook.finish(step)
         except KeyboardInterrupt as err:
             kept = ckpt.settle()  # a save in flight completes
             kept_text = f"checkpoint {kept} kept" if kept is not None else "no checkpoint yet"

@@ -35,3 +35,40 @@ def test_validation_split_and_plateau_stop(tiny_faces4d, tmp_path):
     assert info["stopped_early"] and info["steps"] < 40 * (len(data.train) // 8)
     assert len(history) >= 3 and all(np.isfinite(h["val_error_mm"]) for h in history)
     assert history[-1]["step"] == info["steps"]
+    assert info["kept"] == "last" and info["kept_step"] == info["steps"]
+    assert info["val_error_mm"] == history[-1]["val_error_mm"]
+    assert not (tmp_path / "best").exists()
+
+
+def test_keep_best_returns_and_loads_the_best_validation_state(tiny_faces4d, tmp_path):
+    from jaxface.configs import s2d
+    from jaxface.eval import per_vertex_errors_mm
+    from jaxface.s2d import load_protocol, train_s2d
+    from jaxface.s2d.inference import S2DInference
+
+    data_dir, _ = tiny_faces4d
+    config = s2d.get_config("test")
+    config.data_dir = data_dir
+    config.validation.fraction = 0.2
+    config.validation.patience = 3
+    config.validation.every_epochs = 0.5
+    config.validation.keep = "best"
+    config.optim.num_epochs = 4
+    data = load_protocol(config)
+    predict, info = train_s2d(config, str(tmp_path), data)
+    history = info["validation"]
+    best = min(history, key=lambda h: h["val_error_mm"])
+    assert info["kept"] == "best" and info["kept_step"] == best["step"]
+    assert info["val_error_mm"] == best["val_error_mm"]
+    # The returned predictor is the kept state: its validation error is the best one.
+    pairs = data.validation
+    error = per_vertex_errors_mm(predict(pairs), pairs.targets).mean()
+    np.testing.assert_allclose(error, best["val_error_mm"], rtol=1e-5)
+    # Loading the run uses the same parameters.
+    model = S2DInference.load(str(tmp_path))
+    np.testing.assert_allclose(
+        pairs.neutrals[pairs.sequence] + model.decode(pairs.landmark_displacement),
+        predict(pairs), atol=1e-6)
+    config.validation.keep = "first"
+    with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
+        train_s2d(config, str(tmp_path / "bad"), data)

@@ -18,6 +18,7 @@ from jaxface.train import (
     Plateau,
     create_train_state,
     fit,
+    kept_params,
     make_supervised_step,
     map_in_batches,
 )
@@ -177,6 +178,43 @@ def test_periodic_eval_logs_and_can_stop_the_run(tmp_path):
     # Without the rule, resuming continues from the last (checkpointed) step.
     _, again = _fit(tmp_path, num_epochs=50, hooks=())
     assert again.history[0]["step"] > info.steps
+
+
+def test_periodic_eval_keeps_the_best_parameters_across_a_resume(tmp_path):
+    values = {2: 5.0, 4: 3.0, 6: 4.0, 8: 2.0, 10: 2.5, 12: 2.4, 14: 2.3, 16: 1.0}
+    seen = {}
+
+    def evaluate(state):
+        step = int(state.step)
+        seen[step] = jax.tree.map(np.array, jax.device_get(state.params))
+        return {"val": values[step]}
+
+    def hook():
+        rule = Plateau("val", patience=3)
+        return PeriodicEval(evaluate, every=2, workdir=str(tmp_path), stop=rule, keep_best=rule)
+
+    first = hook()
+    _fit(tmp_path, num_epochs=2, hooks=(first,))  # 8 steps; the best so far is step 8's
+    assert first.best() == {"step": 8, "val": 2.0}
+    assert kept_params(tmp_path)[1] == {"step": 8, "val": 2.0}
+    # A file left by an evaluation the resumed run drops is never chosen, and is removed.
+    (tmp_path / "best" / "step_000000010.npz").write_bytes(b"not parameters")
+    second = hook()
+    state, info = _fit(tmp_path, num_epochs=50, hooks=(second,))
+    assert info.stopped_early and int(state.step) == 14  # 10, 12, 14 do not improve on 8
+    assert second.best()["step"] == 8
+    for got in (second.best_params(), kept_params(tmp_path)[0]):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(seen[8]), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.allclose(state.params["w"], seen[8]["w"])  # the last state moved on
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == [
+        "kept.json", "step_000000008.npz"]
+    # Without keep_best there is nothing to keep.
+    assert PeriodicEval(evaluate, 2, str(tmp_path / "plain")).best_params() is None
+    assert kept_params(tmp_path / "plain") is None
+    (tmp_path / "best" / "step_000000008.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="best evaluation \\(step 8\\)"):
+        kept_params(tmp_path)
 
 
 def test_plateau_rule():
