@@ -28,6 +28,7 @@ import jax
 from jaxface.files import write_json
 
 __all__ = [
+    "ADDED_FIELDS",
     "RESUMABLE_FIELDS",
     "ConfigMismatchError",
     "WorkdirBusyError",
@@ -42,6 +43,11 @@ __all__ = [
 RESUMABLE_FIELDS = ("checkpoint_every", "log_every", "num_epochs", "progress")
 
 LOCK_FILE = ".lock"
+
+#: Config fields added after runs had stored their configs, with the value that does what
+#: those runs did: a stored config without the field matches a new one that holds this value
+#: (the field is compared by its dotted key's end, at any depth).
+ADDED_FIELDS: dict[str, Any] = {"validation.keep": "last"}
 
 
 class WorkdirBusyError(OSError):
@@ -158,7 +164,8 @@ def config_changes(stored: Mapping[str, Any], new: Mapping[str, Any],
       resumable: last key parts whose values may change.
 
     Returns:
-      One entry per changed dotted key, sorted; ``(absent)`` marks a key only one side has.
+      One entry per changed dotted key, sorted; ``(absent)`` marks a key only one side has
+      (but for a field of :data:`ADDED_FIELDS` at the value it stands for).
 
     Example:
       >>> config_changes({"optim": {"lr": 0.1, "num_epochs": 3}},
@@ -169,6 +176,9 @@ def config_changes(stored: Mapping[str, Any], new: Mapping[str, Any],
     changes = []
     for key in sorted(set(old) | set(cur)):
         if key.rsplit(".", 1)[-1] in resumable:
+            continue
+        added = [v for f, v in ADDED_FIELDS.items() if key == f or key.endswith("." + f)]
+        if added and (key in old) != (key in cur) and old.get(key, cur.get(key)) == added[0]:
             continue
         a = _show(old[key]) if key in old else "(absent)"
         b = _show(cur[key]) if key in cur else "(absent)"

@@ -40,6 +40,11 @@ def test_a_changed_config_is_refused_before_anything_is_written(tmp_path):
                             "log_every": 1})
     assert json.loads(pathlib.Path(path).read_text())["optim"]["num_epochs"] == 9
     assert config_changes({"a": 1}, {"b": 2}) == ["a: 1 -> (absent)", "b: (absent) -> 2"]
+    # A field added since: absent in a stored config means what it did before it existed.
+    stored = {"s2d": {"validation": {"patience": 4}}}
+    assert config_changes(stored, {"s2d": {"validation": {"patience": 4, "keep": "last"}}}) == []
+    assert config_changes(stored, {"s2d": {"validation": {"patience": 4, "keep": "best"}}}) == [
+        's2d.validation.keep: (absent) -> "best"']
 
 
 def test_s2d_rerun_keeps_results_and_refuses_a_changed_config(tiny_faces4d, tmp_path):
