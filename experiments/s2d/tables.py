@@ -15,6 +15,7 @@ faster than one copy on all cores (each copy then runs one XLA thread)::
     done; wait
 """
 
+import functools
 import json
 
 from absl import app, flags
@@ -29,7 +30,7 @@ define_flags("Work directory (per-cell runs, tables and figures).")
 def main(argv):
     del argv
     start()
-    out = run_tables(FLAGS.config, FLAGS.workdir)
+    out = run_tables(FLAGS.config, FLAGS.workdir, report=functools.partial(print, flush=True))
     print(json.dumps({"wall_s": out["wall_s"]}))
     with open(f"{FLAGS.workdir}/table1.md") as f:
         print(f.read())

@@ -165,8 +165,9 @@ class _Cell:
         return os.path.exists(self.errors_path) and (
             not self.num_picks or os.path.exists(self.picks_path))
 
-    def compute(self) -> None:
-        """Trains or fits the method, evaluates it on the test part and saves the results."""
+    def compute(self) -> dict:
+        """Trains or fits the method, evaluates it on the test part and saves the results;
+        returns the cell's ``results.json`` record."""
         data = self.data()
         t0 = time.perf_counter()
         predict, info = self.run(self.config, self.folder, data)
@@ -179,6 +180,7 @@ class _Cell:
             write_npy(self.picks_path, pred[_heatmap_picks(data, self.num_picks)])
         write_atomic(self.errors_path, distribution.to_bytes())
         log.info("%s: %.3f ± %.3f mm", self.folder, info["test"]["mean"], info["test"]["std"])
+        return info
 
     def errors(self) -> ErrorDistribution:
         return ErrorDistribution.load(self.errors_path)
@@ -213,11 +215,22 @@ def _share(folders: list[str], done: Callable[[str], bool], work: Callable[[str]
                 continue
 
 
-def _run_cells(cells: list[_Cell]) -> None:
+def _run_cells(cells: list[_Cell], workdir: str,
+               report: Callable[[str], None] | None = None) -> None:
     """Runs every cell whose results are not saved (shared with other processes, see
-    :func:`_share`)."""
+    :func:`_share`); ``report`` receives a line for each cell this process finishes."""
     by_folder = {cell.folder: cell for cell in cells}
-    _share(list(by_folder), lambda f: by_folder[f].done(), lambda f: by_folder[f].compute())
+
+    def compute(folder: str):
+        info = by_folder[folder].compute()
+        if report is not None:
+            done = sum(cell.done() for cell in cells)
+            steps = f", {info['steps']} steps" if "steps" in info else ""
+            report(f"[{done}/{len(cells)}] {os.path.relpath(folder, workdir)}: "
+                   f"{info['test']['mean']:.3f} ± {info['test']['std']:.3f} mm{steps}, "
+                   f"{info['wall_s'] / 60:.1f} min")
+
+    _share(list(by_folder), lambda f: by_folder[f].done(), compute)
 
 
 def _heatmap_picks(data: ProtocolData, num: int) -> np.ndarray:
@@ -307,13 +320,19 @@ def select_learning_rate(config, workdir: str) -> dict:
     return choice
 
 
-def run_tables(config, workdir: str) -> dict:
+def run_tables(config, workdir: str, *, report: Callable[[str], None] | None = None) -> dict:
     """Runs Table 1 over ``config.tables.protocols`` × folds and Table 2 on
     ``config.tables.ablation_protocol``; writes Markdown/JSON tables and PNG figures.
 
     With ``config.tables.learning_rates``, S2D-Dec's learning rate is first chosen on
     validation data (:func:`select_learning_rate`) and used for every trained cell (S2D-Dec,
     its ablations and Neural3DMM, which share ``config.optim``).
+
+    Args:
+      config: an S2D config with a ``tables`` block.
+      workdir: the work directory (shared by every process running these tables).
+      report: receives one line per cell this process finishes, e.g. ``"[12/44]
+        expression_fold3/S2D-Dec: 0.639 ± 0.801 mm, 5219 steps, 9.6 min"``.
 
     Returns:
       ``{"table1": {method: {protocol: summary}}, "table2": {row: {protocol: summary}},
@@ -354,7 +373,7 @@ def run_tables(config, workdir: str) -> dict:
             table2_cells[row] = _Cell(os.path.join(workdir, "ablation", _slug(row)), train_s2d,
                                       _with_loss(c, overrides),
                                       functools.partial(load, tc.ablation_protocol, 0))
-    _run_cells([*table1_cells.values(), *table2_cells.values()])
+    _run_cells([*table1_cells.values(), *table2_cells.values()], workdir, report)
 
     table1: dict[str, dict] = {label: {} for label in methods}
     for protocol in tc.protocols:
