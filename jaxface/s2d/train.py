@@ -116,10 +116,11 @@ def _train(config, workdir: str, data: ProtocolData, model, example_inputs: tupl
             "num_params": num_params(state.params)}
     if hooks and hooks[0].history:
         info["validation"] = hooks[0].history
-        kept = hooks[0].best() or hooks[0].history[-1]
-        info["kept"] = "best" if hooks[0].best() else "last"
+        best = hooks[0].best()
+        kept = best or hooks[0].history[-1]
+        info["kept"] = "best" if best else "last"
         info["kept_step"], info["val_error_mm"] = kept["step"], kept["val_error_mm"]
-        if hooks[0].best() is not None:
+        if best is not None:
             params = hooks[0].best_params()
     return predictor(params), info
 
