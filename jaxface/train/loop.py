@@ -323,7 +323,7 @@ class PeriodicEval:
         return bool(self.stop is not None and self.stop(self.history))
 
     def _best_path(self, step: int) -> str:
-        return os.path.join(self.best_dir, f"step_{int(step):09d}.npz")
+        return _best_file(self.best_dir, step)
 
     def best(self) -> dict[str, float] | None:
         """The best evaluation's record (``{"step", metric: value}``), ``None`` without
@@ -358,8 +358,13 @@ class PeriodicEval:
 KEPT_FILE = "kept.json"
 
 
+def _best_file(best_dir: str, step: int) -> str:
+    """The parameters saved for the evaluation at ``step``."""
+    return os.path.join(best_dir, f"step_{int(step):09d}.npz")
+
+
 def _read_best(best_dir: str, step: int) -> dict[str, Any]:
-    path = os.path.join(best_dir, f"step_{int(step):09d}.npz")
+    path = _best_file(best_dir, step)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: the parameters of the best evaluation (step {step}) "
                                 "are missing; train the run again")
