@@ -132,7 +132,7 @@ def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict
     run can be loaded for inference (:class:`jaxface.s2d.inference.S2DInference`).
     """
     workdir = os.path.abspath(workdir)
-    store_config(workdir, config.to_dict())
+    store_config(workdir, config.to_dict())  # refuses a resumed run with another config
     save_template(workdir, data.view.vertices, data.view.faces, data.view.landmarks)
     model = create_model(config.model, topology=data.topology)
     apply = jax.jit(lambda p, d: model.apply({"params": p}, d))
@@ -154,10 +154,16 @@ def train_s2d(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict
 
 
 def train_neural3dmm(config, workdir: str, data: ProtocolData) -> tuple[Predictor, dict[str, Any]]:
-    """Trains the Neural3DMM variant (predicts coordinates, weighted ``L_pr`` only)."""
+    """Trains the Neural3DMM variant (predicts coordinates, weighted ``L_pr`` only).
+
+    ``workdir`` receives ``config.json`` beside the checkpoints (a resumed run with another
+    config is refused).
+    """
     if not isinstance(data.train, S2DPairs):
         raise ValueError("Neural3DMM standardises with the training meshes' statistics; train it "
                          "with config.loader = 'memory'")
+    workdir = os.path.abspath(workdir)
+    store_config(workdir, config.to_dict())
     model = create_model(config.neural3dmm, topology=data.topology)
     everything = np.concatenate([data.train.neutrals, data.train.targets])
     mean = jnp.asarray(everything.mean(0))
@@ -178,7 +184,7 @@ def train_neural3dmm(config, workdir: str, data: ProtocolData) -> tuple[Predicto
 
     n = data.topology.level_sizes[0]
     return _train(
-        config, os.path.abspath(workdir), data, model,
+        config, workdir, data, model,
         (jnp.zeros((1, n, 3), jnp.float32), jnp.zeros((1, 204), jnp.float32)), predictor,
         lambda p, b: forward(p, b["neutral"], b["landmark_displacement"]),
         lambda b: b["target"], beta_dr=0.0, beta_pr=1.0, with_meshes=True, desc="Neural3DMM",

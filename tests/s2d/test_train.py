@@ -1,4 +1,4 @@
-"""S2D-Dec training: validation split and plateau stop."""
+"""S2D-Dec and Neural3DMM training: validation split, plateau stop, kept state, stored config."""
 
 import numpy as np
 import pytest
@@ -72,3 +72,29 @@ def test_keep_best_returns_and_loads_the_best_validation_state(tiny_faces4d, tmp
     config.validation.keep = "first"
     with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
         train_s2d(config, str(tmp_path / "bad"), data)
+
+
+def test_neural3dmm_stores_its_config_and_refuses_another(tiny_faces4d, tmp_path):
+    import json
+
+    from jaxface.configs import s2d
+    from jaxface.s2d import load_protocol, train_neural3dmm
+    from jaxface.train.workdir import ConfigMismatchError
+
+    data_dir, _ = tiny_faces4d
+    config = s2d.get_config("test")
+    config.data_dir = data_dir
+    config.optim.num_epochs = 1
+    data = load_protocol(config)
+    predict, info = train_neural3dmm(config, str(tmp_path), data)
+    assert info["steps"] > 0 and np.isfinite(predict(data.test)).all()
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f) == json.loads(json.dumps(config.to_dict()))
+    changed = s2d.get_config("test")
+    changed.data_dir = data_dir
+    changed.optim.num_epochs = 1
+    changed.optim.learning_rate = 0.5
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ConfigMismatchError, match="optim.learning_rate"):
+        train_neural3dmm(changed, str(tmp_path), data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
