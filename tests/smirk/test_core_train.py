@@ -1,5 +1,6 @@
-"""The core stage's driver: two steps from given encoders, resumed, read back by load_encoders
-(a run folder, an experiment folder, a packed copy); the results table's core rows."""
+"""The core stage's driver: two sharded steps from given encoders (only the expression encoder
+and the generator move), resumed, read back by load_encoders (a run folder, an experiment
+folder, a packed copy); the results table's core rows."""
 
 import json
 import os
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxface.configs.smirk import get_config
+from jaxface.smirk.core import create_core_state
 from jaxface.smirk.core_train import core_images, restore_core, train_core
 from jaxface.smirk.experiment import results_markdown
 from jaxface.smirk.frames import FaceFrames
@@ -42,16 +44,29 @@ def core_run(small_model, tmp_path_factory):
     return config, start, refined, info, str(experiment), workdir
 
 
-def test_two_core_steps_refine_the_expression_encoder_only(core_run):
-    _, start, refined, info, _, workdir = core_run
+def test_two_core_steps_train_only_the_expression_encoder_and_generator(core_run,
+                                                                         small_model):
+    # Two sharded steps (8 CPU devices): an even one (encoder frozen in the cycle), an odd one.
+    config, start, refined, info, _, workdir = core_run
+    assert jax.device_count() == 8
     assert info["steps"] == 2  # 1 epoch of 16 frames, batches of 8
-    assert all(np.isfinite(v) for k, v in info["final"].items() if isinstance(v, float))
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records] == [1, 2]
+    for r in records:
+        assert all(np.isfinite(v) for v in r.values() if isinstance(v, float)), r
+        assert r["cycle_generator_grad_norm"] > 0 and r["encoder_grad_norm"] > 0
     assert info["generator_params"] > 0 and info["num_params"] > 0
-    for name in ("pose_encoder", "shape_encoder"):
-        assert _max_diff(refined.variables["params"][name],
-                         start.variables["params"][name]) == 0
-    assert _max_diff(refined.variables["params"]["expression_encoder"],
-                     start.variables["params"]["expression_encoder"]) > 0
+    for kind in ("params", "batch_stats"):
+        for name in ("pose_encoder", "shape_encoder"):
+            assert _max_diff(refined.variables[kind][name], start.variables[kind][name]) == 0
+        assert _max_diff(refined.variables[kind]["expression_encoder"],
+                         start.variables[kind]["expression_encoder"]) > 0
+    state, _, generator = restore_core(workdir, config, small_model)
+    initial = create_core_state(config, generator, start.variables, 1)
+    assert _max_diff(state.generator_params, initial.generator_params) > 0
+    assert _max_diff(state.batch_stats["generator"], initial.batch_stats["generator"]) > 0
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.generator_params))
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["stage"] == "core"
 
