@@ -9,7 +9,7 @@ copies of the command on one work directory share its cells; on a CPU, one copy 
 faster than one copy on all cores (each copy then runs one XLA thread)::
 
     for core in 0 1; do
-      XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+      XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \
       taskset -c $core python -m experiments.s2d.tables \
           --config=jaxface/configs/s2d.py:converge --workdir=workdirs/s2d_tables &
     done; wait
