@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.models.s2d import ACTIVATIONS, SpiralTopology
-from jaxface.nn import SpiralConv, upsample
+from jaxface.nn import SpiralConv, upsample, upsample_impl_before
 
 __all__ = ["ExpressionLSTM", "LinearBasisDecoder", "SpiralMeshDecoder"]
 
@@ -80,8 +80,10 @@ class SpiralMeshDecoder(nn.Module):
         x = x.reshape(code.shape[0], n_coarse, self.channels[0])
         last = topo.num_levels - 2
         for step, level in enumerate(range(last, -1, -1)):
-            x = upsample(x, topo.up_indices[level], topo.up_weights[level])
-            x = SpiralConv(self.channels[step + 1], topo.spirals[level], dtype=self.dtype,
+            features = self.channels[step + 1]
+            form = upsample_impl_before("auto", x.shape[-1], features)
+            x = upsample(x, topo.up_indices[level], topo.up_weights[level], impl=form)
+            x = SpiralConv(features, topo.spirals[level], dtype=self.dtype,
                            name=f"conv_{step}")(x)
             if level > 0 or self.output_activation:
                 x = act(x)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.mesh.cache import load_or_build_topology
-from jaxface.nn import SpiralConv, upsample
+from jaxface.nn import SpiralConv, upsample, upsample_impl_before
 
 __all__ = ["ACTIVATIONS", "S2DDecoder", "SpiralTopology", "build_topology"]
 
@@ -172,9 +172,11 @@ class S2DDecoder(nn.Module):
         if self.learned_padding:
             x, padding = x[:, :n_coarse], x[:, n_coarse]
         for step, level in enumerate(range(topo.num_levels - 2, -1, -1)):
-            x = upsample(x, topo.up_indices[level], topo.up_weights[level])
+            features = self.channels[step + 1]
+            form = upsample_impl_before(self.spiral_impl, x.shape[-1], features)
+            x = upsample(x, topo.up_indices[level], topo.up_weights[level], impl=form)
             conv = SpiralConv(
-                self.channels[step + 1], topo.spirals[level], dtype=self.dtype,
+                features, topo.spirals[level], dtype=self.dtype,
                 impl=self.spiral_impl, name=f"conv_{step}",
             )
             x = act(conv(x, padding=padding))

@@ -5,17 +5,20 @@ never as parameters.
 """
 
 from jaxface.nn.geometry_mapping import GeometryMapping, geometry_image
-from jaxface.nn.pooling import Downsample, Upsample, downsample, upsample
+from jaxface.nn.pooling import UPSAMPLE_IMPLS, Downsample, Upsample, downsample, upsample
 from jaxface.nn.spiral_conv import (
     SPIRAL_IMPLS,
     SpiralConv,
     inverse_spiral_indices,
+    resolve_spiral_impl,
     select_spiral_impl,
     spiral_conv,
+    upsample_impl_before,
 )
 
 __all__ = [
     "SPIRAL_IMPLS",
+    "UPSAMPLE_IMPLS",
     "Downsample",
     "GeometryMapping",
     "SpiralConv",
@@ -23,7 +26,9 @@ __all__ = [
     "downsample",
     "geometry_image",
     "inverse_spiral_indices",
+    "resolve_spiral_impl",
     "select_spiral_impl",
     "spiral_conv",
     "upsample",
+    "upsample_impl_before",
 ]

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxface.nn._rows import take_rows
+
 # --------------------------------------------------------------------------------------------
 # Inverse spiral indices
 # --------------------------------------------------------------------------------------------
@@ -67,31 +69,6 @@ def inverse_spiral_indices(indices: np.ndarray, num_vertices: int) -> np.ndarray
 # --------------------------------------------------------------------------------------------
 
 
-def _take_rows(src: jax.Array, idx: Any) -> jax.Array:
-    """``src[:, idx]`` for in-bounds indices: ``[B, S, C], [*I] -> [B, *I, C]``.
-
-    Expressed as a gather with an explicit batch dimension (indices broadcast over ``B``): the
-    output comes out batch-major without a transpose, and a batch-sharded ``src`` stays sharded.
-    """
-    idx = jnp.asarray(idx, jnp.int32)
-    batch, _, channels = src.shape
-    starts = jnp.broadcast_to(idx[None, ..., None], (batch, *idx.shape, 1))
-    dnums = jax.lax.GatherDimensionNumbers(
-        offset_dims=(idx.ndim + 1,),
-        collapsed_slice_dims=(1,),
-        start_index_map=(1,),
-        operand_batching_dims=(0,),
-        start_indices_batching_dims=(0,),
-    )
-    return jax.lax.gather(
-        src,
-        starts,
-        dnums,
-        slice_sizes=(1, 1, channels),
-        mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS,
-    )
-
-
 def _replace(values: jax.Array, mask: Any, fill: Any) -> jax.Array:
     """``where(mask, fill, values)``; ``mask`` broadcasts against ``values``, ``fill=None`` is 0."""
     if mask is None:
@@ -117,7 +94,7 @@ def _gather_sum(src: jax.Array, cols: Any, masks: Any = None, fills: Any = None)
     """
     out = None
     for k in range(cols.shape[1]):
-        term = _take_rows(src, cols[:, k])
+        term = take_rows(src, cols[:, k])
         mask = None if masks is None or masks[k] is None else masks[k][None, :, None]
         fill = None if fills is None else fills[k][:, None, :]
         term = _replace(term, mask, fill)
@@ -143,7 +120,6 @@ class _InversePlan:
     Attributes:
       idx: int32 ``[N, L]`` source rows (dummy entries point at row 0).
       is_dummy: bool ``[N, L]`` (``None`` when there is no padding).
-      dummy_cols: per column ``l``, bool ``[N]`` (or ``None`` when the column has no padding).
       inverse: int32 ``[S, K]`` cotangent rows read by each source row (dense columns).
       invalid_cols: per column ``k`` of ``inverse``, bool ``[S]`` marking missing entries, or
         ``None`` when the column has none (or they point at a zero row).
@@ -156,7 +132,6 @@ class _InversePlan:
     def __init__(self, idx, is_dummy, inverse, invalid, extra):
         self.idx = idx
         self.is_dummy = is_dummy if is_dummy.any() else None
-        self.dummy_cols = _columns(is_dummy)
         self.inverse = inverse
         self.invalid_cols = _columns(invalid)
         self.extra = extra
@@ -171,7 +146,7 @@ def _inverse_transpose(plan: _InversePlan, g_rows: jax.Array) -> jax.Array:
     d_src = _gather_sum(g_rows, plan.inverse, plan.invalid_cols)
     for rows, cols in plan.extra:
         d_src = d_src.at[:, rows].add(
-            _take_rows(g_rows, cols),
+            take_rows(g_rows, cols),
             indices_are_sorted=True,
             unique_indices=True,
             mode="promise_in_bounds",
@@ -187,7 +162,7 @@ def _gather_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | None) 
     """
     mask = None if plan.is_dummy is None else plan.is_dummy[None, :, :, None]
     fill = None if fill is None else fill[:, None, None, :]
-    return _replace(_take_rows(src, plan.idx), mask, fill)
+    return _replace(take_rows(src, plan.idx), mask, fill)
 
 
 def _gather_inverse_fwd(plan, src, fill):
@@ -215,9 +190,15 @@ def _gather_sum_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | No
 
     The backward pass gathers over ``plan.inverse`` (cotangent rows = output rows ``n``, plus a
     zero row ``N``).
+
+    The forward pass is one gather to ``[B, N, L, C]`` and a sum over ``L``. Written as ``L``
+    single-column gathers added up, XLA:CPU fuses the additions (and what follows them, an
+    activation) into a gather that consumes the result, such as an up-sampling, and recomputes
+    them for every entry that gather reads: in the S2D-Dec step that one fusion took 90 ms.
     """
-    fills = None if fill is None else [fill[:, k] for k in range(fill.shape[1])]
-    return _gather_sum(src, plan.idx, plan.dummy_cols, fills)
+    mask = None if plan.is_dummy is None else plan.is_dummy[None, :, :, None]
+    fill = None if fill is None else fill[:, None, :, :]
+    return _replace(take_rows(src, plan.idx), mask, fill).sum(axis=2)
 
 
 def _gather_sum_inverse_fwd(plan, src, fill):
@@ -290,6 +271,17 @@ def _inverse_plan(indices: np.ndarray, layout: str) -> _InversePlan:
 # --------------------------------------------------------------------------------------------
 
 
+def _rows_matmul(x: jax.Array, w: jax.Array, precision) -> jax.Array:
+    """``x @ w`` with the leading axes of ``x`` merged: ``[B, N, C], [C, D] -> [B, N, D]``.
+
+    As one ``[B*N, C]`` matmul, the weight gradient is a dot with a single contracting axis,
+    which XLA:CPU computes in place. A contraction over ``(B, N)`` makes it transpose the large
+    ``[B, N, D]`` cotangent first (``benchmarks/README.md``: 18 of 183 ms of the S2D-Dec step).
+    """
+    out = jnp.matmul(x.reshape(-1, x.shape[-1]), w, precision=precision)
+    return out.reshape(*x.shape[:-1], w.shape[-1])
+
+
 def gather_then_matmul(x, indices, concrete, kernel, padding, precision, inverse: bool):
     """``concat_l(x_pad[:, idx[:, l]]) @ kernel``: ``[B, N, C] -> [B, N, C_out]``."""
     batch, n, c = x.shape
@@ -300,9 +292,9 @@ def gather_then_matmul(x, indices, concrete, kernel, padding, precision, inverse
         idx = jnp.asarray(indices, jnp.int32)
         is_dummy = idx == n
         fill = None if padding is None else padding[:, None, None, :]
-        gathered = _take_rows(x, jnp.where(is_dummy, 0, idx))
+        gathered = take_rows(x, jnp.where(is_dummy, 0, idx))
         gathered = _replace(gathered, is_dummy[None, :, :, None], fill)
-    return jnp.matmul(gathered.reshape(batch, n, length * c), kernel, precision=precision)
+    return _rows_matmul(gathered.reshape(batch, n, length * c), kernel, precision)
 
 
 def matmul_then_gather(x, indices, concrete, kernel, padding, precision, inverse: bool):
@@ -312,7 +304,7 @@ def matmul_then_gather(x, indices, concrete, kernel, padding, precision, inverse
     c_out = kernel.shape[1]
     # y[b, v * L + l] = x[b, v] @ W_l with W_l = kernel[l * C:(l + 1) * C].
     w = kernel.reshape(length, c, c_out).transpose(1, 0, 2).reshape(c, length * c_out)
-    y = jnp.matmul(x, w, precision=precision).reshape(batch, n * length, c_out)
+    y = _rows_matmul(x, w, precision).reshape(batch, n * length, c_out)
     fill = None
     if padding is not None:
         fill = jnp.matmul(padding, w, precision=precision).astype(y.dtype)

@@ -53,8 +53,10 @@ __all__ = [
     "SPIRAL_IMPLS",
     "SpiralConv",
     "inverse_spiral_indices",
+    "resolve_spiral_impl",
     "select_spiral_impl",
     "spiral_conv",
+    "upsample_impl_before",
 ]
 
 #: Accepted values of ``impl`` (besides ``"auto"`` and ``"auto_autodiff"``).
@@ -102,13 +104,19 @@ def _check_indices(indices: Any, n: int, c: int, kernel: jax.Array) -> np.ndarra
 def select_spiral_impl(in_features: int, out_features: int, concrete: bool = True) -> str:
     """The implementation that ``impl="auto"`` picks.
 
-    Rule: project first (``"matmul_gather"``) when ``2 * out_features <= in_features``, since
-    its intermediate holds ``L * out_features`` values per vertex against ``L * in_features``
-    for gather-then-matmul; otherwise ``"gather_matmul"``. On CPU at N=5023, L=9 this was 8x
-    faster for 32->3 and 1.5x for 32->16 (forward+backward), and gather-then-matmul won for
-    32->32 and 3->32 (see the module docs). With concrete indices the custom-VJP ``*_inverse``
-    variant is used: its backward pass was as fast or faster in every measured shape, and it is
-    deterministic. Traced indices fall back to the plain autodiff variant.
+    Rule: project first (``"matmul_gather"``), whose intermediate holds ``L * out_features``
+    values per vertex against ``L * in_features`` for gather-then-matmul, when
+    ``out_features <= in_features`` with concrete indices, and when
+    ``2 * out_features <= in_features`` with traced ones; otherwise ``"gather_matmul"``. With
+    concrete indices the custom-VJP ``*_inverse`` variant is used: its backward pass was as fast
+    or faster in every measured shape, and it is deterministic. Traced indices fall back to the
+    plain autodiff variant, whose scatter-add backward costs more after a projection.
+
+    Forward+backward on CPU, batch 16, S2D-Dec's face hierarchy: projecting first was faster
+    with the custom VJP for 32->16 at 6990 vertices (50 against 81 ms), 32->32 at 6990 and
+    1748 vertices (78 against 106 ms, 23 against 38 ms) and 128->64 at 110 (4.5 against 7.7
+    ms), about even for 32->64, and slower for 3->32 (15 against 3.7 ms at 1748 vertices). With
+    the autodiff backward gather-then-matmul stayed faster at 32->32 (33 against 46 ms).
 
     Args:
       in_features: input channels ``C``.
@@ -122,8 +130,62 @@ def select_spiral_impl(in_features: int, out_features: int, concrete: bool = Tru
       >>> select_spiral_impl(32, 3)
       'matmul_gather_inverse'
     """
-    base = "matmul_gather" if 2 * out_features <= in_features else "gather_matmul"
+    project_first = out_features * (1 if concrete else 2) <= in_features
+    base = "matmul_gather" if project_first else "gather_matmul"
     return base + "_inverse" if concrete else base
+
+
+def resolve_spiral_impl(
+    impl: str, in_features: int, out_features: int, concrete: bool = True
+) -> str:
+    """The implementation a spiral convolution with ``impl`` runs: ``"auto"`` and
+    ``"auto_autodiff"`` resolved by :func:`select_spiral_impl`, any other name checked.
+
+    Args:
+      impl: ``"auto"``, ``"auto_autodiff"`` or one of :data:`SPIRAL_IMPLS`.
+      in_features: input channels ``C``.
+      out_features: output channels ``C_out``.
+      concrete: whether the spiral indices are concrete (numpy) values.
+
+    Returns:
+      One of :data:`SPIRAL_IMPLS`.
+
+    Raises:
+      ValueError: for an unknown ``impl``.
+
+    Example:
+      >>> resolve_spiral_impl("auto_autodiff", 32, 16)
+      'matmul_gather'
+    """
+    if impl in ("auto", "auto_autodiff"):
+        return select_spiral_impl(in_features, out_features, impl == "auto" and concrete)
+    if impl not in SPIRAL_IMPLS:
+        raise ValueError(
+            f"impl must be 'auto', 'auto_autodiff' or one of {SPIRAL_IMPLS}, got {impl!r}"
+        )
+    return impl
+
+
+def upsample_impl_before(impl: str, in_features: int, out_features: int) -> str:
+    """The :func:`jaxface.nn.upsample` form to put in front of a spiral convolution.
+
+    ``"weighted_gathers"`` when the convolution projects first (a ``"matmul_gather*"``
+    implementation: a matmul reads the up-sampled features), else ``"contract"`` (a gather
+    reads them, and XLA would fuse the weighted gathers into it; see :func:`upsample`).
+
+    Args:
+      impl: the convolution's ``impl`` (``"auto"`` etc., resolved with concrete indices).
+      in_features: the convolution's input channels.
+      out_features: its output channels.
+
+    Example:
+      >>> upsample_impl_before("auto", 32, 16), upsample_impl_before("auto", 3, 32)
+      ('weighted_gathers', 'contract')
+    """
+    projects_first = resolve_spiral_impl(impl, in_features, out_features).startswith(
+        "matmul_gather"
+    )
+    return "weighted_gathers" if projects_first else "contract"
 
 
 def spiral_conv(
@@ -173,12 +235,7 @@ def spiral_conv(
     lead, (n, c) = x.shape[:-2], x.shape[-2:]
     batch = int(np.prod(lead, dtype=np.int64))
     concrete = _check_indices(indices, n, c, kernel)
-    if impl in ("auto", "auto_autodiff"):
-        impl = select_spiral_impl(c, kernel.shape[1], impl == "auto" and concrete is not None)
-    if impl not in SPIRAL_IMPLS:
-        raise ValueError(
-            f"impl must be 'auto', 'auto_autodiff' or one of {SPIRAL_IMPLS}, got {impl!r}"
-        )
+    impl = resolve_spiral_impl(impl, c, kernel.shape[1], concrete is not None)
     inverse = impl.endswith("_inverse")
     if inverse and concrete is None:
         raise ValueError(f"impl={impl!r} needs concrete (numpy) indices, got a tracer")
