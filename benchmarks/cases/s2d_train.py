@@ -7,9 +7,10 @@ weight decay; a fixed batch already on the device (no loader), float32.
 Runners, interleaved round by round:
 
 * ``jax/auto``: the library as shipped (``make_train_step``; each spiral layer uses
-  ``select_spiral_impl``: custom-VJP gather backward, matmul-first where ``2 C_out <= C``);
-* ``jax/auto_autodiff``: the same layer choices with autodiff's scatter-add backward
-  (``S2DDecoder(spiral_impl="auto_autodiff")``);
+  ``select_spiral_impl``: custom-VJP gather backward, matmul-first where ``C_out <= C``, the
+  up-sampling in front of those as weighted row gathers);
+* ``jax/auto_autodiff``: autodiff's scatter-add backward everywhere, matmul-first where
+  ``2 C_out <= C`` (``S2DDecoder(spiral_impl="auto_autodiff")``);
 * ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
   formulation, ``spiral_impl="gather_matmul"``);
 * ``jax/auto/bf16``: ``S2DDecoder(dtype=bfloat16)`` (parameters and loss stay float32);
