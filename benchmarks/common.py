@@ -275,6 +275,23 @@ class Timing:
         return float(q[0]), float(q[1])
 
 
+def output_and_grads(fn: Callable, cotangent: Any, *args: Any) -> tuple[Any, tuple]:
+    """``(fn(*args), grads)``: the output and its vector-Jacobian product with ``cotangent``.
+
+    The JAX side of a forward+backward timing: what PyTorch's ``autograd.grad(out, params,
+    cotangent)`` computes after its forward pass. The output must be returned: the gradients of
+    ``sum(fn(*args) * cotangent)`` do not depend on the output's value, so a jitted
+    ``jax.grad`` of that loss lets XLA drop most of the forward pass.
+
+    Args:
+      fn: the function of ``args``.
+      cotangent: an array of the output's shape.
+      args: the inputs; a gradient is returned for each.
+    """
+    out, vjp = jax.vjp(fn, *args)
+    return out, vjp(cotangent.astype(out.dtype))
+
+
 def interleave(
     runners: Mapping[str, Callable[[], Any]],
     *,

@@ -82,6 +82,7 @@ from benchmarks.common import (
     interleave,
     machine_info,
     memory_fields,
+    output_and_grads,
     paired_ratio,
     timing_fields,
     torch_available,
@@ -522,8 +523,8 @@ def s2d_batch_sweep(ctx: GpuContext) -> None:
 
 
 def _layer_fn(idx: np.ndarray, impl: str, *, backward: bool, dtype: Any = jnp.float32):
-    """The jitted spiral layer ``(x, k, b) -> y`` or, with ``backward``, the gradients of
-    ``sum(y * g)``: ``(x, k, b, g) -> (dx, dk, db)``.
+    """The jitted spiral layer ``(x, k, b) -> y`` or, with ``backward``, the output and the
+    gradients of ``sum(y * g)``: ``(x, k, b, g) -> (y, (dx, dk, db))``.
 
     Args:
       idx: int ``[N, L]`` spiral indices.
@@ -537,9 +538,7 @@ def _layer_fn(idx: np.ndarray, impl: str, *, backward: bool, dtype: Any = jnp.fl
         return layer(x.astype(dtype), idx, k.astype(dtype), b.astype(dtype), impl=impl)
 
     def grads(x, k, b, g):  # g: [B, N, C_out]
-        def loss(x, k, b):
-            return jnp.sum(forward(x, k, b).astype(jnp.float32) * g)
-        return jax.grad(loss, argnums=(0, 1, 2))(x, k, b)
+        return output_and_grads(lambda x, k, b: forward(x, k, b).astype(jnp.float32), g, x, k, b)
 
     return jax.jit(grads if backward else forward)
 
@@ -665,7 +664,7 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
                                                              g_np, compiled)
             if every_impl:
                 y_ref = np.asarray(_layer_fn(idx, auto, backward=False)(x, k, b))
-                grads_ref = _layer_fn(idx, auto, backward=True)(x, k, b, g)
+                _, grads_ref = _layer_fn(idx, auto, backward=True)(x, k, b, g)
                 _spiral_parity(ctx, parity, shape, n, y_ref, grads_ref)
 
         modes = ("forward", "forward_backward") if every_impl else ("forward_backward",)

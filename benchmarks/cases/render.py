@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import JaxStep, interleave, memory_fields, timing_fields
+from benchmarks.common import JaxStep, interleave, memory_fields, output_and_grads, timing_fields
 from benchmarks.fixtures import mesh_for
 
 NAME = "render"
@@ -72,8 +72,7 @@ def run(ctx) -> None:
             return render(v, faces, c, IMAGE_SIZE).image
 
         def forward_backward(v, c, g):
-            return jax.grad(lambda v, c: jnp.sum(render(v, faces, c, IMAGE_SIZE).image * g),
-                            argnums=(0, 1))(v, c)
+            return output_and_grads(forward, g, v, c)
 
         jitted = {"visible": (jax.jit(visible), (vertices, cams)),
                   "forward": (jax.jit(forward), (vertices, cams)),

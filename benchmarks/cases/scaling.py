@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks.analytic import s2d_step_cost, spiral_conv_cost
 from benchmarks.cases.s2d_train import build_jax
-from benchmarks.common import JaxStep, interleave, memory_fields, timing_fields
+from benchmarks.common import JaxStep, interleave, memory_fields, output_and_grads, timing_fields
 from benchmarks.fixtures import S2D_CHANNELS, S2D_TOPOLOGY, mesh_for, s2d_setup, topology_for
 from jaxface.train import num_params as count_params
 
@@ -155,8 +155,7 @@ def _length_sweep(ctx, mesh: str, rounds: int) -> None:
                             / np.sqrt(length * c_in))
 
             def grads(x, k, g, idx=idx):
-                return jax.grad(lambda x, k: jnp.sum(sc.spiral_conv(x, idx, k) * g),
-                                argnums=(0, 1))(x, k)
+                return output_and_grads(lambda x, k: sc.spiral_conv(x, idx, k), g, x, k)
 
             f = jax.jit(grads)
             runners[length] = JaxStep(f"L={length}", lambda f=f, k=k: f(x, k, g), f, ctx.counter)

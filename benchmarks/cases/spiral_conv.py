@@ -10,9 +10,11 @@ and the ``"auto"`` choice in bfloat16) and the two PyTorch references run interl
   index on ``[B, N + 1, C]`` features with a dummy row, ``Linear``, dummy-row mask);
 * ``torch/spiralnet_pp``: ``index_select`` on the same padded features, then ``Linear``.
 
-The backward pass takes the gradient of ``sum(y * g)`` for a fixed random ``g`` with respect to
-the input, the kernel and the bias. The references are checked first to compute the same
-function on the same weights and indices (``kind="parity"`` records).
+The forward+backward pass returns the output and its vector-Jacobian product with a fixed
+random ``g`` (the gradients of ``sum(y * g)`` with respect to the input, the kernel and the
+bias), as PyTorch's ``autograd.grad`` does after its forward pass
+(:func:`benchmarks.common.output_and_grads`). The references are checked first to compute the
+same function on the same weights and indices (``kind="parity"`` records).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.analytic import spiral_conv_cost
-from benchmarks.common import JaxStep, interleave, memory_fields, paired_ratio, timing_fields
+from benchmarks.common import (
+    JaxStep,
+    interleave,
+    memory_fields,
+    output_and_grads,
+    paired_ratio,
+    timing_fields,
+)
 from benchmarks.fixtures import S2D_CHANNELS, topology_for
 
 NAME = "spiral_conv"
@@ -129,11 +138,11 @@ def run(ctx) -> None:
 
         def fwd_bwd(impl, dtype=jnp.float32):
             def f(x, k, b, g):
-                def loss(x, k, b):
+                def layer(x, k, b):
                     y = sc.spiral_conv(x.astype(dtype), idx, k.astype(dtype), b.astype(dtype),
                                        impl=impl)
-                    return jnp.sum(y.astype(jnp.float32) * g)
-                return jax.grad(loss, argnums=(0, 1, 2))(x, k, b)
+                    return y.astype(jnp.float32)
+                return output_and_grads(layer, g, x, k, b)
             return f
 
         torch_ready = ctx.torch
@@ -148,7 +157,7 @@ def run(ctx) -> None:
             gt = torch.from_numpy(g_np)
             # Parity on shared weights.
             y_ref = np.asarray(jax.jit(fwd(auto))(x, k, b))
-            grads_ref = jax.jit(fwd_bwd(auto))(x, k, b, g)
+            _, grads_ref = jax.jit(fwd_bwd(auto))(x, k, b, g)
             with torch.no_grad():
                 y_off = official(xt, spirals_t)[:, :n].numpy()
                 y_pp = spiralnet(xt).numpy()
