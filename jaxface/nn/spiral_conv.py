@@ -27,8 +27,8 @@ Implementations (``impl``):
 * ``"auto_autodiff"``: the same forward formulation as ``"auto"``, always with the plain autodiff
   backward (no custom VJP; supports forward mode).
 
-All gathers carry the batch as an explicit gather batch dimension, so a batch sharded along
-``B`` stays sharded (only the weight gradient is all-reduced).
+All gathers take whole batch columns (the batch is a passthrough axis of the gather), so a
+batch sharded along ``B`` stays sharded (only the weight gradient is all-reduced).
 
 Measured speeds of every implementation per layer shape are in ``benchmarks/README.md``
 (``python -m benchmarks.run``).
