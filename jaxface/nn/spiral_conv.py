@@ -24,8 +24,9 @@ Implementations (``impl``):
   custom VJPs they support reverse mode to any order (e.g. a gradient penalty) but not
   forward mode (:func:`jax.jvp`, :func:`jax.jacfwd`): use the plain variants for that.
 * ``"auto"``: see :func:`select_spiral_impl`.
-* ``"auto_autodiff"``: the same forward formulation as ``"auto"``, always with the plain autodiff
-  backward (no custom VJP; supports forward mode).
+* ``"auto_autodiff"``: always a plain variant with autodiff's backward (no custom VJP; supports
+  forward mode), chosen by the same function for that backward (it projects first only where
+  ``2 * C_out <= C``).
 
 All gathers take whole batch columns (the batch is a passthrough axis of the gather), so a
 batch sharded along ``B`` stays sharded (only the weight gradient is all-reduced).
