@@ -14,6 +14,9 @@ Runners, interleaved round by round:
 * ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
   formulation, ``spiral_impl="gather_matmul"``);
 * ``jax/auto/bf16``: ``S2DDecoder(dtype=bfloat16)`` (parameters and loss stay float32);
+* ``jax/auto/ynn_reduce_off`` (full runs on CPU): ``jax/auto``'s step compiled with
+  :data:`YNN_REDUCE_OFF` (not what jaxface ships: an experimental, process-wide XLA option that
+  users may set through ``XLA_FLAGS``);
 * ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch`, with the
   same initial weights;
 * ``torch/spiralnet_pp_compiled`` (full runs): the SpiralNet++-style decoder through
@@ -60,17 +63,37 @@ from jaxface.train import num_params as count_params
 NAME = "s2d_train"
 
 
-def jax_runner(name: str, setup, counter) -> JaxStep:
-    """A :class:`JaxStep` threading a donated S2D-Dec state through ``setup.step``."""
+#: The XLA:CPU option of the ``jax/auto/ynn_reduce_off`` variant (``benchmarks/README.md``): the
+#: sums over spiral positions stay in XLA's own loops, which read the gathered rows directly,
+#: instead of going to YNNPACK's reduction, which reads a materialised buffer. YNNPACK keeps the
+#: dots; with jaxlib 0.10.2, whose default YNNPACK fusions are dots and reductions, this is what
+#: ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-reduce`` sets for a whole process.
+YNN_REDUCE_OFF = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+
+def jax_runner(name: str, setup, counter, compiled=None) -> JaxStep:
+    """A :class:`JaxStep` threading a donated S2D-Dec state through ``setup.step`` (or through
+    ``compiled``, an executable of it compiled with other options)."""
     holder = {"state": setup.state}
+    step_fn = setup.step if compiled is None else compiled
 
     def call():
-        holder["state"], _ = setup.step(holder["state"], setup.batch, None)
+        holder["state"], _ = step_fn(holder["state"], setup.batch, None)
         return holder["state"]
 
-    step = JaxStep(name, call, setup.step, counter)
+    step = JaxStep(name, call, setup.step if compiled is None else None, counter)
     step.holder = holder
     return step
+
+
+def build_with_options(name: str, mesh: str, batch: int, ctx, options: dict) -> JaxStep:
+    """``jax/auto``'s step compiled with XLA ``options``; its compile time is recorded apart."""
+    setup = s2d_setup(mesh, batch, cache_dir=ctx.cache_dir)
+    t0 = time.perf_counter()
+    compiled = setup.step.lower(setup.state, setup.batch, None).compile(compiler_options=options)
+    runner = jax_runner(name, setup, ctx.counter, compiled)
+    runner.options_compile_s = time.perf_counter() - t0
+    return runner
 
 
 def build_jax(impl: str, mesh: str, batch: int, ctx, dtype=None, setup=None, counter=None):
@@ -207,6 +230,12 @@ def run(ctx) -> None:
     for name, impl, dtype in variants:
         runners[name] = build_jax(impl, mesh, batch, ctx, dtype)[1]
         impl_of[name] = impl
+    if not ctx.quick and jax.default_backend() == "cpu":
+        try:
+            runners["jax/auto/ynn_reduce_off"] = build_with_options(
+                "jax/auto/ynn_reduce_off", mesh, batch, ctx, YNN_REDUCE_OFF)
+        except Exception as e:  # noqa: BLE001 - an XLA without the option: the variant is optional.
+            ctx.log(f"    jax/auto/ynn_reduce_off not run: {type(e).__name__}: {e}")
 
     refs = {}
     compile_s = {}
@@ -253,6 +282,9 @@ def run(ctx) -> None:
                 fields["torch_threads"] = threads
             if name in compile_s:
                 fields["compile_s"] = compile_s[name]
+            if hasattr(runner, "options_compile_s"):
+                fields["compile_s"] = round(runner.options_compile_s, 4)
+                fields["compiler_options"] = YNN_REDUCE_OFF
             rec = ctx.recorder.add(
                 case=NAME, kind="timing", variant=name, setting=tag, allocator=allocator,
                 backend=name.split("/")[0], 

@@ -106,6 +106,30 @@ def test_output_and_grads_keeps_the_forward_pass():
     assert (dots(linear, x, w, g), dots(grads_only, x, w)) == (3, 2)
 
 
+@pytest.mark.filterwarnings("ignore:decimating to:RuntimeWarning")  # the 1790-vertex mesh
+def test_step_compiled_with_xla_options_trains_like_the_shipped_step(tmp_path):
+    import types
+
+    from benchmarks.cases import s2d_train
+
+    ctx = types.SimpleNamespace(cache_dir=str(tmp_path), counter=common.compile_counter())
+    try:
+        tuned = s2d_train.build_with_options(
+            "jax/auto/ynn_reduce_off", "face1", 2, ctx, s2d_train.YNN_REDUCE_OFF
+        )
+    except jax.errors.JaxRuntimeError as e:  # an XLA without the option
+        pytest.skip(str(e))
+    _, shipped = s2d_train.build_jax("auto", "face1", 2, ctx)
+    # Both ran one step from the same initial state (seed 0) in their constructors.
+    tuned_params = jax.tree.leaves(tuned.holder["state"].params)
+    shipped_params = jax.tree.leaves(shipped.holder["state"].params)
+    # Adam's first update is about +-lr (1e-3) per weight whatever the gradient's size, so a
+    # gradient within rounding of zero can move a weight by a fraction of lr.
+    for a, b in zip(tuned_params, shipped_params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    assert tuned.options_compile_s > 0 and tuned.jitted is None
+
+
 def test_timing_fields_and_recorder(tmp_path):
     t = common.Timing([0.5, 1.0, 1.5])
     fields = common.timing_fields(t, batch=4, flops=2e9, bytes_moved=1e9,
