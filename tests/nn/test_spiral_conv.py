@@ -377,3 +377,15 @@ def test_auto_autodiff_matches_auto_and_supports_forward_mode(problem):
     np.testing.assert_allclose(jvp, jvp_ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(TypeError):
         jax.jvp(lambda x: spiral_conv(x, idx, kernel, bias, impl="auto"), (x,), (tangent,))
+    # The plain projecting form sums the gathered rows with a reduction of its own (with the
+    # plain sum's derivative): forward mode and forward-over-reverse go through it.
+    _, jvp_mg = jax.jvp(lambda x: spiral_conv(x, idx, kernel, bias, impl="matmul_gather"),
+                        (x,), (tangent,))
+    np.testing.assert_allclose(jvp_mg, jvp_ref, rtol=1e-4, atol=1e-4)
+
+    def hvp(impl):
+        def loss(x):
+            return jnp.sum(jnp.tanh(spiral_conv(x, idx, kernel, bias, impl=impl)))
+        return jax.jvp(jax.grad(loss), (x,), (tangent,))[1]
+
+    np.testing.assert_allclose(hvp("matmul_gather"), hvp("gather_matmul"), rtol=1e-4, atol=1e-4)
