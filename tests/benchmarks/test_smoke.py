@@ -117,8 +117,12 @@ def test_step_compiled_with_xla_options_trains_like_the_shipped_step(tmp_path):
         tuned = s2d_train.build_with_options(
             "jax/auto/ynn_reduce_off", "face1", 2, ctx, s2d_train.YNN_REDUCE_OFF
         )
-    except jax.errors.JaxRuntimeError as e:  # an XLA without the option
-        pytest.skip(str(e))
+    except jax.errors.JaxRuntimeError as e:
+        # The option is experimental: an XLA that does not know it (the benchmark then records
+        # the variant as not run) skips this test; any other failure fails it.
+        if "xla_cpu_experimental_ynn_fusion_type" not in str(e):
+            raise
+        pytest.skip(f"this XLA has no YNNPACK fusion option: {e}")
     _, shipped = s2d_train.build_jax("auto", "face1", 2, ctx)
     # Both ran one step from the same initial state (seed 0) in their constructors.
     tuned_params = jax.tree.leaves(tuned.holder["state"].params)
@@ -128,6 +132,7 @@ def test_step_compiled_with_xla_options_trains_like_the_shipped_step(tmp_path):
     for a, b in zip(tuned_params, shipped_params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     assert tuned.options_compile_s > 0 and tuned.jitted is None
+    assert tuned.compiler_options == s2d_train.YNN_REDUCE_OFF
 
 
 def test_timing_fields_and_recorder(tmp_path):
