@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.models.s2d import ACTIVATIONS, SpiralTopology
-from jaxface.nn import SpiralConv, upsample, upsample_impl_before
+from jaxface.nn import SpiralConv
 
 __all__ = ["ExpressionLSTM", "LinearBasisDecoder", "SpiralMeshDecoder"]
 
@@ -81,9 +81,8 @@ class SpiralMeshDecoder(nn.Module):
         last = topo.num_levels - 2
         for step, level in enumerate(range(last, -1, -1)):
             features = self.channels[step + 1]
-            form = upsample_impl_before("auto", x.shape[-1], features)
-            x = upsample(x, topo.up_indices[level], topo.up_weights[level], impl=form)
             x = SpiralConv(features, topo.spirals[level], dtype=self.dtype,
+                           upsampling=(topo.up_indices[level], topo.up_weights[level]),
                            name=f"conv_{step}")(x)
             if level > 0 or self.output_activation:
                 x = act(x)

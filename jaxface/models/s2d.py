@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.mesh.cache import load_or_build_topology
-from jaxface.nn import SpiralConv, upsample, upsample_impl_before
+from jaxface.nn import SpiralConv
 
 __all__ = ["ACTIVATIONS", "S2DDecoder", "SpiralTopology", "build_topology"]
 
@@ -173,11 +173,9 @@ class S2DDecoder(nn.Module):
             x, padding = x[:, :n_coarse], x[:, n_coarse]
         for step, level in enumerate(range(topo.num_levels - 2, -1, -1)):
             features = self.channels[step + 1]
-            form = upsample_impl_before(self.spiral_impl, x.shape[-1], features)
-            x = upsample(x, topo.up_indices[level], topo.up_weights[level], impl=form)
             conv = SpiralConv(
-                features, topo.spirals[level], dtype=self.dtype,
-                impl=self.spiral_impl, name=f"conv_{step}",
+                features, topo.spirals[level], dtype=self.dtype, impl=self.spiral_impl,
+                upsampling=(topo.up_indices[level], topo.up_weights[level]), name=f"conv_{step}",
             )
             x = act(conv(x, padding=padding))
             padding = None

@@ -5,7 +5,7 @@ never as parameters.
 """
 
 from jaxface.nn.geometry_mapping import GeometryMapping, geometry_image
-from jaxface.nn.pooling import UPSAMPLE_IMPLS, Downsample, Upsample, downsample, upsample
+from jaxface.nn.pooling import Downsample, Upsample, downsample, upsample
 from jaxface.nn.spiral_conv import (
     SPIRAL_IMPLS,
     SpiralConv,
@@ -13,12 +13,11 @@ from jaxface.nn.spiral_conv import (
     resolve_spiral_impl,
     select_spiral_impl,
     spiral_conv,
-    upsample_impl_before,
+    upsampled_spiral_table,
 )
 
 __all__ = [
     "SPIRAL_IMPLS",
-    "UPSAMPLE_IMPLS",
     "Downsample",
     "GeometryMapping",
     "SpiralConv",
@@ -30,5 +29,5 @@ __all__ = [
     "select_spiral_impl",
     "spiral_conv",
     "upsample",
-    "upsample_impl_before",
+    "upsampled_spiral_table",
 ]

@@ -99,27 +99,49 @@ def _replace(values: jax.Array, mask: Any, fill: Any) -> jax.Array:
     return jnp.where(mask, fill, values)
 
 
-def _gather_sum(src: jax.Array, cols: Any, mask: Any = None, fill: Any = None) -> jax.Array:
-    """``sum_k src[:, cols[:, k]]``, entry ``(r, k)`` replaced by ``fill[:, k]`` where
-    ``mask[r, k]``.
+#: The most gathered rows :func:`_gather_sum` adds in one loop. XLA:CPU rewrites a reduction
+#: over more than 32 entries into a materialised reduce-window, and a fused gather-sum over 20 or
+#: more rows ran 3x slower than over 17 or fewer in the measurements (the up-sampled spiral
+#: gathers of S2D-Dec, 33 and 38 rows: 6 and 4 ms in chunks of at most 16, 90 and 48 ms in one).
+_MAX_SUMMED_ROWS = 16
+
+
+def _gather_sum(
+    src: jax.Array, cols: Any, mask: Any = None, fill: Any = None, weights: Any = None
+) -> jax.Array:
+    """``sum_k weights[:, k] * src[:, cols[:, k]]``, entry ``(r, k)`` replaced by ``fill[:, k]``
+    where ``mask[r, k]``.
 
     Args:
       src: ``[B, S, C]``.
       cols: int ``[R, K]`` in ``[0, S)``.
       mask: ``None`` or bool ``[R, K]``.
       fill: ``None`` (zeros) or ``[B, K, C]`` replacement rows.
+      weights: ``None`` (ones) or float ``[R, K]``, applied before the replacement.
 
     Returns:
       ``[B, R, C]``: one gather to ``[B, R, K, C]`` and a sum over ``K`` (:func:`_sum_axis`),
-      which XLA:CPU fuses into one loop. Written as ``K`` single-column gathers added up
+      which XLA:CPU fuses into one loop (in chunks of at most :data:`_MAX_SUMMED_ROWS` columns,
+      added up). Written as ``K`` single-column gathers added up
       instead, each gather is written out, and XLA fuses the additions (and what follows them,
       an activation) into a gather that consumes the result, such as an up-sampling, and
       recomputes them for every entry that gather reads (one such fusion took 90 ms in the
       S2D-Dec step).
     """
-    mask = None if mask is None else mask[None, :, :, None]
-    fill = None if fill is None else fill[:, None, :, :]
-    return _sum_axis(_replace(take_rows(src, cols), mask, fill), 2)
+    width = np.shape(cols)[1]
+    parts = max(1, -(-width // _MAX_SUMMED_ROWS))
+    size = -(-width // parts)
+    out = None
+    for start in range(0, width, size):
+        cut = slice(start, start + size)
+        rows = take_rows(src, cols[:, cut])
+        if weights is not None:
+            rows = rows * jnp.asarray(weights, src.dtype)[None, :, cut, None]
+        part_mask = None if mask is None else mask[None, :, cut, None]
+        part_fill = None if fill is None else fill[:, None, cut, :]
+        part = _sum_axis(_replace(rows, part_mask, part_fill), 2)
+        out = part if out is None else out + part
+    return out
 
 
 #: Columns of the inverse table filled for at least this fraction of rows are gathered densely;
@@ -278,6 +300,154 @@ def _inverse_plan(indices: np.ndarray, layout: str) -> _InversePlan:
 
 
 # --------------------------------------------------------------------------------------------
+# Weighted sparse row operators (the up-sampling folded into a spiral gather)
+# --------------------------------------------------------------------------------------------
+
+
+class _SparsePlan:
+    """Numpy constants of a weighted sparse row operator and of its transpose.
+
+    ``out[b, r] = sum_j weights[r, j] * src[b, cols[r, j]]`` over the entries that are not
+    ``missing``. Its transpose is split like :class:`_InversePlan`'s: dense inverse columns
+    gathered for all source rows at once, the rare longer lists added by scatters with unique,
+    sorted indices.
+
+    Attributes:
+      cols: int32 ``[R, J]`` source rows (missing entries point at row 0).
+      weights: float32 ``[R, J]`` (0 where missing).
+      missing: bool ``[R, J]`` or ``None`` when every row has ``J`` entries.
+      inverse: int32 ``[S, K]`` output rows read by each source row.
+      inverse_weights: float32 ``[S, K]``.
+      invalid: bool ``[S, K]`` or ``None``.
+      extra: tuple of ``(rows [M], cols [M], weights [M])``: source rows (unique, sorted), the
+        output rows they also read, and the weights.
+
+    Compared by identity: instances are cached per topology.
+    """
+
+    def __init__(self, cols, weights, missing, num_src: int):
+        self.cols, self.weights = cols, weights
+        self.missing = missing if missing.any() else None
+        width = cols.shape[1]
+        positions = inverse_spiral_indices(np.where(missing, num_src, cols), num_src)
+        flat = weights.reshape(-1)
+        dense, invalid, extra = _split_inverse(positions, cols.size, lambda p: p, None)
+        self.inverse = (dense // width).astype(np.int32)
+        self.inverse_weights = np.where(invalid, 0, flat[dense]).astype(np.float32)
+        self.invalid = invalid if invalid.any() else None
+        self.extra = tuple(
+            (rows, (p // width).astype(np.int32), flat[p].astype(np.float32)) for rows, p in extra
+        )
+
+
+def upsampled_spiral_table(
+    indices: np.ndarray, up_indices: np.ndarray, up_weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spiral gather of up-sampled features as one weighted gather from the coarse level.
+
+    A spiral entry ``(n, l)`` reads fine vertex ``v = indices[n, l]``, which the up-sampling
+    interpolates from coarse vertices ``up_indices[v, k]`` with weights ``up_weights[v, k]``.
+    With the coarse features projected per spiral position (``y[u * L + l] = x[u] @ W_l``), the
+    convolution's output is ``out[n] = sum_j weights[n, j] * y[cols[n, j]]``. Entries that
+    reach the same coarse row are merged (weights summed in float64) and zero weights dropped.
+
+    Args:
+      indices: int ``[N, L]`` fine-level spiral indices in ``[0, N]`` (``N`` = dummy).
+      up_indices: int ``[N, K]`` coarse vertex indices.
+      up_weights: float ``[N, K]`` interpolation weights.
+
+    Returns:
+      ``(cols [N, J], weights [N, J], missing [N, J])``: int32 rows ``u * L + l`` of the
+      projected coarse features, float32 weights (0 where missing), and a bool mask of the
+      padding slots of rows with fewer than ``J`` entries. Dummy spiral entries contribute
+      nothing here.
+
+    Example:
+      >>> cols, w, missing = upsampled_spiral_table(
+      ...     np.array([[0, 1], [1, 2]]), np.array([[0, 1], [1, 1]]),
+      ...     np.array([[0.5, 0.5], [1.0, 0.0]]))
+      >>> cols
+      array([[0, 2, 3],
+             [2, 0, 0]], dtype=int32)
+      >>> w
+      array([[0.5, 0.5, 1. ],
+             [1. , 0. , 0. ]], dtype=float32)
+    """
+    indices = np.asarray(indices, np.int64)
+    n, length = indices.shape
+    up_indices = np.asarray(up_indices, np.int64)
+    up_weights = np.asarray(up_weights, np.float64)
+    is_dummy = indices == n
+    vertex = np.where(is_dummy, 0, indices)
+    rows = up_indices[vertex] * length + np.arange(length)[None, :, None]  # [N, L, K]
+    weights = np.where(is_dummy[..., None], 0.0, up_weights[vertex])
+    num_rows = (int(up_indices.max()) + 1 if up_indices.size else 1) * length
+    out_row = np.repeat(np.arange(n), rows[0].size)
+    keys, inverse = np.unique(out_row * num_rows + rows.reshape(-1), return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=weights.reshape(-1), minlength=keys.size)
+    keep = summed != 0
+    keys, summed = keys[keep], summed[keep]
+    out_row, col = np.divmod(keys, num_rows)
+    counts = np.bincount(out_row, minlength=n)
+    width = max(1, int(counts.max()) if counts.size else 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(keys.size) - starts[out_row]
+    cols = np.zeros((n, width), np.int32)
+    table = np.zeros((n, width), np.float32)
+    missing = np.ones((n, width), bool)
+    cols[out_row, slot], table[out_row, slot], missing[out_row, slot] = col, summed, False
+    return cols, table, missing
+
+
+@functools.lru_cache(maxsize=64)
+def _upsampled_plan_cached(key: bytes, n: int, length: int, k: int, m: int) -> _SparsePlan:
+    ints = np.frombuffer(key[: 4 * n * (length + k)], dtype=np.int32)
+    indices, up_indices = ints[: n * length].reshape(n, length), ints[n * length :].reshape(n, k)
+    up_weights = np.frombuffer(key[4 * n * (length + k) :], dtype=np.float32).reshape(n, k)
+    plan = _SparsePlan(*upsampled_spiral_table(indices, up_indices, up_weights), m * length)
+    for a in (plan.cols, plan.weights, plan.inverse, plan.inverse_weights):
+        a.setflags(write=False)
+    return plan
+
+
+def _upsampled_plan(indices, up_indices, up_weights, num_coarse: int) -> _SparsePlan:
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    up_indices = np.ascontiguousarray(up_indices, dtype=np.int32)
+    up_weights = np.ascontiguousarray(up_weights, dtype=np.float32)
+    key = indices.tobytes() + up_indices.tobytes() + up_weights.tobytes()
+    n, length = indices.shape
+    return _upsampled_plan_cached(key, n, length, up_indices.shape[1], int(num_coarse))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _sparse_rows(plan: _SparsePlan, src: jax.Array) -> jax.Array:
+    """``[B, S, C] -> [B, R, C]``: ``out[r] = sum_j weights[r, j] * src[cols[r, j]]``.
+
+    The backward pass gathers over ``plan.inverse`` (see :class:`_SparsePlan`).
+    """
+    return _gather_sum(src, plan.cols, plan.missing, None, plan.weights)
+
+
+def _sparse_rows_fwd(plan, src):
+    return _sparse_rows(plan, src), None
+
+
+def _sparse_rows_bwd(plan, _, g):
+    d_src = _gather_sum(g, plan.inverse, plan.invalid, None, plan.inverse_weights)
+    for rows, cols, weights in plan.extra:
+        d_src = d_src.at[:, rows].add(
+            take_rows(g, cols) * jnp.asarray(weights, g.dtype)[None, :, None],
+            indices_are_sorted=True,
+            unique_indices=True,
+            mode="promise_in_bounds",
+        )
+    return (d_src,)
+
+
+_sparse_rows.defvjp(_sparse_rows_fwd, _sparse_rows_bwd)
+
+
+# --------------------------------------------------------------------------------------------
 # The two forms of the convolution
 # --------------------------------------------------------------------------------------------
 
@@ -308,18 +478,36 @@ def gather_then_matmul(x, indices, concrete, kernel, padding, precision, inverse
     return _rows_matmul(gathered.reshape(batch, n, length * c), kernel, precision)
 
 
-def matmul_then_gather(x, indices, concrete, kernel, padding, precision, inverse: bool):
-    """``sum_l (x @ W_l)[idx[:, l]]``: ``[B, N, C] -> [B, N, C_out]``."""
-    batch, n, c = x.shape
-    length = np.shape(indices)[1]
+def matmul_then_gather(
+    x, indices, concrete, kernel, padding, precision, inverse: bool, upsampling=None
+):
+    """``sum_l (x @ W_l)[idx[:, l]]``: ``[B, N, C] -> [B, N, C_out]``.
+
+    With ``upsampling = (up_indices [N, K], up_weights [N, K])`` (numpy), ``x`` is the coarse
+    level ``[B, M, C]`` and the convolution reads its up-sampling: the projection runs on the
+    ``M`` coarse vertices and one weighted gather (:func:`upsampled_spiral_table`) reads the
+    projected rows.
+    """
+    batch, m, c = x.shape
+    n, length = np.shape(indices)
     c_out = kernel.shape[1]
     # y[b, v * L + l] = x[b, v] @ W_l with W_l = kernel[l * C:(l + 1) * C].
     w = kernel.reshape(length, c, c_out).transpose(1, 0, 2).reshape(c, length * c_out)
-    y = _rows_matmul(x, w, precision).reshape(batch, n * length, c_out)
+    y = _rows_matmul(x, w, precision).reshape(batch, m * length, c_out)
     fill = None
     if padding is not None:
         fill = jnp.matmul(padding, w, precision=precision).astype(y.dtype)
         fill = fill.reshape(batch, length, c_out)
+    if upsampling is not None:
+        plan = _upsampled_plan(concrete, *upsampling, m)
+        if inverse:
+            out = _sparse_rows(plan, y)
+        else:
+            out = _gather_sum(y, plan.cols, plan.missing, None, plan.weights)
+        is_dummy = concrete == n
+        if fill is not None and is_dummy.any():
+            out = out + jnp.einsum("nl,blc->bnc", is_dummy.astype(y.dtype), fill)
+        return out
     if inverse:
         return _gather_sum_inverse(_inverse_plan(concrete, "matmul_gather"), y, fill)
     idx = jnp.asarray(indices, jnp.int32)

@@ -16,9 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.nn._rows import take_rows
-
-__all__ = ["UPSAMPLE_IMPLS", "Downsample", "Upsample", "downsample", "upsample"]
+__all__ = ["Downsample", "Upsample", "downsample", "upsample"]
 
 
 def _check_features(x: jax.Array) -> None:
@@ -60,27 +58,19 @@ def downsample(x: jax.Array, down_indices: Any) -> jax.Array:
     )
 
 
-#: Forms of :func:`upsample`.
-UPSAMPLE_IMPLS = ("contract", "weighted_gathers")
-
-
-def upsample(
-    x: jax.Array, up_indices: Any, up_weights: Any, *, impl: str = "contract"
-) -> jax.Array:
+def upsample(x: jax.Array, up_indices: Any, up_weights: Any) -> jax.Array:
     """Interpolates fine-level features from coarse ones: a 3-wide gather times weights.
 
     ``out[..., f, :] = sum_k up_weights[f, k] * x[..., up_indices[f, k], :]``.
+
+    A spiral convolution that reads the result can take the up-sampling itself
+    (``SpiralConv(..., upsampling=(up_indices, up_weights))``, :func:`jaxface.nn.spiral_conv`),
+    which folds it into its gather and projects on the coarse level.
 
     Args:
       x: ``[..., M, C]`` features of the coarser level (usually ``[B, M, C]``).
       up_indices: int ``[N_fine, K]`` (``K = 3``) coarse vertex indices in ``[0, M)``.
       up_weights: float ``[N_fine, K]`` interpolation weights (rows sum to one).
-      impl: ``"contract"``: one gather to ``[..., N_fine, K, C]`` contracted with the weights;
-        ``"weighted_gathers"``: ``K`` single-row gathers, scaled and added. The second is the
-        faster one when a matmul consumes the result (a spiral convolution that projects first,
-        :func:`jaxface.nn.upsample_impl_before`): 1.12x on the S2D-Dec training step on CPU.
-        Followed by a gather instead, XLA fuses its additions into that gather and recomputes
-        them for every entry the gather reads (1.8x slower step).
 
     Returns:
       ``[..., N_fine, C]``, same dtype as ``x``.
@@ -90,9 +80,6 @@ def upsample(
       >>> idx = np.array([[0, 1, 2], [1, 1, 1]])
       >>> w = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]], np.float32)
       >>> upsample(x, idx, w)
-      Array([[[1.],
-              [2.]]], dtype=float32)
-      >>> upsample(x, idx, w, impl="weighted_gathers")
       Array([[[1.],
               [2.]]], dtype=float32)
     """
@@ -105,21 +92,12 @@ def upsample(
             f"up_indices and up_weights must both be [N_fine, K], got {idx.shape} and "
             f"{weights.shape}"
         )
-    if impl not in UPSAMPLE_IMPLS:
-        raise ValueError(f"impl must be one of {UPSAMPLE_IMPLS}, got {impl!r}")
     concrete = None if isinstance(up_indices, jax.core.Tracer) else np.asarray(up_indices)
     if concrete is not None and concrete.size:
         if concrete.min() < 0 or concrete.max() >= x.shape[-2]:
             raise ValueError(f"up_indices must lie in [0, {x.shape[-2]})")
-    if impl == "contract":
-        gathered = x.at[..., idx, :].get(mode="promise_in_bounds")  # [..., N_fine, K, C]
-        return jnp.einsum("...fkc,fk->...fc", gathered, weights)
-    lead, (m, c) = x.shape[:-2], x.shape[-2:]
-    rows = x.reshape(-1, m, c)
-    out = sum(
-        take_rows(rows, idx[:, k]) * weights[None, :, k, None] for k in range(idx.shape[1])
-    )
-    return out.reshape(*lead, idx.shape[0], c)
+    gathered = x.at[..., idx, :].get(mode="promise_in_bounds")  # [..., N_fine, K, C]
+    return jnp.einsum("...fkc,fk->...fc", gathered, weights)
 
 
 class Downsample(nn.Module):
@@ -147,7 +125,6 @@ class Upsample(nn.Module):
     Attributes:
       up_indices: int ``[N_fine, 3]`` numpy coarse vertex indices.
       up_weights: float ``[N_fine, 3]`` numpy weights (rows sum to one).
-      impl: one of :data:`UPSAMPLE_IMPLS` (see :func:`upsample`).
 
     Example:
       >>> layer = Upsample(up_indices=np.zeros((5, 3), np.int32),
@@ -158,8 +135,7 @@ class Upsample(nn.Module):
 
     up_indices: Any
     up_weights: Any
-    impl: str = "contract"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``[..., M, C]`` to ``[..., N_fine, C]``."""
-        return upsample(x, self.up_indices, self.up_weights, impl=self.impl)
+        return upsample(x, self.up_indices, self.up_weights)

@@ -28,6 +28,14 @@ Implementations (``impl``):
   forward mode), chosen by the same function for that backward (it projects first only where
   ``2 * C_out <= C``).
 
+Up-sampled input (``upsampling=(up_indices, up_weights)``): decoders convolve the up-sampling
+of a coarser level. Every step of that is linear, so a projecting implementation computes
+``x_coarse @ W_l`` on the ``M`` coarse vertices and reads the result with one weighted gather
+whose table (:func:`upsampled_spiral_table`) composes the spiral with the interpolation; its
+backward pass is a weighted gather over the inverse table. On S2D-Dec's face hierarchy this cuts
+the decoder's matmul FLOPs about 4x and removes the up-sampled and projected fine-level tensors
+(1.5x on the CPU training step, ``benchmarks/README.md``).
+
 All gathers take whole batch columns (the batch is a passthrough axis of the gather), so a
 batch sharded along ``B`` stays sharded (only the weight gradient is all-reduced).
 
@@ -48,7 +56,9 @@ from jaxface.nn._spiral_gathers import (
     gather_then_matmul,
     inverse_spiral_indices,
     matmul_then_gather,
+    upsampled_spiral_table,
 )
+from jaxface.nn.pooling import upsample
 
 __all__ = [
     "SPIRAL_IMPLS",
@@ -57,7 +67,7 @@ __all__ = [
     "resolve_spiral_impl",
     "select_spiral_impl",
     "spiral_conv",
-    "upsample_impl_before",
+    "upsampled_spiral_table",
 ]
 
 #: Accepted values of ``impl`` (besides ``"auto"`` and ``"auto_autodiff"``).
@@ -100,6 +110,17 @@ def _check_indices(indices: Any, n: int, c: int, kernel: jax.Array) -> np.ndarra
                 f"indices must lie in [0, {n}] ({n} = dummy/padding); got [{lo}, {hi}]"
             )
     return concrete
+
+
+def _check_upsampling(up_indices: np.ndarray, up_weights: np.ndarray, n: int, m: int) -> None:
+    """Checks concrete up-sampling arrays against ``N`` fine and ``M`` coarse vertices."""
+    if up_indices.ndim != 2 or up_indices.shape[0] != n or up_weights.shape != up_indices.shape:
+        raise ValueError(
+            f"up_indices and up_weights must both be [N={n}, K], got {up_indices.shape} and "
+            f"{up_weights.shape}"
+        )
+    if up_indices.size and (up_indices.min() < 0 or up_indices.max() >= m):
+        raise ValueError(f"up_indices must lie in [0, {m})")
 
 
 def select_spiral_impl(in_features: int, out_features: int, concrete: bool = True) -> str:
@@ -167,28 +188,6 @@ def resolve_spiral_impl(
     return impl
 
 
-def upsample_impl_before(impl: str, in_features: int, out_features: int) -> str:
-    """The :func:`jaxface.nn.upsample` form to put in front of a spiral convolution.
-
-    ``"weighted_gathers"`` when the convolution projects first (a ``"matmul_gather*"``
-    implementation: a matmul reads the up-sampled features), else ``"contract"`` (a gather
-    reads them, and XLA would fuse the weighted gathers into it; see :func:`upsample`).
-
-    Args:
-      impl: the convolution's ``impl`` (``"auto"`` etc., resolved with concrete indices).
-      in_features: the convolution's input channels.
-      out_features: its output channels.
-
-    Example:
-      >>> upsample_impl_before("auto", 32, 16), upsample_impl_before("auto", 3, 32)
-      ('weighted_gathers', 'contract')
-    """
-    projects_first = resolve_spiral_impl(impl, in_features, out_features).startswith(
-        "matmul_gather"
-    )
-    return "weighted_gathers" if projects_first else "contract"
-
-
 def spiral_conv(
     x: jax.Array,
     indices: Any,
@@ -198,12 +197,14 @@ def spiral_conv(
     padding: jax.Array | None = None,
     precision: Any = None,
     impl: str = "auto",
+    upsampling: tuple[Any, Any] | None = None,
 ) -> jax.Array:
     """Spiral convolution: gather each vertex's spiral, then one linear map.
 
     Args:
       x: ``[B, N, C]`` float features; any number of leading batch dims ``[..., N, C]`` (also
-        none, e.g. inside :func:`jax.vmap`).
+        none, e.g. inside :func:`jax.vmap`). With ``upsampling``: ``[..., M, C]`` features of
+        the coarser level.
       indices: int ``[N, L]`` spiral indices in ``[0, N]``; ``N`` is the dummy (padding) index.
         Numpy (concrete) for the ``*_inverse`` implementations.
       kernel: ``[L*C, C_out]`` float weights, the row-major flattening of ``[L, C, C_out]`` (the
@@ -213,6 +214,13 @@ def spiral_conv(
         ``None``).
       precision: matmul precision, passed to :func:`jax.numpy.matmul`.
       impl: ``"auto"``, ``"auto_autodiff"`` or one of :data:`SPIRAL_IMPLS`.
+      upsampling: optional ``(up_indices [N, K], up_weights [N, K])``: convolve
+        ``upsample(x, up_indices, up_weights)`` (:func:`jaxface.nn.upsample`) instead of ``x``.
+        With concrete arrays and a projecting implementation (``"matmul_gather*"``) the
+        up-sampling is folded into the spiral gather: the projection runs on the ``M`` coarse
+        vertices (``N / M`` times fewer FLOPs) and one weighted gather
+        (:func:`upsampled_spiral_table`) reads the projected rows, with no up-sampled tensor in
+        between. Other implementations up-sample first. Both compute the same linear map.
 
     Returns:
       ``[B, N, C_out]`` (``[..., N, C_out]``) in the promoted dtype of ``x`` and ``kernel``.
@@ -233,8 +241,9 @@ def spiral_conv(
     kernel = jnp.asarray(kernel)
     if x.ndim < 2:
         raise ValueError(f"x must be [..., N, C], got shape {x.shape}")
-    lead, (n, c) = x.shape[:-2], x.shape[-2:]
+    lead, c = x.shape[:-2], x.shape[-1]
     batch = int(np.prod(lead, dtype=np.int64))
+    n = x.shape[-2] if upsampling is None else np.shape(upsampling[0])[0]
     concrete = _check_indices(indices, n, c, kernel)
     impl = resolve_spiral_impl(impl, c, kernel.shape[1], concrete is not None)
     inverse = impl.endswith("_inverse")
@@ -246,8 +255,17 @@ def spiral_conv(
             raise ValueError(f"padding must be [..., C] = {(*lead, c)}, got {padding.shape}")
         padding = padding.reshape(batch, c)
 
-    form = gather_then_matmul if impl.startswith("gather_matmul") else matmul_then_gather
-    out = form(x.reshape(batch, n, c), indices, concrete, kernel, padding, precision, inverse)
+    args = (indices, concrete, kernel, padding, precision, inverse)
+    projects = impl.startswith("matmul_gather")
+    up = None if upsampling is None else tuple(_concrete(a) for a in upsampling)
+    if up is not None and projects and concrete is not None and all(a is not None for a in up):
+        _check_upsampling(*up, n, x.shape[-2])
+        out = matmul_then_gather(x.reshape(batch, -1, c), *args, upsampling=up)
+    else:
+        if upsampling is not None:
+            x = upsample(x, *upsampling)
+        form = matmul_then_gather if projects else gather_then_matmul
+        out = form(x.reshape(batch, n, c), *args)
     if bias is not None:
         out = out + jnp.asarray(bias, out.dtype)
     return out.reshape(*lead, n, kernel.shape[1])
@@ -271,6 +289,8 @@ class SpiralConv(nn.Module):
       param_dtype: parameter dtype.
       precision: matmul precision.
       impl: ``"auto"``, ``"auto_autodiff"`` or one of :data:`SPIRAL_IMPLS`.
+      upsampling: optional numpy ``(up_indices [N, K], up_weights [N, K])``: the layer reads
+        the up-sampling of its input ``[B, M, C]`` (see :func:`spiral_conv`).
       kernel_init: kernel initialiser for ``[L*C, C_out]``; Xavier-uniform with
         ``fan_in = L*C``, ``fan_out = C_out``.
       bias_init: bias initialiser.
@@ -292,6 +312,7 @@ class SpiralConv(nn.Module):
     param_dtype: Any = jnp.float32
     precision: Any = None
     impl: str = "auto"
+    upsampling: Any = None
     kernel_init: Any = nn.initializers.xavier_uniform()
     bias_init: Any = nn.initializers.zeros_init()
 
@@ -300,7 +321,7 @@ class SpiralConv(nn.Module):
         """Applies the layer.
 
         Args:
-          x: ``[B, N, C]`` features.
+          x: ``[B, N, C]`` features (``[B, M, C]`` of the coarser level with ``upsampling``).
           padding: optional ``[B, C]`` features read at the dummy index.
 
         Returns:
@@ -326,4 +347,5 @@ class SpiralConv(nn.Module):
             padding=padding,
             precision=self.precision,
             impl=self.impl,
+            upsampling=self.upsampling,
         )

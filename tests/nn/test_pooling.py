@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxface.nn import UPSAMPLE_IMPLS, Downsample, Upsample, downsample, upsample
+from jaxface.nn import Downsample, Upsample, downsample, upsample
 
 N_FINE, N_COARSE, C, B = 13, 5, 3, 4
 
@@ -51,20 +51,19 @@ def test_downsample_grad_is_selection(rng, arrays):
     np.testing.assert_array_equal(g, expected)
 
 
-@pytest.mark.parametrize("impl", UPSAMPLE_IMPLS)
-def test_upsample_matches_numpy(rng, arrays, impl):
+def test_upsample_matches_numpy(rng, arrays):
     _, up_idx, up_w = arrays
     x = rng.normal(size=(B, N_COARSE, C)).astype(np.float32)
-    out = jax.jit(lambda x: upsample(x, up_idx, up_w, impl=impl))(x)
+    out = jax.jit(lambda x: upsample(x, up_idx, up_w))(x)
     assert out.shape == (B, N_FINE, C) and out.dtype == jnp.float32
     np.testing.assert_allclose(out, _numpy_upsample(x, up_idx, up_w), rtol=1e-6, atol=1e-6)
     # Any number of leading axes, none included.
     x4 = rng.normal(size=(2, B, N_COARSE, C)).astype(np.float32)
     np.testing.assert_allclose(
-        upsample(x4, up_idx, up_w, impl=impl), _numpy_upsample(x4, up_idx, up_w), atol=1e-6
+        upsample(x4, up_idx, up_w), _numpy_upsample(x4, up_idx, up_w), atol=1e-6
     )
     np.testing.assert_allclose(
-        upsample(x[0], up_idx, up_w, impl=impl), _numpy_upsample(x[0], up_idx, up_w), atol=1e-6
+        upsample(x[0], up_idx, up_w), _numpy_upsample(x[0], up_idx, up_w), atol=1e-6
     )
 
 
@@ -75,12 +74,11 @@ def test_upsample_preserves_constant_field(arrays):
     np.testing.assert_allclose(out, np.broadcast_to(const[:, :1], (B, N_FINE, C)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("impl", UPSAMPLE_IMPLS)
-def test_upsample_grad_is_transpose(rng, arrays, impl):
+def test_upsample_grad_is_transpose(rng, arrays):
     _, up_idx, up_w = arrays
     x = rng.normal(size=(B, N_COARSE, C)).astype(np.float32)
     g_out = rng.normal(size=(B, N_FINE, C)).astype(np.float32)
-    g = jax.jit(jax.grad(lambda x: jnp.sum(upsample(x, up_idx, up_w, impl=impl) * g_out)))(x)
+    g = jax.jit(jax.grad(lambda x: jnp.sum(upsample(x, up_idx, up_w) * g_out)))(x)
     dense = np.zeros((N_FINE, N_COARSE))
     for f in range(N_FINE):
         for k in range(3):
@@ -98,8 +96,6 @@ def test_modules_and_vmap(rng, arrays):
     np.testing.assert_allclose(
         fine, _numpy_upsample(x[:, down], up_idx, up_w), rtol=1e-6, atol=1e-6
     )
-    gathers = Upsample(up_indices=up_idx, up_weights=up_w, impl="weighted_gathers")
-    np.testing.assert_allclose(gathers.apply({}, coarse), fine, rtol=1e-6, atol=1e-6)
     vmapped = jax.vmap(lambda xb: upsample(downsample(xb, down), up_idx, up_w))(x)
     np.testing.assert_allclose(vmapped, fine, rtol=1e-6, atol=1e-6)
 
@@ -125,13 +121,10 @@ def test_invalid_indices(rng, arrays):
         upsample(x[:, :N_COARSE], np.full((2, 3), N_COARSE), np.ones((2, 3), np.float32) / 3)
     with pytest.raises(ValueError):
         upsample(x[:, :N_COARSE], np.zeros((2, 3), np.int32), np.ones((2, 2), np.float32))
-    with pytest.raises(ValueError, match="impl must be one of"):
-        upsample(x[:, :N_COARSE], np.zeros((2, 3), np.int32), np.ones((2, 3)), impl="dense")
 
 
 @pytest.mark.multidevice
-@pytest.mark.parametrize("impl", UPSAMPLE_IMPLS)
-def test_sharded_batch_equals_unsharded(rng, arrays, impl):
+def test_sharded_batch_equals_unsharded(rng, arrays):
     devices = jax.devices()
     if len(devices) < 8:
         pytest.skip("needs 8 (CPU) devices")
@@ -140,7 +133,7 @@ def test_sharded_batch_equals_unsharded(rng, arrays, impl):
     x = rng.normal(size=(8, N_FINE, C)).astype(np.float32)
 
     def loss(x):
-        return jnp.sum(upsample(downsample(x, down), up_idx, up_w, impl=impl) ** 2)
+        return jnp.sum(upsample(downsample(x, down), up_idx, up_w) ** 2)
 
     fn = jax.jit(jax.value_and_grad(loss))
     (v_s, g_s), (v, g) = fn(jax.device_put(x, sharding)), fn(x)

@@ -15,7 +15,6 @@ from jaxface.nn import (
     resolve_spiral_impl,
     select_spiral_impl,
     spiral_conv,
-    upsample_impl_before,
 )
 
 N, L, C, C_OUT, B = 11, 5, 4, 3, 3
@@ -250,19 +249,13 @@ def test_select_spiral_impl():
     assert select_spiral_impl(32, 3, concrete=False) == "matmul_gather"
 
 
-def test_resolve_spiral_impl_and_the_upsampling_before_it():
+def test_resolve_spiral_impl():
     assert resolve_spiral_impl("auto", 32, 32) == "matmul_gather_inverse"
     assert resolve_spiral_impl("auto", 32, 32, concrete=False) == "gather_matmul"
     assert resolve_spiral_impl("auto_autodiff", 32, 32) == "gather_matmul"
     assert resolve_spiral_impl("gather_matmul_inverse", 32, 3) == "gather_matmul_inverse"
     with pytest.raises(ValueError, match="impl must be"):
         resolve_spiral_impl("dense", 32, 3)
-    # A matmul reads the up-sampled features only when the convolution projects first.
-    assert upsample_impl_before("auto", 32, 16) == "weighted_gathers"
-    assert upsample_impl_before("matmul_gather", 3, 32) == "weighted_gathers"
-    assert upsample_impl_before("auto", 3, 32) == "contract"
-    assert upsample_impl_before("auto_autodiff", 32, 32) == "contract"
-    assert upsample_impl_before("gather_matmul_inverse", 32, 3) == "contract"
 
 
 def test_module_init_shapes_and_xavier_bounds(keys, rng):
