@@ -556,9 +556,9 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
 
     batch, n, _ = x_np.shape
     c_out = k_np.shape[1]
-    official, spiralnet, spirals = _torch_layers(idx, k_np, b_np, c_in)
-    official.to(ctx.torch_device)
-    spiralnet.to(ctx.torch_device)
+    official, spiralnet, projected, spirals = _torch_layers(idx, k_np, b_np, c_in)
+    for layer in (official, spiralnet, projected):
+        layer.to(ctx.torch_device)
     spirals = spirals.to(ctx.torch_device)
     xt = ctx.torch_tensor(np.concatenate([x_np, np.zeros((batch, 1, c_in), np.float32)], 1),
                           grad=True)
@@ -580,9 +580,10 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
 
     out = {
         "forward": {"torch/official": fwd(official, spirals),
-                    "torch/spiralnet_pp": fwd(spiralnet)},
+                    "torch/spiralnet_pp": fwd(spiralnet), "torch/projected": fwd(projected)},
         "forward_backward": {"torch/official": fwd_bwd(official, gt_off, spirals),
-                             "torch/spiralnet_pp": fwd_bwd(spiralnet, gt)},
+                             "torch/spiralnet_pp": fwd_bwd(spiralnet, gt),
+                             "torch/projected": fwd_bwd(projected, gt)},
     }
     compile_s = None
     if compiled:
@@ -601,15 +602,16 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
             ctx.recorder.add(case="spiral_conv", kind="error",
                              variant="torch/spiralnet_pp_compiled",
                              error=f"{type(err).__name__}: {err}")
-    parity = (official, spiralnet, spirals, xt, gt, gt_off)
+    parity = (official, spiralnet, projected, spirals, xt, gt, gt_off)
     return out, parity, compile_s
 
 
 def _spiral_parity(ctx, parity, shape, n, y_ref, grads_ref) -> None:
     import torch
 
-    official, spiralnet, spirals, xt, gt, gt_off = parity
-    for ref_name, layer, cot in (("official", official, gt_off), ("spiralnet_pp", spiralnet, gt)):
+    official, spiralnet, projected, spirals, xt, gt, gt_off = parity
+    for ref_name, layer, cot in (("official", official, gt_off), ("spiralnet_pp", spiralnet, gt),
+                                 ("projected", projected, gt)):
         args = (spirals,) if ref_name == "official" else ()
         out = layer(xt, *args)
         d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)

@@ -1,4 +1,4 @@
-"""The S2D-Dec training step, jaxface against the official and SpiralNet++ formulations.
+"""The S2D-Dec training step, jaxface against the official, SpiralNet++ and folded formulations.
 
 Setup (:func:`benchmarks.fixtures.s2d_setup`): the official S2D-Dec (channels 128/64/32/32/16)
 on the 6990-vertex face hierarchy (1790 in quick runs), batch 16, paper-form loss, Adam with
@@ -8,7 +8,8 @@ Runners, interleaved round by round:
 
 * ``jax/auto``: the library as shipped (``make_train_step``; each spiral layer uses
   ``select_spiral_impl``: custom-VJP gather backward, matmul-first where ``C_out <= C``, the
-  up-sampling in front of those as weighted row gathers);
+  up-sampling in front of those folded into the spiral gather, so they project on the coarse
+  level);
 * ``jax/auto_autodiff``: autodiff's scatter-add backward everywhere, matmul-first where
   ``2 C_out <= C`` (``S2DDecoder(spiral_impl="auto_autodiff")``);
 * ``jax/gather_matmul_autodiff``: gather-then-matmul with autodiff everywhere (the plain
@@ -17,8 +18,10 @@ Runners, interleaved round by round:
 * ``jax/auto/ynn_reduce_off`` (full runs on CPU): ``jax/auto``'s step compiled with
   :data:`YNN_REDUCE_OFF` (not what jaxface ships: an experimental, process-wide XLA option that
   users may set through ``XLA_FLAGS``);
-* ``torch/official`` and ``torch/spiralnet_pp``: :mod:`benchmarks.reference_torch`, with the
-  same initial weights;
+* ``torch/official``, ``torch/spiralnet_pp`` and ``torch/folded``:
+  :mod:`benchmarks.reference_torch`, with the same initial weights. ``torch/folded`` is the
+  algebra of ``jax/auto`` (project first on the coarse level, one CSR sparse product per layer
+  with a precomputed transpose): the strongest eager PyTorch step the benchmarks have;
 * ``torch/spiralnet_pp_compiled`` (full runs): the SpiralNet++-style decoder through
   ``torch.compile`` (inductor), its compile time recorded apart.
 
@@ -145,19 +148,21 @@ def compiled_reference(setup, params_np, *, device: str = "cpu", backend: str = 
 
 
 def torch_references(setup, params_np, *, device: str = "cpu", sync: bool = True):
-    """The two reference decoders with the JAX initial weights, and their train steps.
+    """The three reference decoders with the JAX initial weights, and their train steps.
 
     Args:
       device: the PyTorch device the modules and their steps run on.
       sync: see :func:`benchmarks.reference_torch.make_s2d_train_step`.
     """
     from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step
+    from benchmarks.reference_torch.folded import FoldedSpiralDecoder
     from benchmarks.reference_torch.official_s2d import OfficialS2DDecoder
     from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
 
     topo = setup.topology
     out = {}
-    for name, cls in (("official", OfficialS2DDecoder), ("spiralnet_pp", SpiralNetPPDecoder)):
+    for name, cls in (("official", OfficialS2DDecoder), ("spiralnet_pp", SpiralNetPPDecoder),
+                      ("folded", FoldedSpiralDecoder)):
         module = cls(topo.spirals, topo.up_indices, topo.up_weights, channels=S2D_CHANNELS)
         load_s2d_params(module, params_np)
         module.to(device)

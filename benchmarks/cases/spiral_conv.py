@@ -4,11 +4,16 @@ Shapes: the five spiral layers of S2D-Dec on the 6990-vertex face hierarchy at b
 sizes 6990/1748/437/110, their spiral lengths, channels 128->64, 64->32, 32->32, 32->16, 16->3);
 quick runs take the two full-resolution layers of the 1790-vertex hierarchy.
 For each shape and pass, the jaxface implementations (:data:`jaxface.nn.SPIRAL_IMPLS`, float32,
-and the ``"auto"`` choice in bfloat16) and the two PyTorch references run interleaved:
+and the ``"auto"`` choice in bfloat16) and the three PyTorch references run interleaved:
 
 * ``torch/official``: the Neural3DMM-style layer (advanced-index gather with a per-call repeated
   index on ``[B, N + 1, C]`` features with a dummy row, ``Linear``, dummy-row mask);
-* ``torch/spiralnet_pp``: ``index_select`` on the same padded features, then ``Linear``.
+* ``torch/spiralnet_pp``: ``index_select`` on the same padded features, then ``Linear``;
+* ``torch/projected``: project first (one matmul), then one CSR sparse matrix product with a
+  precomputed transpose for the backward pass
+  (:class:`benchmarks.reference_torch.folded.ProjectedSpiralConv`).
+
+Ratios against "the fastest PyTorch layer" take the fastest of the three in each round.
 
 The forward+backward pass returns the output and its vector-Jacobian product with a fixed
 random ``g`` (the gradients of ``sum(y * g)`` with respect to the input, the kernel and the
@@ -94,6 +99,7 @@ def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: i
     import torch
 
     from benchmarks.reference_torch import copy_linear
+    from benchmarks.reference_torch.folded import ProjectedSpiralConv, folded_spiral_matrix
     from benchmarks.reference_torch.official_s2d import DummyRowSpiralConv, spirals_with_dummy
     from benchmarks.reference_torch.spiralnet_pp import IndexSelectSpiralConv
 
@@ -101,10 +107,14 @@ def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: i
     c_out = kernel.shape[1]
     official = DummyRowSpiralConv(c_in, c_out, length, activation="identity")
     spiralnet = IndexSelectSpiralConv(c_in, c_out, idx)
-    for layer in (official, spiralnet):
+    # Project first, then one CSR SpMM; like SpiralNet++'s layer it reads the extra row N.
+    projected = ProjectedSpiralConv(c_in, c_out, length,
+                                    folded_spiral_matrix(idx, n + 1, dummy_input=n),
+                                    (n, (n + 1) * length))
+    for layer in (official, spiralnet, projected):
         copy_linear(layer.linear, kernel, bias)
     spirals = torch.from_numpy(spirals_with_dummy(idx))
-    return official, spiralnet, spirals
+    return official, spiralnet, projected, spirals
 
 
 def run(ctx) -> None:
@@ -149,7 +159,7 @@ def run(ctx) -> None:
         if torch_ready:
             import torch
 
-            official, spiralnet, spirals_t = _torch_layers(idx, k_np, b_np, c_in)
+            official, spiralnet, projected, spirals_t = _torch_layers(idx, k_np, b_np, c_in)
             x_pad = np.concatenate([x_np, np.zeros((batch, 1, c_in), np.float32)], axis=1)
             xt = torch.from_numpy(x_pad).requires_grad_(True)
             gt_off = torch.from_numpy(np.concatenate(
@@ -161,8 +171,10 @@ def run(ctx) -> None:
             with torch.no_grad():
                 y_off = official(xt, spirals_t)[:, :n].numpy()
                 y_pp = spiralnet(xt).numpy()
+                y_pr = projected(xt).numpy()
             for ref_name, layer, y_t, cot in (("official", official, y_off, gt_off),
-                                              ("spiralnet_pp", spiralnet, y_pp, gt)):
+                                              ("spiralnet_pp", spiralnet, y_pp, gt),
+                                              ("projected", projected, y_pr, gt)):
                 out = layer(xt, spirals_t) if ref_name == "official" else layer(xt)
                 d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
                 ctx.recorder.add(
@@ -197,6 +209,10 @@ def run(ctx) -> None:
                     def t_pp():
                         with torch.no_grad():
                             return spiralnet(xt)
+
+                    def t_pr():
+                        with torch.no_grad():
+                            return projected(xt)
                 else:
                     def t_off():
                         out = official(xt, spirals_t)
@@ -207,8 +223,14 @@ def run(ctx) -> None:
                         out = spiralnet(xt)
                         return torch.autograd.grad(
                             out, (xt, spiralnet.linear.weight, spiralnet.linear.bias), gt)
+
+                    def t_pr():
+                        out = projected(xt)
+                        return torch.autograd.grad(
+                            out, (xt, projected.linear.weight, projected.linear.bias), gt)
                 runners["torch/official"] = t_off
                 runners["torch/spiralnet_pp"] = t_pp
+                runners["torch/projected"] = t_pr
             timings = interleave(runners, rounds=rounds, warmup=1, counter=ctx.counter,
                                  min_round_s=0.05)
             for name, t in timings.items():

@@ -139,7 +139,7 @@ def test_torch_references_run_through_the_device_code(dry_run):
     assert run["torch_device"] == "cpu" and run["settings"]["torch_compile_backend"] == "aot_eager"
     torch_steps = {r["variant"]: r for r in _find(records, case="s2d_train", kind="timing",
                                                    backend="torch")}
-    assert set(torch_steps) == {"torch/official", "torch/spiralnet_pp",
+    assert set(torch_steps) == {"torch/official", "torch/spiralnet_pp", "torch/folded",
                                 "torch/spiralnet_pp_compiled"}
     assert all(r["torch_device"] == "cpu" for r in torch_steps.values())
     assert torch_steps["torch/spiralnet_pp_compiled"]["compile_s"] > 0

@@ -161,8 +161,8 @@ def _s2d_records(load_start, load_end):
                         "torch/spiralnet_pp_compiled": 4.0}},
         {"case": "s2d_train", "kind": "timing", "variant": "jax/auto",
          "setting": "torch_1_threads",
-         "speedup_vs": {"torch/official": 5.5, "torch/spiralnet_pp": 1.8,
-                        "torch/spiralnet_pp_compiled": 1.4}},
+         "speedup_vs": {"torch/official": 5.5, "torch/spiralnet_pp": 3.5,
+                        "torch/folded": 1.8, "torch/spiralnet_pp_compiled": 1.4}},
         {"case": "data_pipeline", "kind": "timing", "variant": "streaming",
          "times_s2d_consumption": 12.0, "examples_per_s": 120.0, "bytes_per_example": 100},
     ]
@@ -172,6 +172,7 @@ def test_report_marks_targets_and_writes_the_conservative_headline():
     records = _s2d_records(0.3, 2.4)
     rows = {(r["target"], r["setting"]): r["met"] for r in report.target_rows(records)}
     assert rows[(report.TARGETS["s2d_vs_official"][1], "torch_1_threads")] is True  # 5.5 >= 5
+    # Against the faster eager reference of the setting: torch/folded's 1.8x, not 3.5x.
     assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_1_threads")] is False
     assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_2_threads")] is True
     assert rows[(report.TARGETS["pipeline_vs_s2d"][1], "streaming")] is True
@@ -243,6 +244,7 @@ def small_topology():
 def test_reference_decoders_match_jaxface(small_topology):
     torch = pytest.importorskip("torch")
     from benchmarks.reference_torch import load_s2d_params, make_s2d_train_step, s2d_loss
+    from benchmarks.reference_torch.folded import FoldedSpiralDecoder
     from benchmarks.reference_torch.official_s2d import OfficialS2DDecoder
     from benchmarks.reference_torch.spiralnet_pp import SpiralNetPPDecoder
     from jaxface.losses.s2d import s2d_loss as jax_loss
@@ -263,7 +265,7 @@ def test_reference_decoders_match_jaxface(small_topology):
 
     pred = np.asarray(jax.jit(model.apply)({"params": params}, d))
     grads = jax.jit(jax.grad(loss_fn))(params)
-    for cls in (OfficialS2DDecoder, SpiralNetPPDecoder):
+    for cls in (OfficialS2DDecoder, SpiralNetPPDecoder, FoldedSpiralDecoder):
         module = cls(topo.spirals, topo.up_indices, topo.up_weights, channels=channels)
         load_s2d_params(module, params)
         out = module(torch.from_numpy(d))
@@ -291,10 +293,11 @@ def test_reference_layers_match_spiral_conv(small_topology):
     k = rng.normal(size=(length * 4, 5)).astype(np.float32)
     b = rng.normal(size=5).astype(np.float32)
     expected = np.asarray(spiral_conv(x, idx, k, b))
-    official, spiralnet, spirals = _torch_layers(idx, k, b, 4)
+    official, spiralnet, projected, spirals = _torch_layers(idx, k, b, 4)
     x_pad = torch.from_numpy(np.concatenate([x, np.zeros((2, 1, 4), np.float32)], axis=1))
     with torch.no_grad():
         np.testing.assert_allclose(official(x_pad, spirals)[:, :n].numpy(), expected,
                                    rtol=1e-5, atol=1e-5)
         assert float(official(x_pad, spirals)[:, n].abs().max()) == 0.0  # masked dummy row
         np.testing.assert_allclose(spiralnet(x_pad).numpy(), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(projected(x_pad).numpy(), expected, rtol=1e-5, atol=1e-5)
