@@ -308,19 +308,22 @@ class _SparsePlan:
     """Numpy constants of a weighted sparse row operator and of its transpose.
 
     ``out[b, r] = sum_j weights[r, j] * src[b, cols[r, j]]`` over the entries that are not
-    ``missing``. Its transpose is split like :class:`_InversePlan`'s: dense inverse columns
-    gathered for all source rows at once, the rare longer lists added by scatters with unique,
-    sorted indices.
+    ``missing``. Source row ``s`` is read by ``c_s`` entries, and in the up-sampled spiral
+    gathers ``c_s`` varies widely (1 to 79 for S2D-Dec's finest layer). The transpose therefore
+    groups the source rows into classes by ``c_s`` (widths 4, 8, 16, ...): each class is one
+    dense, masked gather-sum at most twice as wide as its longest list, written into its rows
+    by a scatter with unique, sorted indices. Against :class:`_InversePlan`'s split (dense
+    columns, then one scatter per further column: 72 of them for that layer) this made the
+    S2D-Dec step 1.16x faster on CPU.
 
     Attributes:
       cols: int32 ``[R, J]`` source rows (missing entries point at row 0).
       weights: float32 ``[R, J]`` (0 where missing).
       missing: bool ``[R, J]`` or ``None`` when every row has ``J`` entries.
-      inverse: int32 ``[S, K]`` output rows read by each source row.
-      inverse_weights: float32 ``[S, K]``.
-      invalid: bool ``[S, K]`` or ``None``.
-      extra: tuple of ``(rows [M], cols [M], weights [M])``: source rows (unique, sorted), the
-        output rows they also read, and the weights.
+      num_src: ``S``.
+      classes: tuple of ``(src_rows [R_c], out_rows [R_c, W_c], weights [R_c, W_c],
+        invalid [R_c, W_c] or None)``: the source rows of a class (sorted), the output rows
+        each reads, their weights and the padding mask. Rows no entry reads are in no class.
 
     Compared by identity: instances are cached per topology.
     """
@@ -328,16 +331,33 @@ class _SparsePlan:
     def __init__(self, cols, weights, missing, num_src: int):
         self.cols, self.weights = cols, weights
         self.missing = missing if missing.any() else None
-        width = cols.shape[1]
-        positions = inverse_spiral_indices(np.where(missing, num_src, cols), num_src)
-        flat = weights.reshape(-1)
-        dense, invalid, extra = _split_inverse(positions, cols.size, lambda p: p, None)
-        self.inverse = (dense // width).astype(np.int32)
-        self.inverse_weights = np.where(invalid, 0, flat[dense]).astype(np.float32)
-        self.invalid = invalid if invalid.any() else None
-        self.extra = tuple(
-            (rows, (p // width).astype(np.int32), flat[p].astype(np.float32)) for rows, p in extra
-        )
+        self.num_src = int(num_src)
+        present = ~missing
+        out_row = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)[present]
+        src, w = cols[present].astype(np.int64), weights[present]
+        sort = np.argsort(src, kind="stable")
+        src, out_row, w = src[sort], out_row[sort], w[sort]
+        counts = np.bincount(src, minlength=num_src)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot = np.arange(src.size) - starts[src]
+        width_of = 2 ** np.ceil(np.log2(np.maximum(counts, 4))).astype(np.int64)
+        width_of[counts == 0] = 0
+        classes = []
+        for width in np.unique(width_of[width_of > 0]):
+            rows = np.nonzero(width_of == width)[0]
+            position = np.full(num_src, -1, np.int64)
+            position[rows] = np.arange(rows.size)
+            mine = position[src] >= 0
+            table = np.zeros((rows.size, width), np.int32)
+            table_w = np.zeros((rows.size, width), np.float32)
+            invalid = np.ones((rows.size, width), bool)
+            r, k = position[src[mine]], slot[mine]
+            table[r, k], table_w[r, k], invalid[r, k] = out_row[mine], w[mine], False
+            arrays = (rows.astype(np.int32), table, table_w, invalid)
+            for a in arrays:
+                a.setflags(write=False)
+            classes.append((*arrays[:3], invalid if invalid.any() else None))
+        self.classes = tuple(classes)
 
 
 def upsampled_spiral_table(
@@ -405,7 +425,7 @@ def _upsampled_plan_cached(key: bytes, n: int, length: int, k: int, m: int) -> _
     indices, up_indices = ints[: n * length].reshape(n, length), ints[n * length :].reshape(n, k)
     up_weights = np.frombuffer(key[4 * n * (length + k) :], dtype=np.float32).reshape(n, k)
     plan = _SparsePlan(*upsampled_spiral_table(indices, up_indices, up_weights), m * length)
-    for a in (plan.cols, plan.weights, plan.inverse, plan.inverse_weights):
+    for a in (plan.cols, plan.weights):
         a.setflags(write=False)
     return plan
 
@@ -433,14 +453,15 @@ def _sparse_rows_fwd(plan, src):
 
 
 def _sparse_rows_bwd(plan, _, g):
-    d_src = _gather_sum(g, plan.inverse, plan.invalid, None, plan.inverse_weights)
-    for rows, cols, weights in plan.extra:
-        d_src = d_src.at[:, rows].add(
-            take_rows(g, cols) * jnp.asarray(weights, g.dtype)[None, :, None],
-            indices_are_sorted=True,
-            unique_indices=True,
-            mode="promise_in_bounds",
-        )
+    d_src = jnp.zeros((g.shape[0], plan.num_src, g.shape[2]), g.dtype)
+    for rows, table, weights, invalid in plan.classes:
+        part = _gather_sum(g, table, invalid, None, weights)
+        if rows.size == plan.num_src:
+            d_src = part
+        else:
+            d_src = d_src.at[:, rows].set(
+                part, indices_are_sorted=True, unique_indices=True, mode="promise_in_bounds"
+            )
     return (d_src,)
 
 
