@@ -323,7 +323,8 @@ class _SparsePlan:
       num_src: ``S``.
       classes: tuple of ``(src_rows [R_c], out_rows [R_c, W_c], weights [R_c, W_c],
         invalid [R_c, W_c] or None)``: the source rows of a class (sorted), the output rows
-        each reads, their weights and the padding mask. Rows no entry reads are in no class.
+        each reads, their weights and the padding mask. The first class, the most common
+        width, spans all ``S`` rows (with the other classes' rows masked).
 
     Compared by identity: instances are cached per topology.
     """
@@ -341,13 +342,16 @@ class _SparsePlan:
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         slot = np.arange(src.size) - starts[src]
         width_of = 2 ** np.ceil(np.log2(np.maximum(counts, 4))).astype(np.int64)
-        width_of[counts == 0] = 0
+        widths, sizes = np.unique(width_of, return_counts=True)
+        base = widths[np.argmax(sizes)]
         classes = []
-        for width in np.unique(width_of[width_of > 0]):
-            rows = np.nonzero(width_of == width)[0]
+        for width in [base, *(w for w in widths if w != base)]:
+            # The most common class spans every row (the others' rows masked), so the
+            # transpose starts from its output, with no zero-filled buffer.
+            rows = np.arange(num_src) if width == base else np.nonzero(width_of == width)[0]
             position = np.full(num_src, -1, np.int64)
             position[rows] = np.arange(rows.size)
-            mine = position[src] >= 0
+            mine = (position[src] >= 0) & (width_of[src] == width)
             table = np.zeros((rows.size, width), np.int32)
             table_w = np.zeros((rows.size, width), np.float32)
             invalid = np.ones((rows.size, width), bool)
@@ -453,15 +457,15 @@ def _sparse_rows_fwd(plan, src):
 
 
 def _sparse_rows_bwd(plan, _, g):
-    d_src = jnp.zeros((g.shape[0], plan.num_src, g.shape[2]), g.dtype)
-    for rows, table, weights, invalid in plan.classes:
-        part = _gather_sum(g, table, invalid, None, weights)
-        if rows.size == plan.num_src:
-            d_src = part
-        else:
-            d_src = d_src.at[:, rows].set(
-                part, indices_are_sorted=True, unique_indices=True, mode="promise_in_bounds"
-            )
+    (_, *base), *others = plan.classes
+    d_src = _gather_sum(g, base[0], base[2], None, base[1])
+    for rows, table, weights, invalid in others:
+        d_src = d_src.at[:, rows].set(
+            _gather_sum(g, table, invalid, None, weights),
+            indices_are_sorted=True,
+            unique_indices=True,
+            mode="promise_in_bounds",
+        )
     return (d_src,)
 
 
