@@ -131,17 +131,20 @@ def _gather_sum(
     width = np.shape(cols)[1]
     parts = max(1, -(-width // _MAX_SUMMED_ROWS))
     size = -(-width // parts)
+    # Sums of low-precision rows accumulate in float32 (XLA:CPU would otherwise convert at
+    # every operation of the fused loop: 0.98 s against 0.14 s for the bfloat16 S2D-Dec step).
+    acc = jnp.promote_types(src.dtype, jnp.float32)
     out = None
     for start in range(0, width, size):
         cut = slice(start, start + size)
-        rows = take_rows(src, cols[:, cut])
+        rows = take_rows(src, cols[:, cut]).astype(acc)
         if weights is not None:
-            rows = rows * jnp.asarray(weights, src.dtype)[None, :, cut, None]
+            rows = rows * jnp.asarray(weights, acc)[None, :, cut, None]
         part_mask = None if mask is None else mask[None, :, cut, None]
         part_fill = None if fill is None else fill[:, None, cut, :]
         part = _sum_axis(_replace(rows, part_mask, part_fill), 2)
         out = part if out is None else out + part
-    return out
+    return out.astype(src.dtype)
 
 
 #: Columns of the inverse table filled for at least this fraction of rows are gathered densely;
