@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["matmul_flops", "s2d_step_cost", "spiral_conv_cost"]
+__all__ = ["matmul_flops", "s2d_step_cost", "s2d_variant_layers", "spiral_conv_cost"]
 
 
 def spiral_conv_cost(
@@ -78,6 +78,7 @@ def s2d_step_cost(
     num_params: int | None = None,
     impls: Sequence[str] | None = None,
     itemsize: int = 4,
+    fold: bool = True,
 ) -> dict[str, Any]:
     """FLOPs and bytes of one S2D-Dec training step (forward, backward, Adam).
 
@@ -92,6 +93,12 @@ def s2d_step_cost(
       impls: per spiral layer (coarse to fine, then the output layer) the formulation counted
         in ``bytes_materialised``; default: jaxface's ``select_spiral_impl`` rule.
       itemsize: bytes per activation element.
+      fold: a layer that projects first (``"matmul_gather*"``) after an up-sampling reads the
+        coarse level through one weighted gather, as :class:`jaxface.nn.SpiralConv` does with
+        ``upsampling``: its three matmuls run on the coarse rows ``M``, plus the weighted sum
+        over at most ``3 L`` projected rows per output (forward and transpose), with no
+        up-sampled tensor. ``False``: up-sample, then the layer at full size (7.98 GFLOP for
+        S2D-Dec at batch 16 on the 6990-vertex hierarchy).
 
     Returns:
       ``{"flops", "bytes_min", "bytes_materialised", "layers": [per-layer dicts]}``.
@@ -112,7 +119,20 @@ def s2d_step_cost(
     for i, (level, c_in, c_out, upsampled) in enumerate(shapes):
         n = level_sizes[level]
         impl = impls[i] if impls is not None else select_spiral_impl(c_in, c_out)
-        cost = spiral_conv_cost(batch, n, spiral_lengths[level], c_in, c_out, backward=True,
+        length = spiral_lengths[level]
+        if upsampled and fold and impl.startswith("matmul_gather"):
+            m = level_sizes[level + 1]
+            cost = spiral_conv_cost(batch, m, length, c_in, c_out, backward=True, impl=impl,
+                                    itemsize=itemsize)
+            taps = 2 * (2.0 * batch * n * 3 * length * c_out)
+            # Output and its gradient at N rows instead of M: written, read, read.
+            rows = 3 * batch * (n - m) * c_out * itemsize
+            layers.append({"layer": f"level{level}:{c_in}->{c_out}", "impl": impl,
+                           "folded": True, "flops": cost["flops"] + taps,
+                           "bytes_min": cost["bytes_min"] + rows,
+                           "bytes_materialised": cost["bytes_materialised"] + rows})
+            continue
+        cost = spiral_conv_cost(batch, n, length, c_in, c_out, backward=True,
                                 impl=impl, itemsize=itemsize)
         if upsampled:
             # 3-wide weighted gather, forward and input gradient.
@@ -137,6 +157,20 @@ def s2d_step_cost(
         "bytes_materialised": float(bytes_mat),
         "layers": layers,
     }
+
+
+def s2d_variant_layers(variant: str, impl: str, num_levels: int) -> dict[str, Any]:
+    """The ``impls`` and ``fold`` arguments of :func:`s2d_step_cost` for a benchmark variant.
+
+    JAX variants run ``impl`` (``"auto*"``: jaxface's rule per layer) with the up-sampling
+    folded where a layer projects first; ``torch/folded`` projects first everywhere, folded;
+    the other PyTorch references gather first and up-sample at full size.
+    """
+    if variant == "torch/folded":
+        return {"impls": ["matmul_gather"] * num_levels, "fold": True}
+    if variant.startswith("torch/"):
+        return {"impls": ["gather_matmul"] * num_levels, "fold": False}
+    return {"impls": None if impl.startswith("auto") else [impl] * num_levels, "fold": True}
 
 
 def _eqn_flops(eqn) -> float:

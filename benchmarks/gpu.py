@@ -72,7 +72,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.analytic import s2d_step_cost
+from benchmarks.analytic import s2d_step_cost, s2d_variant_layers
 from benchmarks.common import (
     CompileCounter,
     JaxStep,
@@ -455,11 +455,10 @@ def s2d_train(ctx: GpuContext) -> None:
     for name, t in timings.items():
         runner = runners[name]
         bf16 = name.endswith("/bf16")
-        impl = impl_of.get(name, "auto")
-        impls = None if impl.startswith("auto") else [impl] * base.topology.num_levels
+        layout = s2d_variant_layers(name, impl_of.get(name, "auto"), base.topology.num_levels)
         cost = s2d_step_cost(batch, base.topology.level_sizes, base.topology.spiral_lengths,
-                             S2D_CHANNELS, num_params=shape["num_params"], impls=impls,
-                             itemsize=2 if bf16 else 4)
+                             S2D_CHANNELS, num_params=shape["num_params"],
+                             itemsize=2 if bf16 else 4, **layout)
         fields: dict[str, Any] = {}
         if isinstance(runner, JaxStep):
             fields.update(runner.fields(strict=True))

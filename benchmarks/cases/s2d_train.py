@@ -28,10 +28,10 @@ Runners, interleaved round by round:
 Every PyTorch reference runs at each thread count of ``--torch-threads`` (setting
 ``torch_<n>_threads``), interleaved with ``jax/auto`` (the other JAX variants run in the first
 setting only): the headline ratio is against each reference at its fastest setting. Full runs
-then time ``jax/auto`` against ``torch/spiralnet_pp`` in two fresh processes, one with glibc's
-default allocator and one with the tuned one (:data:`benchmarks.common.ALLOCATOR_ENV`),
-counting minor page faults per step (a process's allocator cannot be switched back once its
-heap has grown, hence the processes).
+then time ``jax/auto`` against ``torch/spiralnet_pp`` and ``torch/folded`` in two fresh
+processes, one with glibc's default allocator and one with the tuned one
+(:data:`benchmarks.common.ALLOCATOR_ENV`), counting minor page faults per step (a process's
+allocator cannot be switched back once its heap has grown, hence the processes).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.analytic import s2d_step_cost
+from benchmarks.analytic import s2d_step_cost, s2d_variant_layers
 from benchmarks.common import (
     ALLOCATOR_ENV,
     JaxStep,
@@ -278,11 +278,9 @@ def run(ctx) -> None:
         for name, t in timings.items():
             runner = runner_set[name]
             bf16 = name.endswith("/bf16")
-            impl = impl_of.get(name, "auto")
-            impls = None if impl.startswith("auto") else [impl] * topo.num_levels
+            layout = s2d_variant_layers(name, impl_of.get(name, "auto"), topo.num_levels)
             cost = s2d_step_cost(batch, topo.level_sizes, topo.spiral_lengths, S2D_CHANNELS,
-                                 num_params=num_params, impls=impls,
-                                 itemsize=2 if bf16 else 4)
+                                 num_params=num_params, itemsize=2 if bf16 else 4, **layout)
             fields = {}
             if isinstance(runner, JaxStep):
                 fields.update(runner.fields(strict=True))
@@ -354,8 +352,8 @@ def _allocator_comparison(ctx, allocator: str, mesh: str, batch: int, rounds: in
     for name, res in result.items():
         fields = {"minor_page_faults_per_step": res["faults_per_step"]}
         if name == "jax/auto":
-            fields["speedup_vs"] = {"torch/spiralnet_pp": paired_ratio(
-                timings["torch/spiralnet_pp"], timings["jax/auto"])}
+            fields["speedup_vs"] = {n: paired_ratio(timings[n], timings["jax/auto"])
+                                    for n in timings if n.startswith("torch/")}
         else:
             fields["torch_threads"] = ctx.torch_threads
         ctx.recorder.add(
@@ -369,7 +367,8 @@ def _allocator_comparison(ctx, allocator: str, mesh: str, batch: int, rounds: in
 
 
 def allocator_child(config: dict) -> dict:
-    """``jax/auto`` and ``torch/spiralnet_pp`` S2D-Dec steps, interleaved, in this process.
+    """``jax/auto``, ``torch/spiralnet_pp`` and ``torch/folded`` S2D-Dec steps, interleaved, in
+    this process.
 
     Returns:
       name -> ``{"times_s": [...], "faults_per_step": median minor page faults per step}``.
@@ -382,10 +381,12 @@ def allocator_child(config: dict) -> dict:
     params_np = jax.device_get(setup.state.params)  # host copy: the steps donate the state
     _, runner = build_jax("auto", config["mesh"], config["batch"], None, setup=setup,
                           counter=counter)
-    module, step = torch_references(setup, params_np)["spiralnet_pp"]
+    refs = torch_references(setup, params_np)
     dt = torch.from_numpy(setup.numpy_batch["landmark_displacement"])
     yt = torch.from_numpy(setup.numpy_batch["displacement"])
-    runners = {"jax/auto": runner, "torch/spiralnet_pp": lambda: step(dt, yt)}
+    runners = {"jax/auto": runner}
+    for name in ("spiralnet_pp", "folded"):
+        runners[f"torch/{name}"] = lambda step=refs[name][1]: step(dt, yt)
     faults = {n: [] for n in runners}
 
     def counted(name):

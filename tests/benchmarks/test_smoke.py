@@ -209,6 +209,27 @@ def test_analytic_counts():
     assert analytic.matmul_flops(scanned, a, jnp.ones((4, 4))) == 7 * 2 * 3 * 4 * 4
 
 
+def test_analytic_step_cost_of_the_folded_up_sampling():
+    """One up-sampled 4->2 layer (N=10 from M=4, L=3) and a 2->1 output layer, batch 2."""
+    args = (2, (10, 4), (3, 3), (4, 2))
+    plain = analytic.s2d_step_cost(*args, impls=["matmul_gather"] * 2, fold=False)
+    folded = analytic.s2d_step_cost(*args, impls=["matmul_gather"] * 2, fold=True)
+    up, out = plain["layers"][1], plain["layers"][2]
+    assert up["flops"] == 3 * 2 * 2 * 10 * 3 * 4 * 2 + 2 * 2 * 2 * 10 * 3 * 4
+    # Folded: the three matmuls on the 4 coarse rows, plus the weighted sum over 3 L rows and
+    # its transpose; the output layer is unchanged.
+    assert folded["layers"][1]["flops"] == 3 * 2 * 2 * 4 * 3 * 4 * 2 + 2 * 2 * 2 * 10 * 9 * 2
+    assert folded["layers"][2] == out
+    # A gather-first layer is never folded.
+    gather = analytic.s2d_step_cost(*args, impls=["gather_matmul"] * 2, fold=True)
+    assert gather["flops"] == analytic.s2d_step_cost(
+        *args, impls=["gather_matmul"] * 2, fold=False)["flops"]
+    assert analytic.s2d_variant_layers("torch/folded", "auto", 2) == {
+        "impls": ["matmul_gather"] * 2, "fold": True}
+    assert analytic.s2d_variant_layers("torch/spiralnet_pp", "auto", 2)["fold"] is False
+    assert analytic.s2d_variant_layers("jax/auto", "auto", 2) == {"impls": None, "fold": True}
+
+
 def test_run_machine_case_writes_outputs(tmp_path):
     from benchmarks import run
 
