@@ -14,8 +14,8 @@ as skipped):
    1 GiB copy and an 8192² float32 matmul in JAX and PyTorch.
 2. ``s2d_train``: the S2D-Dec train step at the paper's batch (``jaxface/configs/s2d.py``
    paper mode: 16) on the 6990-vertex face hierarchy of ``faces4d/coma_scale``: ``jax/auto``
-   (the library as shipped) and its variants, the official-style and SpiralNet++-style PyTorch
-   steps on the same initial weights (parity recorded), and the SpiralNet++-style decoder
+   (the library as shipped) and its variants, the official-style, SpiralNet++-style and folded
+   PyTorch steps on the same initial weights (parity recorded), and the SpiralNet++-style decoder
    through ``torch.compile`` (compile time recorded apart), all interleaved round by round.
 3. ``spiral_conv``: the five spiral layers of that decoder at the paper's batch, forward and
    forward+backward, every ``jaxface.nn`` implementation beside the PyTorch layers (eager and

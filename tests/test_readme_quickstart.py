@@ -19,3 +19,4 @@ def test_quickstart(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(blocks[0], "README quickstart", "exec"), scope)
     assert scope["y"].shape == (8, template.vertices.shape[0], 32)
+    assert scope["fine"].shape == (8, template.vertices.shape[0], 16)
