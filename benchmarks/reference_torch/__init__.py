@@ -13,19 +13,58 @@ This package imports :mod:`torch`, the project's ``bench`` extra; nothing else i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
+    "ReferenceDecoder",
     "copy_linear",
     "load_s2d_params",
     "make_s2d_train_step",
     "s2d_loss",
     "to_numpy_params",
 ]
+
+
+class ReferenceDecoder(torch.nn.Module):
+    """What the reference S2D-Dec decoders share: the arguments, their checks and the dense layer.
+
+    Args:
+      spirals: per level (finest first), int ``[N_i, L_i]`` spiral indices padded with ``N_i``.
+      up_indices: per level ``i < K``, int ``[N_i, 3]`` indices into level ``i + 1``.
+      up_weights: per level ``i < K``, float ``[N_i, 3]`` weights.
+      channels: the dense layer's channels, then one per up-sampled level (coarse to fine).
+      out_features: output channels.
+      in_features: input size (204 = 68 landmarks x 3).
+
+    Attributes:
+      sizes: vertices per level, finest first.
+      channels, out_features: as given.
+      fc: ``Linear(in_features, (N_K + 1) * channels[0])``: the coarsest level's rows plus the
+        padding row read by the first spiral layer's dummy entries.
+    """
+
+    def __init__(
+        self,
+        spirals: Sequence[np.ndarray],
+        up_indices: Sequence[np.ndarray],
+        up_weights: Sequence[np.ndarray],
+        channels: Sequence[int] = (128, 64, 32, 32, 16),
+        out_features: int = 3,
+        in_features: int = 204,
+    ):
+        super().__init__()
+        levels = len(spirals)
+        if len(channels) != levels or len(up_indices) != levels - 1 \
+                or len(up_weights) != levels - 1:
+            raise ValueError("need one channel entry per level and one up-sampling per step")
+        self.sizes = [int(s.shape[0]) for s in spirals]
+        self.channels = tuple(channels)
+        self.out_features = int(out_features)
+        self.fc = torch.nn.Linear(in_features, (self.sizes[-1] + 1) * channels[0])
 
 
 def s2d_loss(

@@ -24,12 +24,13 @@ function as :class:`jaxface.models.s2d.S2DDecoder` (``learned_padding=True``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks.reference_torch import ReferenceDecoder
 
 __all__ = ["FoldedSpiralDecoder", "ProjectedSpiralConv", "folded_spiral_matrix"]
 
@@ -126,35 +127,15 @@ class ProjectedSpiralConv(nn.Module):
         return out.view(-1, batch, c_out).transpose(0, 1) + self.linear.bias
 
 
-class FoldedSpiralDecoder(nn.Module):
+class FoldedSpiralDecoder(ReferenceDecoder):
     """S2D-Dec with folded up-sampling: ``[B, 204]`` -> ``[B, N, 3]``.
 
-    Args:
-      spirals: per level (finest first), int ``[N_i, L_i]`` spiral indices padded with ``N_i``.
-      up_indices: per level ``i < K``, int ``[N_i, 3]`` indices into level ``i + 1``.
-      up_weights: per level ``i < K``, float ``[N_i, 3]`` weights.
-      channels: the dense layer's channels, then one per up-sampled level (coarse to fine).
-      out_features: output channels.
-      in_features: input size (204 = 68 landmarks x 3).
+    Arguments as :class:`benchmarks.reference_torch.ReferenceDecoder`.
     """
 
-    def __init__(
-        self,
-        spirals: Sequence[np.ndarray],
-        up_indices: Sequence[np.ndarray],
-        up_weights: Sequence[np.ndarray],
-        channels: Sequence[int] = (128, 64, 32, 32, 16),
-        out_features: int = 3,
-        in_features: int = 204,
-    ):
-        super().__init__()
-        levels = len(spirals)
-        if len(channels) != levels or len(up_indices) != levels - 1:
-            raise ValueError("need one channel entry per level and one up-sampling per step")
-        sizes = [int(s.shape[0]) for s in spirals]
-        self.sizes = sizes
-        self.channels = tuple(channels)
-        self.fc = nn.Linear(in_features, (sizes[-1] + 1) * channels[0])
+    def __init__(self, spirals, up_indices, up_weights, **kwargs):
+        super().__init__(spirals, up_indices, up_weights, **kwargs)
+        levels, sizes, channels = len(spirals), self.sizes, self.channels
         convs = []
         for step, level in enumerate(range(levels - 2, -1, -1)):
             inputs = sizes[level + 1] + (1 if step == 0 else 0)  # the padding row first
@@ -168,7 +149,7 @@ class FoldedSpiralDecoder(nn.Module):
         self.convs = nn.ModuleList(convs)
         length = int(spirals[0].shape[1])
         self.conv_out = ProjectedSpiralConv(
-            channels[-1], out_features, length, folded_spiral_matrix(spirals[0], sizes[0]),
+            channels[-1], self.out_features, length, folded_spiral_matrix(spirals[0], sizes[0]),
             (sizes[0], sizes[0] * length),
         )
 

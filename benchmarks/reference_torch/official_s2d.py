@@ -23,12 +23,12 @@ what the masked dummy row holds here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks.reference_torch import ReferenceDecoder
 
 __all__ = ["DummyRowSpiralConv", "OfficialS2DDecoder", "dense_upsampling", "spirals_with_dummy"]
 
@@ -113,40 +113,20 @@ class DummyRowSpiralConv(nn.Module):
         return out * mask
 
 
-class OfficialS2DDecoder(nn.Module):
+class OfficialS2DDecoder(ReferenceDecoder):
     """S2D-Dec in the official formulation: ``[B, 204]`` landmark displacement -> ``[B, N, 3]``.
 
-    Args:
-      spirals: per level (finest first), int ``[N_i, L_i]`` spiral indices padded with ``N_i``.
-      up_indices: per level ``i < K``, int ``[N_i, 3]`` indices into level ``i + 1``.
-      up_weights: per level ``i < K``, float ``[N_i, 3]`` weights.
-      channels: the dense layer's channels, then one per up-sampled level (coarse to fine).
-      out_features: output channels.
-      in_features: input size (204 = 68 landmarks x 3).
+    Arguments as :class:`benchmarks.reference_torch.ReferenceDecoder`.
     """
 
-    def __init__(
-        self,
-        spirals: Sequence[np.ndarray],
-        up_indices: Sequence[np.ndarray],
-        up_weights: Sequence[np.ndarray],
-        channels: Sequence[int] = (128, 64, 32, 32, 16),
-        out_features: int = 3,
-        in_features: int = 204,
-    ):
-        super().__init__()
-        levels = len(spirals)
-        if len(channels) != levels or len(up_indices) != levels - 1:
-            raise ValueError("need one channel entry per level and one up-sampling per step")
-        sizes = [int(s.shape[0]) for s in spirals]
-        self.sizes = sizes
-        self.channels = tuple(channels)
+    def __init__(self, spirals, up_indices, up_weights, **kwargs):
+        super().__init__(spirals, up_indices, up_weights, **kwargs)
+        levels, sizes, channels = len(spirals), self.sizes, self.channels
         for i, s in enumerate(spirals):
             self.register_buffer(f"spirals_{i}", torch.from_numpy(spirals_with_dummy(s)))
         for i in range(levels - 1):
             u = dense_upsampling(up_indices[i], up_weights[i], sizes[i + 1])
             self.register_buffer(f"up_{i}", torch.from_numpy(u))
-        self.fc = nn.Linear(in_features, (sizes[-1] + 1) * channels[0])
         convs = []
         for step, level in enumerate(range(levels - 2, -1, -1)):
             convs.append(
@@ -154,7 +134,7 @@ class OfficialS2DDecoder(nn.Module):
             )
         self.convs = nn.ModuleList(convs)
         self.conv_out = DummyRowSpiralConv(
-            channels[-1], out_features, spirals[0].shape[1], activation="identity"
+            channels[-1], self.out_features, spirals[0].shape[1], activation="identity"
         )
 
     def forward(self, landmark_displacement: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,12 @@ zero row appended. With the same tables and weights it computes the same functio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks.reference_torch import ReferenceDecoder
 
 __all__ = ["IndexSelectSpiralConv", "ScatterPool", "SpiralNetPPDecoder", "upsampling_coo"]
 
@@ -105,35 +105,15 @@ class ScatterPool(nn.Module):
         return out.index_add_(1, self.rows, gathered)
 
 
-class SpiralNetPPDecoder(nn.Module):
+class SpiralNetPPDecoder(ReferenceDecoder):
     """S2D-Dec in the SpiralNet++ formulation: ``[B, 204]`` -> ``[B, N, 3]``.
 
-    Args:
-      spirals: per level (finest first), int ``[N_i, L_i]`` spiral indices padded with ``N_i``.
-      up_indices: per level ``i < K``, int ``[N_i, 3]`` indices into level ``i + 1``.
-      up_weights: per level ``i < K``, float ``[N_i, 3]`` weights.
-      channels: the dense layer's channels, then one per up-sampled level (coarse to fine).
-      out_features: output channels.
-      in_features: input size (204 = 68 landmarks x 3).
+    Arguments as :class:`benchmarks.reference_torch.ReferenceDecoder`.
     """
 
-    def __init__(
-        self,
-        spirals: Sequence[np.ndarray],
-        up_indices: Sequence[np.ndarray],
-        up_weights: Sequence[np.ndarray],
-        channels: Sequence[int] = (128, 64, 32, 32, 16),
-        out_features: int = 3,
-        in_features: int = 204,
-    ):
-        super().__init__()
-        levels = len(spirals)
-        if len(channels) != levels or len(up_indices) != levels - 1:
-            raise ValueError("need one channel entry per level and one up-sampling per step")
-        sizes = [int(s.shape[0]) for s in spirals]
-        self.sizes = sizes
-        self.channels = tuple(channels)
-        self.fc = nn.Linear(in_features, (sizes[-1] + 1) * channels[0])
+    def __init__(self, spirals, up_indices, up_weights, **kwargs):
+        super().__init__(spirals, up_indices, up_weights, **kwargs)
+        levels, sizes, channels = len(spirals), self.sizes, self.channels
         pools, convs = [], []
         for step, level in enumerate(range(levels - 2, -1, -1)):
             rows, cols, values = upsampling_coo(
@@ -143,7 +123,7 @@ class SpiralNetPPDecoder(nn.Module):
             convs.append(IndexSelectSpiralConv(channels[step], channels[step + 1], spirals[level]))
         self.pools = nn.ModuleList(pools)
         self.convs = nn.ModuleList(convs)
-        self.conv_out = IndexSelectSpiralConv(channels[-1], out_features, spirals[0])
+        self.conv_out = IndexSelectSpiralConv(channels[-1], self.out_features, spirals[0])
 
     def forward(self, landmark_displacement: torch.Tensor) -> torch.Tensor:
         """Maps ``[B, in_features]`` to ``[B, N_0, out_features]``."""
