@@ -86,6 +86,36 @@ def test_no_padding_topology(rng, impl):
     np.testing.assert_array_equal(d_pad, np.zeros_like(pad))
 
 
+@pytest.mark.parametrize("impl", SPIRAL_IMPLS)
+def test_long_spirals_with_padding(rng, impl):
+    """Spirals longer than one summation chunk (20 > 16 positions), with padding entries."""
+    n, length = 30, 20
+    idx = _random_spirals(rng, n, length)
+    x = rng.normal(size=(2, n, 3)).astype(np.float32)
+    kernel = rng.normal(size=(length * 3, 2)).astype(np.float32)
+    pad = rng.normal(size=(2, 3)).astype(np.float32)
+    out = spiral_conv(x, idx, kernel, padding=pad, impl=impl)
+    np.testing.assert_allclose(
+        out, _numpy_spiral_conv(x, idx, kernel, padding=pad), rtol=1e-5, atol=1e-4
+    )
+
+
+def test_bfloat16_sums_match_float32(problem):
+    """Low-precision rows are summed in float32 and rounded once."""
+    idx, *arrays = problem
+    x, kernel, bias, padding = (jnp.asarray(a, jnp.bfloat16) for a in arrays)
+    # The exact result of the rounded inputs: what is left is one rounding of the output
+    # (relative 2^-8) on top of float32 sums.
+    rounded = (np.asarray(a, np.float32) for a in (x, kernel, bias, padding))
+    x32, kernel32, bias32, padding32 = rounded
+    want = _numpy_spiral_conv(x32, idx, kernel32, bias32, padding32)
+    for impl in SPIRAL_IMPLS:
+        out = spiral_conv(x, idx, kernel, bias, padding=padding, impl=impl)
+        assert out.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.asarray(out, np.float32), want, rtol=1e-2,
+                                   atol=1e-2 * np.abs(want).max())
+
+
 def test_one_hot_kernel_is_gather(problem):
     idx, x, _, _, _ = problem
     x_pad = np.concatenate([x, np.zeros((B, 1, C), np.float32)], axis=1)
