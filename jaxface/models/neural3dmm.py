@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxface.models.s2d import ACTIVATIONS, S2DDecoder, SpiralTopology
-from jaxface.nn import SpiralConv, downsample
+from jaxface.nn import SpiralConv
 
 __all__ = ["Neural3DMM", "SpiralEncoder"]
 
@@ -47,9 +47,10 @@ class SpiralEncoder(nn.Module):
             )
         act = ACTIVATIONS[self.activation]
         for level, feats in enumerate(self.channels):
-            conv = SpiralConv(feats, topo.spirals[level], dtype=self.dtype, name=f"conv_{level}")
+            # Only the vertices the down-sampling keeps are computed.
+            conv = SpiralConv(feats, topo.spirals[level], dtype=self.dtype,
+                              downsampling=topo.down_indices[level], name=f"conv_{level}")
             x = act(conv(x))
-            x = downsample(x, topo.down_indices[level])
         x = x.reshape(x.shape[0], -1)
         return nn.Dense(self.latent, dtype=self.dtype, name="latent")(x)
 

@@ -274,22 +274,26 @@ def _split_inverse(positions: np.ndarray, missing: int, to_row, pad_row: int | N
 
 
 @functools.lru_cache(maxsize=64)
-def _inverse_plan_cached(key: bytes, shape: tuple[int, int], layout: str) -> _InversePlan:
+def _inverse_plan_cached(
+    key: bytes, shape: tuple[int, int], layout: str, n: int
+) -> _InversePlan:
     indices = np.frombuffer(key, dtype=np.int32).reshape(shape)
-    n, length = shape
+    rows, length = shape
     is_dummy = indices == n
     safe = np.where(is_dummy, 0, indices).astype(np.int32)
     if layout == "gather_matmul":
-        # Source rows: vertices. Cotangent rows: flat positions n * L + l (masked when missing).
+        # Source rows: vertices. Cotangent rows: flat positions r * L + l (masked when missing).
         idx = safe
         positions = inverse_spiral_indices(indices, n)
         inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p, None)
     else:
-        # Source rows: (vertex, position) pairs y[v * L + l]. Cotangent rows: output rows n;
-        # missing entries read row n, a zero row appended to the (small) cotangent.
+        # Source rows: (vertex, position) pairs y[v * L + l]. Cotangent rows: output rows r;
+        # missing entries read row R, a zero row appended to the (small) cotangent.
         idx = safe * length + np.arange(length, dtype=np.int32)
         positions = inverse_spiral_indices(np.where(is_dummy, n * length, idx), n * length)
-        inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p // length, n)
+        inverse, invalid, extra = _split_inverse(
+            positions, indices.size, lambda p: p // length, rows
+        )
     arrays = [idx.astype(np.int32), is_dummy, inverse, invalid]
     arrays += [a for pair in extra for a in pair]
     for a in arrays:
@@ -297,9 +301,10 @@ def _inverse_plan_cached(key: bytes, shape: tuple[int, int], layout: str) -> _In
     return _InversePlan(arrays[0], is_dummy, inverse, invalid, extra)
 
 
-def _inverse_plan(indices: np.ndarray, layout: str) -> _InversePlan:
+def _inverse_plan(indices: np.ndarray, layout: str, n: int) -> _InversePlan:
+    """The plan of an ``[R, L]`` spiral table over ``n`` source vertices (``n`` = dummy)."""
     indices = np.ascontiguousarray(indices, dtype=np.int32)
-    return _inverse_plan_cached(indices.tobytes(), indices.shape, layout)
+    return _inverse_plan_cached(indices.tobytes(), indices.shape, layout, int(n))
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,24 +497,26 @@ def _rows_matmul(x: jax.Array, w: jax.Array, precision) -> jax.Array:
 
 
 def gather_then_matmul(x, indices, concrete, kernel, padding, precision, inverse: bool):
-    """``concat_l(x_pad[:, idx[:, l]]) @ kernel``: ``[B, N, C] -> [B, N, C_out]``."""
+    """``concat_l(x_pad[:, idx[:, l]]) @ kernel``: ``[B, N, C], [R, L] -> [B, R, C_out]``
+    (``R = N`` but for a row subset of the spiral table)."""
     batch, n, c = x.shape
-    length = np.shape(indices)[1]
+    rows, length = np.shape(indices)
     if inverse:
-        gathered = _gather_inverse(_inverse_plan(concrete, "gather_matmul"), x, padding)
+        gathered = _gather_inverse(_inverse_plan(concrete, "gather_matmul", n), x, padding)
     else:
         idx = jnp.asarray(indices, jnp.int32)
         is_dummy = idx == n
         fill = None if padding is None else padding[:, None, None, :]
         gathered = take_rows(x, jnp.where(is_dummy, 0, idx))
         gathered = _replace(gathered, is_dummy[None, :, :, None], fill)
-    return _rows_matmul(gathered.reshape(batch, n, length * c), kernel, precision)
+    return _rows_matmul(gathered.reshape(batch, rows, length * c), kernel, precision)
 
 
 def matmul_then_gather(
     x, indices, concrete, kernel, padding, precision, inverse: bool, upsampling=None
 ):
-    """``sum_l (x @ W_l)[idx[:, l]]``: ``[B, N, C] -> [B, N, C_out]``.
+    """``sum_l (x @ W_l)[idx[:, l]]``: ``[B, N, C], [R, L] -> [B, R, C_out]`` (``R = N`` but for
+    a row subset of the spiral table).
 
     With ``upsampling = (up_indices [N, K], up_weights [N, K])`` (numpy), ``x`` is the coarse
     level ``[B, M, C]`` and the convolution reads its up-sampling: the projection runs on the
@@ -537,8 +544,8 @@ def matmul_then_gather(
             out = out + jnp.einsum("nl,blc->bnc", is_dummy.astype(y.dtype), fill)
         return out
     if inverse:
-        return _gather_sum_inverse(_inverse_plan(concrete, "matmul_gather"), y, fill)
+        return _gather_sum_inverse(_inverse_plan(concrete, "matmul_gather", m), y, fill)
     idx = jnp.asarray(indices, jnp.int32)
-    is_dummy = idx == n
+    is_dummy = idx == m
     cols = jnp.where(is_dummy, 0, idx) * length + jnp.arange(length, dtype=jnp.int32)
     return _gather_sum(y, cols, is_dummy, fill)

@@ -412,3 +412,59 @@ def test_auto_autodiff_matches_auto_and_supports_forward_mode(problem):
         return jax.jvp(jax.grad(loss), (x,), (tangent,))[1]
 
     np.testing.assert_allclose(hvp("matmul_gather"), hvp("gather_matmul"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", SPIRAL_IMPLS)
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_downsampling_computes_the_kept_rows(problem, impl, with_padding):
+    idx, x, kernel, bias, padding = problem
+    padding = padding if with_padding else None
+    down = np.array([0, 3, 4, 9], np.int32)
+    fn = jax.jit(lambda x, k, p: spiral_conv(x, idx, k, bias, padding=p, impl=impl,
+                                             downsampling=down))
+    out = fn(x, kernel, padding)
+    assert out.shape == (B, down.size, C_OUT)
+    want = _numpy_spiral_conv(x, idx, kernel, bias, padding)[:, down]
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["gather_matmul_inverse", "matmul_gather_inverse"])
+def test_downsampling_gradients_equal_selecting_after(problem, impl):
+    idx, x, kernel, bias, padding = problem
+    idx = idx.copy()
+    idx[1:, 1] = 0  # a hub vertex: inverse lists of different lengths
+    down = np.array([1, 2, 5, 7, 10], np.int32)
+
+    def grads(fold):
+        def f(x, k, b, p):
+            if fold:
+                out = spiral_conv(x, idx, k, b, padding=p, impl=impl, downsampling=down)
+            else:
+                out = spiral_conv(x, idx, k, b, padding=p, impl="gather_matmul")[:, down]
+            return jnp.sum(jnp.sin(out) * out)
+
+        return jax.jit(jax.grad(f, argnums=(0, 1, 2, 3)))(x, kernel, bias, padding)
+
+    for got, want in zip(grads(True), grads(False), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert np.all(np.isfinite(got))
+
+
+def test_downsampling_traced_module_and_errors(problem, keys):
+    idx, x, kernel, _, _ = problem
+    down = np.array([2, 6], np.int32)
+    want = _numpy_spiral_conv(x, idx, kernel)[:, down]
+    traced = jax.jit(lambda d: spiral_conv(x, idx, kernel, downsampling=d))(down)
+    np.testing.assert_allclose(traced, want, rtol=1e-5, atol=1e-5)
+    layer = SpiralConv(features=C_OUT, indices=idx, downsampling=down)
+    params = layer.init(next(keys), x)
+    assert params["params"]["kernel"].shape == (L * C, C_OUT)
+    full = SpiralConv(features=C_OUT, indices=idx).apply(params, x)
+    np.testing.assert_allclose(layer.apply(params, x), full[:, down], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="must lie in"):
+        spiral_conv(x, idx, kernel, downsampling=np.array([0, N]))
+    with pytest.raises(ValueError, match=r"\[M\]"):
+        spiral_conv(x, idx, kernel, downsampling=np.zeros((2, 2), np.int32))
+    with pytest.raises(ValueError, match="not both"):
+        spiral_conv(x, idx, kernel, downsampling=down,
+                    upsampling=(np.zeros((N, 3), np.int32), np.ones((N, 3), np.float32)))
