@@ -455,7 +455,8 @@ def _upsampled_plan(indices, up_indices, up_weights, num_coarse: int) -> _Sparse
 def _sparse_rows(plan: _SparsePlan, src: jax.Array) -> jax.Array:
     """``[B, S, C] -> [B, R, C]``: ``out[r] = sum_j weights[r, j] * src[cols[r, j]]``.
 
-    The backward pass gathers over ``plan.inverse`` (see :class:`_SparsePlan`).
+    The backward pass is one masked gather-sum per class of ``plan.classes`` (see
+    :class:`_SparsePlan`).
     """
     return _gather_sum(src, plan.cols, plan.missing, None, plan.weights)
 
@@ -465,8 +466,8 @@ def _sparse_rows_fwd(plan, src):
 
 
 def _sparse_rows_bwd(plan, _, g):
-    (_, *base), *others = plan.classes
-    d_src = _gather_sum(g, base[0], base[2], None, base[1])
+    (_, table, weights, invalid), *others = plan.classes  # the first spans every row
+    d_src = _gather_sum(g, table, invalid, None, weights)
     for rows, table, weights, invalid in others:
         d_src = d_src.at[:, rows].set(
             _gather_sum(g, table, invalid, None, weights),
