@@ -147,47 +147,68 @@ def _gather_sum(
     return out.astype(src.dtype)
 
 
-#: Columns of the inverse table filled for at least this fraction of rows are gathered densely;
-#: the entries of sparser columns are added by a small scatter with unique indices.
-_DENSE_FRACTION = 0.5
+def _transpose_classes(src, out_row, weights, num_src: int) -> tuple:
+    """The transpose of a gather: ``d_src[s] = sum over the entries (s, r, w) of w * g[r]``.
 
+    Source row ``s`` is read by ``c_s`` entries, and ``c_s`` varies (around ``L`` for a spiral
+    gather, 1 to 79 for S2D-Dec's finest up-sampled spiral gather). The source rows are grouped
+    into classes by ``c_s`` (widths 1, 2, 4, 8, ...): each class is one dense, masked gather-sum at
+    most twice as wide as its longest list, written into its rows by a scatter with unique,
+    sorted indices (deterministic, no atomics). The most common class spans every row (the
+    others' rows masked), so the transpose starts from its output, with no zero-filled buffer.
+    Against dense columns plus one scatter per further column (72 of them for that layer) the
+    classes made the S2D-Dec step 1.16x faster on CPU.
 
-class _InversePlan:
-    """Numpy constants of one spiral topology for the custom-VJP gathers.
+    Args:
+      src: int ``[E]`` source row of each entry, in ``[0, num_src)``.
+      out_row: int ``[E]`` output (cotangent) row of each entry.
+      weights: float ``[E]``, or ``None`` for ones.
+      num_src: ``S``.
 
-    The backward pass of a gather ``out[r] = src[idx[r]]`` is, for every source row ``s``, the sum
-    of the cotangent rows that read it. Those lists (:func:`inverse_spiral_indices`) have
-    different lengths, so they are split: the first ``K`` columns, filled for most rows, are
-    gathered for all rows at once (missing entries masked or pointed at a zero row); the few
-    entries of the longer lists are added with one scatter per extra column, whose indices are
-    unique and sorted (so it is deterministic and conflict-free).
-
-    Attributes:
-      idx: int32 ``[N, L]`` source rows (dummy entries point at row 0).
-      is_dummy: bool ``[N, L]`` (``None`` when there is no padding).
-      inverse: int32 ``[S, K]`` cotangent rows read by each source row (dense columns).
-      invalid: bool ``[S, K]`` marking the missing entries of ``inverse``, or ``None`` when there
-        are none (or they point at a zero row).
-      extra: tuple of ``(rows [M], cols [M])`` int32 pairs: source rows (unique, sorted) and the
-        cotangent rows they also read.
-
-    Compared by identity: instances are cached per topology.
+    Returns:
+      A tuple of ``(src_rows [R_c], out_rows [R_c, W_c], weights [R_c, W_c] or None,
+      invalid [R_c, W_c] or None)`` per class, the first spanning all ``S`` rows
+      (:func:`_transpose`).
     """
+    src = np.asarray(src, np.int64)
+    sort = np.argsort(src, kind="stable")
+    src, out_row = src[sort], np.asarray(out_row)[sort]
+    w = None if weights is None else np.asarray(weights, np.float32)[sort]
+    counts = np.bincount(src, minlength=num_src)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(src.size) - starts[src]
+    width_of = 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)
+    widths, sizes = np.unique(width_of, return_counts=True)
+    base = widths[np.argmax(sizes)]
+    classes = []
+    for width in [base, *(w for w in widths if w != base)]:
+        rows = np.arange(num_src) if width == base else np.nonzero(width_of == width)[0]
+        position = np.full(num_src, -1, np.int64)
+        position[rows] = np.arange(rows.size)
+        mine = (position[src] >= 0) & (width_of[src] == width)
+        r, k = position[src[mine]], slot[mine]
+        table = np.zeros((rows.size, width), np.int32)
+        invalid = np.ones((rows.size, width), bool)
+        table[r, k], invalid[r, k] = out_row[mine], False
+        table_w = None
+        if w is not None:
+            table_w = np.zeros((rows.size, width), np.float32)
+            table_w[r, k] = w[mine]
+        src_rows = rows.astype(np.int32)
+        for a in (src_rows, table, table_w, invalid):
+            if a is not None:
+                a.setflags(write=False)
+        classes.append((src_rows, table, table_w, invalid if invalid.any() else None))
+    return tuple(classes)
 
-    def __init__(self, idx, is_dummy, inverse, invalid, extra):
-        self.idx = idx
-        self.is_dummy = is_dummy if is_dummy.any() else None
-        self.inverse = inverse
-        self.invalid = invalid if invalid.any() else None
-        self.extra = extra
 
-
-def _inverse_transpose(plan: _InversePlan, g_rows: jax.Array) -> jax.Array:
-    """``d_src[s] = sum of g_rows[r] over the cotangent rows r that read s``: ``[B, S, C]``."""
-    d_src = _gather_sum(g_rows, plan.inverse, plan.invalid)
-    for rows, cols in plan.extra:
-        d_src = d_src.at[:, rows].add(
-            take_rows(g_rows, cols),
+def _transpose(classes: tuple, g: jax.Array) -> jax.Array:
+    """``[B, R, C]`` cotangent rows -> ``[B, S, C]`` source rows (:func:`_transpose_classes`)."""
+    (_, table, weights, invalid), *others = classes  # the first spans every row
+    d_src = _gather_sum(g, table, invalid, None, weights)
+    for rows, table, weights, invalid in others:
+        d_src = d_src.at[:, rows].set(
+            _gather_sum(g, table, invalid, None, weights),
             indices_are_sorted=True,
             unique_indices=True,
             mode="promise_in_bounds",
@@ -195,11 +216,29 @@ def _inverse_transpose(plan: _InversePlan, g_rows: jax.Array) -> jax.Array:
     return d_src
 
 
+class _InversePlan:
+    """Numpy constants of one spiral table for the custom-VJP gathers.
+
+    Attributes:
+      idx: int32 ``[R, L]`` source rows (dummy entries point at row 0).
+      is_dummy: bool ``[R, L]`` (``None`` when there is no padding).
+      classes: the backward pass's tables (:func:`_transpose_classes`): for every source row,
+        the cotangent rows that read it.
+
+    Compared by identity: instances are cached per topology.
+    """
+
+    def __init__(self, idx, is_dummy, classes):
+        self.idx = idx
+        self.is_dummy = is_dummy if is_dummy.any() else None
+        self.classes = classes
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _gather_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | None) -> jax.Array:
     """``[B, N, C] -> [B, N, L, C]`` spiral gather (dummy reads ``fill [B, C]`` or 0).
 
-    The backward pass gathers over ``plan.inverse`` (cotangent rows = positions ``n * L + l``).
+    The backward pass is :func:`_transpose` (cotangent rows = positions ``n * L + l``).
     """
     mask = None if plan.is_dummy is None else plan.is_dummy[None, :, :, None]
     fill = None if fill is None else fill[:, None, None, :]
@@ -211,7 +250,7 @@ def _gather_inverse_fwd(plan, src, fill):
 
 
 def _gather_inverse_bwd(plan, fill, g):
-    d_src = _inverse_transpose(plan, g.reshape(g.shape[0], -1, g.shape[-1]))
+    d_src = _transpose(plan.classes, g.reshape(g.shape[0], -1, g.shape[-1]))
     if fill is None:
         d_fill = None
     elif plan.is_dummy is None:
@@ -229,8 +268,7 @@ def _gather_sum_inverse(plan: _InversePlan, src: jax.Array, fill: jax.Array | No
     """``[B, N * L, C] -> [B, N, C]``: ``out[n] = sum_l src[idx[n, l]]`` (dummy of column ``l``
     reads ``fill[:, l]`` of ``fill [B, L, C]``, or 0).
 
-    The backward pass gathers over ``plan.inverse`` (cotangent rows = output rows ``n``, plus a
-    zero row ``N``).
+    The backward pass is :func:`_transpose` (cotangent rows = output rows ``n``).
 
     The forward pass is :func:`_gather_sum`.
     """
@@ -242,8 +280,7 @@ def _gather_sum_inverse_fwd(plan, src, fill):
 
 
 def _gather_sum_inverse_bwd(plan, fill, g):
-    g_pad = jnp.concatenate([g, jnp.zeros((g.shape[0], 1, g.shape[2]), g.dtype)], axis=1)
-    d_src = _inverse_transpose(plan, g_pad)
+    d_src = _transpose(plan.classes, g)
     if fill is None:
         d_fill = None
     elif plan.is_dummy is None:
@@ -256,49 +293,28 @@ def _gather_sum_inverse_bwd(plan, fill, g):
 _gather_sum_inverse.defvjp(_gather_sum_inverse_fwd, _gather_sum_inverse_bwd)
 
 
-def _split_inverse(positions: np.ndarray, missing: int, to_row, pad_row: int | None):
-    """Dense columns + sparse extras of an inverse table (see :class:`_InversePlan`)."""
-    valid = positions != missing
-    dense = max(1, int(np.sum(valid.mean(axis=0) >= _DENSE_FRACTION)))
-    extra = []
-    for k in range(dense, positions.shape[1]):
-        rows = np.nonzero(valid[:, k])[0]
-        extra.append((rows.astype(np.int32), to_row(positions[rows, k]).astype(np.int32)))
-    valid = valid[:, :dense]
-    rows = to_row(positions[:, :dense])
-    if pad_row is None:
-        inverse, invalid = np.where(valid, rows, 0), ~valid
-    else:
-        inverse, invalid = np.where(valid, rows, pad_row), np.zeros_like(valid)
-    return inverse.astype(np.int32), invalid, tuple(extra)
-
-
 @functools.lru_cache(maxsize=64)
 def _inverse_plan_cached(
     key: bytes, shape: tuple[int, int], layout: str, n: int
 ) -> _InversePlan:
     indices = np.frombuffer(key, dtype=np.int32).reshape(shape)
-    rows, length = shape
+    length = shape[1]
     is_dummy = indices == n
     safe = np.where(is_dummy, 0, indices).astype(np.int32)
+    positions = np.nonzero(~is_dummy.reshape(-1))[0]
     if layout == "gather_matmul":
-        # Source rows: vertices. Cotangent rows: flat positions r * L + l (masked when missing).
+        # Source rows: vertices. Cotangent rows: flat positions r * L + l.
         idx = safe
-        positions = inverse_spiral_indices(indices, n)
-        inverse, invalid, extra = _split_inverse(positions, indices.size, lambda p: p, None)
+        classes = _transpose_classes(idx.reshape(-1)[positions], positions, None, n)
     else:
-        # Source rows: (vertex, position) pairs y[v * L + l]. Cotangent rows: output rows r;
-        # missing entries read row R, a zero row appended to the (small) cotangent.
+        # Source rows: (vertex, position) pairs y[v * L + l]. Cotangent rows: output rows r.
         idx = safe * length + np.arange(length, dtype=np.int32)
-        positions = inverse_spiral_indices(np.where(is_dummy, n * length, idx), n * length)
-        inverse, invalid, extra = _split_inverse(
-            positions, indices.size, lambda p: p // length, rows
+        classes = _transpose_classes(
+            idx.reshape(-1)[positions], positions // length, None, n * length
         )
-    arrays = [idx.astype(np.int32), is_dummy, inverse, invalid]
-    arrays += [a for pair in extra for a in pair]
-    for a in arrays:
+    for a in (idx, is_dummy):
         a.setflags(write=False)
-    return _InversePlan(arrays[0], is_dummy, inverse, invalid, extra)
+    return _InversePlan(idx, is_dummy, classes)
 
 
 def _inverse_plan(indices: np.ndarray, layout: str, n: int) -> _InversePlan:
@@ -316,23 +332,13 @@ class _SparsePlan:
     """Numpy constants of a weighted sparse row operator and of its transpose.
 
     ``out[b, r] = sum_j weights[r, j] * src[b, cols[r, j]]`` over the entries that are not
-    ``missing``. Source row ``s`` is read by ``c_s`` entries, and in the up-sampled spiral
-    gathers ``c_s`` varies widely (1 to 79 for S2D-Dec's finest layer). The transpose therefore
-    groups the source rows into classes by ``c_s`` (widths 4, 8, 16, ...): each class is one
-    dense, masked gather-sum at most twice as wide as its longest list, written into its rows
-    by a scatter with unique, sorted indices. Against :class:`_InversePlan`'s split (dense
-    columns, then one scatter per further column: 72 of them for that layer) this made the
-    S2D-Dec step 1.16x faster on CPU.
+    ``missing``.
 
     Attributes:
       cols: int32 ``[R, J]`` source rows (missing entries point at row 0).
       weights: float32 ``[R, J]`` (0 where missing).
       missing: bool ``[R, J]`` or ``None`` when every row has ``J`` entries.
-      num_src: ``S``.
-      classes: tuple of ``(src_rows [R_c], out_rows [R_c, W_c], weights [R_c, W_c],
-        invalid [R_c, W_c] or None)``: the source rows of a class (sorted), the output rows
-        each reads, their weights and the padding mask. The first class, the most common
-        width, spans all ``S`` rows (with the other classes' rows masked).
+      classes: the transpose's tables (:func:`_transpose_classes`).
 
     Compared by identity: instances are cached per topology.
     """
@@ -340,36 +346,9 @@ class _SparsePlan:
     def __init__(self, cols, weights, missing, num_src: int):
         self.cols, self.weights = cols, weights
         self.missing = missing if missing.any() else None
-        self.num_src = int(num_src)
         present = ~missing
         out_row = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)[present]
-        src, w = cols[present].astype(np.int64), weights[present]
-        sort = np.argsort(src, kind="stable")
-        src, out_row, w = src[sort], out_row[sort], w[sort]
-        counts = np.bincount(src, minlength=num_src)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        slot = np.arange(src.size) - starts[src]
-        width_of = 2 ** np.ceil(np.log2(np.maximum(counts, 4))).astype(np.int64)
-        widths, sizes = np.unique(width_of, return_counts=True)
-        base = widths[np.argmax(sizes)]
-        classes = []
-        for width in [base, *(w for w in widths if w != base)]:
-            # The most common class spans every row (the others' rows masked), so the
-            # transpose starts from its output, with no zero-filled buffer.
-            rows = np.arange(num_src) if width == base else np.nonzero(width_of == width)[0]
-            position = np.full(num_src, -1, np.int64)
-            position[rows] = np.arange(rows.size)
-            mine = (position[src] >= 0) & (width_of[src] == width)
-            table = np.zeros((rows.size, width), np.int32)
-            table_w = np.zeros((rows.size, width), np.float32)
-            invalid = np.ones((rows.size, width), bool)
-            r, k = position[src[mine]], slot[mine]
-            table[r, k], table_w[r, k], invalid[r, k] = out_row[mine], w[mine], False
-            arrays = (rows.astype(np.int32), table, table_w, invalid)
-            for a in arrays:
-                a.setflags(write=False)
-            classes.append((*arrays[:3], invalid if invalid.any() else None))
-        self.classes = tuple(classes)
+        self.classes = _transpose_classes(cols[present], out_row, weights[present], num_src)
 
 
 def upsampled_spiral_table(
@@ -455,8 +434,7 @@ def _upsampled_plan(indices, up_indices, up_weights, num_coarse: int) -> _Sparse
 def _sparse_rows(plan: _SparsePlan, src: jax.Array) -> jax.Array:
     """``[B, S, C] -> [B, R, C]``: ``out[r] = sum_j weights[r, j] * src[cols[r, j]]``.
 
-    The backward pass is one masked gather-sum per class of ``plan.classes`` (see
-    :class:`_SparsePlan`).
+    The backward pass is :func:`_transpose`.
     """
     return _gather_sum(src, plan.cols, plan.missing, None, plan.weights)
 
@@ -466,16 +444,7 @@ def _sparse_rows_fwd(plan, src):
 
 
 def _sparse_rows_bwd(plan, _, g):
-    (_, table, weights, invalid), *others = plan.classes  # the first spans every row
-    d_src = _gather_sum(g, table, invalid, None, weights)
-    for rows, table, weights, invalid in others:
-        d_src = d_src.at[:, rows].set(
-            _gather_sum(g, table, invalid, None, weights),
-            indices_are_sorted=True,
-            unique_indices=True,
-            mode="promise_in_bounds",
-        )
-    return (d_src,)
+    return (_transpose(plan.classes, g),)
 
 
 _sparse_rows.defvjp(_sparse_rows_fwd, _sparse_rows_bwd)

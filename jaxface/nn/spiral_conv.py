@@ -18,11 +18,12 @@ Implementations (``impl``):
 * ``"gather_matmul_inverse"`` / ``"matmul_gather_inverse"``: the same forward passes, with a
   :func:`jax.custom_vjp` gather whose backward pass w.r.t. ``x`` is a *gather* over precomputed
   inverse spiral indices (:func:`inverse_spiral_indices`) instead of the scatter-add that
-  autodiff produces. The rare entries of unusually long inverse lists (hub vertices) are added
-  by a scatter with unique, sorted indices, so the backward pass needs no atomics and is
-  deterministic. These need concrete (numpy) indices; the plan is cached per topology. Being
-  custom VJPs they support reverse mode to any order (e.g. a gradient penalty) but not
-  forward mode (:func:`jax.jvp`, :func:`jax.jacfwd`): use the plain variants for that.
+  autodiff produces. Vertices are grouped by the length of their inverse lists, one dense
+  gather-sum per group, written by a scatter with unique, sorted indices, so the backward pass
+  needs no atomics and is deterministic. These need concrete (numpy) indices; the plan is
+  cached per topology. Being custom VJPs they support reverse mode to any order (e.g. a
+  gradient penalty) but not forward mode (:func:`jax.jvp`, :func:`jax.jacfwd`): use the
+  plain variants for that.
 * ``"auto"``: see :func:`select_spiral_impl`.
 * ``"auto_autodiff"``: always a plain variant with autodiff's backward (no custom VJP; supports
   forward mode), chosen by the same function for that backward (it projects first only where
