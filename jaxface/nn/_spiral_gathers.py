@@ -20,6 +20,14 @@ from jaxface.nn._rows import take_rows
 # --------------------------------------------------------------------------------------------
 
 
+def _slots(groups: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """For entries sorted by group (int ``[E]``): each entry's place in its group's list, and
+    the ``[num_groups]`` list lengths. Packs ragged lists into a padded ``[G, max]`` table."""
+    counts = np.bincount(groups, minlength=num_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.arange(groups.size) - starts[groups], counts
+
+
 def inverse_spiral_indices(indices: np.ndarray, num_vertices: int) -> np.ndarray:
     """Lists, for every vertex, the flat spiral positions that reference it.
 
@@ -55,10 +63,8 @@ def inverse_spiral_indices(indices: np.ndarray, num_vertices: int) -> np.ndarray
     values = flat[positions]
     order = np.argsort(values, kind="stable")
     values, positions = values[order], positions[order]
-    counts = np.bincount(values, minlength=num_vertices)
+    columns, counts = _slots(values, num_vertices)
     width = max(1, int(counts.max()) if counts.size else 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    columns = np.arange(values.size) - starts[values]
     out = np.full((num_vertices, width), flat.size, dtype=np.int32)
     out[values, columns] = positions
     return out
@@ -174,9 +180,7 @@ def _transpose_classes(src, out_row, weights, num_src: int) -> tuple:
     sort = np.argsort(src, kind="stable")
     src, out_row = src[sort], np.asarray(out_row)[sort]
     w = None if weights is None else np.asarray(weights, np.float32)[sort]
-    counts = np.bincount(src, minlength=num_src)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(src.size) - starts[src]
+    slot, counts = _slots(src, num_src)
     width_of = 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)
     widths, sizes = np.unique(width_of, return_counts=True)
     base = widths[np.argmax(sizes)]
@@ -399,10 +403,8 @@ def upsampled_spiral_table(
     keep = summed != 0
     keys, summed = keys[keep], summed[keep]
     out_row, col = np.divmod(keys, num_rows)
-    counts = np.bincount(out_row, minlength=n)
+    slot, counts = _slots(out_row, n)
     width = max(1, int(counts.max()) if counts.size else 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(keys.size) - starts[out_row]
     cols = np.zeros((n, width), np.int32)
     table = np.zeros((n, width), np.float32)
     missing = np.ones((n, width), bool)
