@@ -58,6 +58,24 @@ def downsample(x: jax.Array, down_indices: Any) -> jax.Array:
     )
 
 
+def check_upsampling(up_indices: Any, up_weights: Any, num_coarse: int) -> None:
+    """Checks up-sampling arrays: both ``[N_fine, K]``, concrete indices in
+    ``[0, num_coarse)``.
+
+    Raises:
+      ValueError: naming the array and what was expected.
+    """
+    if np.ndim(up_indices) != 2 or np.shape(up_weights) != np.shape(up_indices):
+        raise ValueError(
+            f"up_indices and up_weights must both be [N_fine, K], got {np.shape(up_indices)} "
+            f"and {np.shape(up_weights)}"
+        )
+    concrete = None if isinstance(up_indices, jax.core.Tracer) else np.asarray(up_indices)
+    if concrete is not None and concrete.size:
+        if concrete.min() < 0 or concrete.max() >= num_coarse:
+            raise ValueError(f"up_indices must lie in [0, {num_coarse})")
+
+
 def upsample(x: jax.Array, up_indices: Any, up_weights: Any) -> jax.Array:
     """Interpolates fine-level features from coarse ones: a 3-wide gather times weights.
 
@@ -85,17 +103,9 @@ def upsample(x: jax.Array, up_indices: Any, up_weights: Any) -> jax.Array:
     """
     x = jnp.asarray(x)
     _check_features(x)
+    check_upsampling(up_indices, up_weights, x.shape[-2])
     idx = jnp.asarray(up_indices, jnp.int32)
     weights = jnp.asarray(up_weights, x.dtype)
-    if idx.ndim != 2 or weights.shape != idx.shape:
-        raise ValueError(
-            f"up_indices and up_weights must both be [N_fine, K], got {idx.shape} and "
-            f"{weights.shape}"
-        )
-    concrete = None if isinstance(up_indices, jax.core.Tracer) else np.asarray(up_indices)
-    if concrete is not None and concrete.size:
-        if concrete.min() < 0 or concrete.max() >= x.shape[-2]:
-            raise ValueError(f"up_indices must lie in [0, {x.shape[-2]})")
     gathered = x.at[..., idx, :].get(mode="promise_in_bounds")  # [..., N_fine, K, C]
     return jnp.einsum("...fkc,fk->...fc", gathered, weights)
 

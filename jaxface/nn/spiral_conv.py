@@ -64,7 +64,7 @@ from jaxface.nn._spiral_gathers import (
     matmul_then_gather,
     upsampled_spiral_table,
 )
-from jaxface.nn.pooling import upsample
+from jaxface.nn.pooling import check_upsampling, upsample
 
 __all__ = [
     "SPIRAL_IMPLS",
@@ -116,17 +116,6 @@ def _check_indices(indices: Any, n: int, c: int, kernel: jax.Array) -> np.ndarra
                 f"indices must lie in [0, {n}] ({n} = dummy/padding); got [{lo}, {hi}]"
             )
     return concrete
-
-
-def _check_upsampling(up_indices: np.ndarray, up_weights: np.ndarray, n: int, m: int) -> None:
-    """Checks concrete up-sampling arrays against ``N`` fine and ``M`` coarse vertices."""
-    if up_indices.ndim != 2 or up_indices.shape[0] != n or up_weights.shape != up_indices.shape:
-        raise ValueError(
-            f"up_indices and up_weights must both be [N={n}, K], got {up_indices.shape} and "
-            f"{up_weights.shape}"
-        )
-    if up_indices.size and (up_indices.min() < 0 or up_indices.max() >= m):
-        raise ValueError(f"up_indices must lie in [0, {m})")
 
 
 def _rows_of(indices: Any, concrete: np.ndarray | None, rows: Any, n: int):
@@ -292,7 +281,7 @@ def spiral_conv(
     projects = impl.startswith("matmul_gather")
     up = None if upsampling is None else tuple(_concrete(a) for a in upsampling)
     if up is not None and projects and concrete is not None and all(a is not None for a in up):
-        _check_upsampling(*up, n, x.shape[-2])
+        check_upsampling(*up, x.shape[-2])
         out = matmul_then_gather(x.reshape(batch, -1, c), *args, upsampling=up)
     else:
         if upsampling is not None:
