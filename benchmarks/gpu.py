@@ -551,7 +551,7 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
     """
     import torch
 
-    from benchmarks.cases.spiral_conv import _torch_layers
+    from benchmarks.cases.spiral_conv import _torch_layers, torch_layer_runners
 
     batch, n, _ = x_np.shape
     c_out = k_np.shape[1]
@@ -564,26 +564,7 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
     gt = ctx.torch_tensor(g_np)
     gt_off = ctx.torch_tensor(np.concatenate([g_np, np.zeros((batch, 1, c_out), np.float32)], 1))
 
-    def fwd(layer, *args):
-        def run():
-            with torch.no_grad():
-                return layer(xt, *args)
-        return run
-
-    def fwd_bwd(layer, cot, *args):
-        params = (xt, layer.linear.weight, layer.linear.bias)
-
-        def run():
-            return torch.autograd.grad(layer(xt, *args), params, cot)
-        return run
-
-    out = {
-        "forward": {"torch/official": fwd(official, spirals),
-                    "torch/spiralnet_pp": fwd(spiralnet), "torch/projected": fwd(projected)},
-        "forward_backward": {"torch/official": fwd_bwd(official, gt_off, spirals),
-                             "torch/spiralnet_pp": fwd_bwd(spiralnet, gt),
-                             "torch/projected": fwd_bwd(projected, gt)},
-    }
+    out = torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off)
     compile_s = None
     if compiled:
         try:

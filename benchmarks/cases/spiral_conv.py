@@ -117,6 +117,35 @@ def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: i
     return official, spiralnet, projected, spirals
 
 
+def torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off):
+    """The PyTorch layers' runners by pass: ``{"forward": {name: fn}, "forward_backward":
+    {...}}``. The forward runs without autograd; forward+backward returns
+    ``autograd.grad`` of the output with the cotangent for the input, weight and bias (the
+    official layer reads ``spirals`` and writes the dummy row, hence ``gt_off``)."""
+    import torch
+
+    layers = {"torch/official": (official, (spirals,), gt_off),
+              "torch/spiralnet_pp": (spiralnet, (), gt),
+              "torch/projected": (projected, (), gt)}
+
+    def forward(layer, args):
+        def run():
+            with torch.no_grad():
+                return layer(xt, *args)
+        return run
+
+    def forward_backward(layer, args, cot):
+        params = (xt, layer.linear.weight, layer.linear.bias)
+
+        def run():
+            return torch.autograd.grad(layer(xt, *args), params, cot)
+        return run
+
+    return {"forward": {n: forward(lay, args) for n, (lay, args, _) in layers.items()},
+            "forward_backward": {n: forward_backward(lay, args, cot)
+                                 for n, (lay, args, cot) in layers.items()}}
+
+
 def run(ctx) -> None:
     """Times every implementation per shape and pass; records parity and ratios."""
     sc = importlib.import_module("jaxface.nn.spiral_conv")
@@ -165,6 +194,8 @@ def run(ctx) -> None:
             gt_off = torch.from_numpy(np.concatenate(
                 [g_np, np.zeros((batch, 1, c_out), np.float32)], axis=1))
             gt = torch.from_numpy(g_np)
+            torch_runners = torch_layer_runners(official, spiralnet, projected, spirals_t, xt,
+                                                gt, gt_off)
             # Parity on shared weights.
             y_ref = np.asarray(jax.jit(fwd(auto))(x, k, b))
             _, grads_ref = jax.jit(fwd_bwd(auto))(x, k, b, g)
@@ -201,36 +232,7 @@ def run(ctx) -> None:
             runners[f"jax/{auto}/bf16"] = JaxStep("bf16", lambda f=fb, a=args: f(*a), fb,
                                                   ctx.counter)
             if torch_ready:
-                if mode == "forward":
-                    def t_off():
-                        with torch.no_grad():
-                            return official(xt, spirals_t)
-
-                    def t_pp():
-                        with torch.no_grad():
-                            return spiralnet(xt)
-
-                    def t_pr():
-                        with torch.no_grad():
-                            return projected(xt)
-                else:
-                    def t_off():
-                        out = official(xt, spirals_t)
-                        return torch.autograd.grad(
-                            out, (xt, official.linear.weight, official.linear.bias), gt_off)
-
-                    def t_pp():
-                        out = spiralnet(xt)
-                        return torch.autograd.grad(
-                            out, (xt, spiralnet.linear.weight, spiralnet.linear.bias), gt)
-
-                    def t_pr():
-                        out = projected(xt)
-                        return torch.autograd.grad(
-                            out, (xt, projected.linear.weight, projected.linear.bias), gt)
-                runners["torch/official"] = t_off
-                runners["torch/spiralnet_pp"] = t_pp
-                runners["torch/projected"] = t_pr
+                runners.update(torch_runners[mode])
             timings = interleave(runners, rounds=rounds, warmup=1, counter=ctx.counter,
                                  min_round_s=0.05)
             for name, t in timings.items():
