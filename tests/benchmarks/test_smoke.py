@@ -113,16 +113,14 @@ def test_step_compiled_with_xla_options_trains_like_the_shipped_step(tmp_path):
     from benchmarks.cases import s2d_train
 
     ctx = types.SimpleNamespace(cache_dir=str(tmp_path), counter=common.compile_counter())
-    try:
-        tuned = s2d_train.build_with_options(
-            "jax/auto/ynn_reduce_off", "face1", 2, ctx, s2d_train.YNN_REDUCE_OFF
-        )
-    except jax.errors.JaxRuntimeError as e:
-        # The option is experimental: an XLA that does not know it (the benchmark then records
-        # the variant as not run) skips this test; any other failure fails it.
-        if "xla_cpu_experimental_ynn_fusion_type" not in str(e):
-            raise
-        pytest.skip(f"this XLA has no YNNPACK fusion option: {e}")
+    tuned = s2d_train.build_with_options(
+        "jax/auto/ynn_reduce_off", "face1", 2, ctx, s2d_train.YNN_REDUCE_OFF
+    )
+    if tuned is None:
+        # The option is experimental and jax is not pinned: with an XLA that does not know it
+        # the benchmark logs the variant as not run (any other compile failure raises). With
+        # jaxlib 0.10.2, which CI installs, the test runs.
+        pytest.skip(f"this XLA does not know {sorted(s2d_train.YNN_REDUCE_OFF)}")
     _, shipped = s2d_train.build_jax("auto", "face1", 2, ctx)
     # Both ran one step from the same initial state (seed 0) in their constructors.
     tuned_params = jax.tree.leaves(tuned.holder["state"].params)
