@@ -171,8 +171,8 @@ def test_report_marks_targets_and_writes_the_conservative_headline():
     rows = {(r["target"], r["setting"]): r["met"] for r in report.target_rows(records)}
     assert rows[(report.TARGETS["s2d_vs_official"][1], "torch_1_threads")] is True  # 5.5 >= 5
     # Against the faster eager reference of the setting: torch/folded's 1.8x, not 3.5x.
-    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_1_threads")] is False
-    assert rows[(report.TARGETS["s2d_vs_spiralnet_pp"][1], "torch_2_threads")] is True
+    assert rows[(report.TARGETS["s2d_vs_strongest_eager"][1], "torch_1_threads")] is False
+    assert rows[(report.TARGETS["s2d_vs_strongest_eager"][1], "torch_2_threads")] is True
     assert rows[(report.TARGETS["pipeline_vs_s2d"][1], "streaming")] is True
     best = report.headline(records)
     # Each reference at its fastest setting: the minimum ratio over settings.
