@@ -115,6 +115,22 @@ def _restore_target(leaf: Any) -> Any:
     return target
 
 
+def _one_copy(leaf: Any) -> Any:
+    """A leaf replicated over several local devices as its first device's copy (a view, not a
+    copy of the data), other leaves as they are.
+
+    orbax splits the saving of a replicated array between its replicas, slicing every leaf
+    into one piece per device with eager operations that compile per shape: the first save of
+    the image-to-3D encoders' state on 8 CPU devices took 26 s, 2.7 s with one copy. Restoring
+    places the arrays by the target's sharding, whatever sharding they were saved with. Only
+    for single-process runs, where one process writes everything anyway.
+    """
+    if (isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
+            and leaf.is_fully_replicated):
+        return leaf.addressable_shards[0].data
+    return leaf
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err)
     return text.splitlines()[0] if text else ""
@@ -252,6 +268,8 @@ class Checkpoints:
         if free is not None and free < needed:  # refuse before orbax starts writing
             raise disk_full_error(os.path.join(self.directory, str(step)), needed,
                                   f"checkpoint {step}")
+        if jax.process_count() == 1:
+            state = jax.tree.map(_one_copy, state)
         with self._errors(), _deferred_interrupt():
             return bool(self._manager.save(step, args=ocp.args.StandardSave(state), force=True))
 

@@ -59,7 +59,12 @@ def check_finite(metrics: Mapping[str, float], step: int) -> None:
 
 @jax.jit
 def _leaves_finite(leaves: list[jax.Array]) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    # One test over the leaves concatenated: XLA:CPU fuses the concatenation into it (the
+    # leaves are read in place; a byte per element is written and reduced) and compiles a
+    # few kernels. A reduction per leaf compiles one kernel each: 6.9 s against 0.9 s for the
+    # 1140 leaves of the image-to-3D encoders' training state on CPU.
+    dtype = jnp.result_type(jnp.float32, *leaves)
+    return jnp.all(jnp.isfinite(jnp.concatenate([x.reshape(-1).astype(dtype) for x in leaves])))
 
 
 def all_finite(tree) -> bool:

@@ -126,3 +126,29 @@ def test_partial_save_is_removed_even_when_late_writes_recreate_it(tmp_path):
     ckpt._remove_partial()
     writer.join()
     assert not os.path.exists(partial)
+
+
+def test_replicated_and_sharded_leaves_restore_into_the_target_sharding(tmp_path):
+    # Replicated leaves are written once (their first device's copy); a leaf sharded over the
+    # devices is written by its shards. Both come back in the sharding of the restore target.
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from jaxface.sharding import data_mesh, replicated
+    from jaxface.train.checkpoint import _one_copy
+
+    mesh = data_mesh()
+    split = NamedSharding(mesh, PartitionSpec("data"))
+    state = {"w": jax.device_put(jnp.arange(12.0).reshape(4, 3), replicated(mesh)),
+             "rows": jax.device_put(jnp.arange(16.0).reshape(8, 2), split),
+             "step": jax.device_put(jnp.asarray(3, jnp.int32), replicated(mesh))}
+    one = _one_copy(state["w"])
+    assert len(one.sharding.device_set) == 1
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(state["w"]))
+    assert _one_copy(state["rows"]) is state["rows"]
+    ckpt = Checkpoints(str(tmp_path), async_save=False)
+    ckpt.save(3, state, force=True)
+    restored, step = Checkpoints(str(tmp_path)).restore_or(state)
+    assert step == 3
+    for name in state:
+        np.testing.assert_array_equal(np.asarray(restored[name]), np.asarray(state[name]))
+        assert restored[name].sharding == state[name].sharding, name

@@ -53,3 +53,21 @@ def test_throughput_counts_examples_between_calls():
     meter.add(10)
     assert meter.rate() > 0
     assert meter.rate() == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_finds_one_bad_value_in_any_leaf_and_dtype(bad):
+    import jax.numpy as jnp
+
+    from jaxface.train import all_finite
+
+    tree = {"f32": jnp.arange(6.0).reshape(2, 3), "bf16": jnp.ones((4,), jnp.bfloat16),
+            "c64": jnp.ones((2,), jnp.complex64), "scalar": jnp.asarray(2.0),
+            "ints": jnp.arange(3), "key": jax.random.key(0)}
+    assert all_finite(tree) and all_finite({}) and all_finite({"ints": jnp.arange(2)})
+    for name in ("f32", "bf16", "c64", "scalar"):
+        leaf = tree[name]
+        flat = leaf.reshape(-1).at[-1].set(bad).reshape(leaf.shape)
+        assert not all_finite({**tree, name: flat}), name
+    imaginary = tree["c64"].at[0].set(complex(0.0, bad))
+    assert not all_finite({**tree, "c64": imaginary})
