@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
+from jaxface.models.strided_conv import strided_taps
+
 __all__ = [
     "ARCHITECTURES",
     "BN_EPSILON",
@@ -184,19 +186,10 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1,
         return jax.lax.conv_general_dilated(
             x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=x.shape[-1])
-    pads, outs = [(0, 0)], []
-    for size in x.shape[1:3]:
-        out = -(-size // stride)
-        total = max((out - 1) * stride + 3 - size, 0)
-        pads.append((total // 2, total - total // 2))
-        outs.append(out)
-    xp = jnp.pad(x, [*pads, (0, 0)])
-    h, w = ((o - 1) * stride + 1 for o in outs)
     y = None
-    for i in range(3):
-        for j in range(3):
-            tap = xp[:, i:i + h:stride, j:j + w:stride, :] * kernel[i, j, 0]
-            y = tap if y is None else y + tap
+    for k, tap in enumerate(strided_taps(x, (3, 3), stride)):
+        tap = tap * kernel[k // 3, k % 3, 0]
+        y = tap if y is None else y + tap
     return y
 
 

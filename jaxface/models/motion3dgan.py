@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.manifold import project_to_tangent as _project_to_tangent
+from jaxface.models.strided_conv import StridedConv
 
 __all__ = [
     "Motion3DGANCritic",
@@ -260,6 +261,11 @@ class Motion3DGANCritic(nn.Module):
       conv_init: convolution kernel initialiser (official: truncated normal, std 0.02).
       dense_init: dense kernel initialiser (official: normal with std
         ``(fan_in * fan_out) ** -0.25``).
+      conv_impl: form of the stride-2 convolutions
+        (:data:`jaxface.models.strided_conv.STRIDED_CONV_IMPLS`): ``"auto"`` takes patches and
+        a matmul on CPU, where XLA's kernel gradients of strided convolutions are slow (the
+        Motion3DGAN train step 2.2x faster), and XLA's convolution elsewhere. The parameters
+        are those of ``flax.linen.Conv`` either way.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -275,6 +281,7 @@ class Motion3DGANCritic(nn.Module):
     norm: Literal["layer", "batch", "none"] = "layer"
     conv_init: Callable = official_conv_init
     dense_init: Callable = official_dense_init
+    conv_impl: str = "auto"
 
     def _normalise(self, x: jax.Array, name: str) -> jax.Array:
         if self.norm == "layer":
@@ -301,14 +308,8 @@ class Motion3DGANCritic(nn.Module):
         x = jnp.asarray(v, jnp.float32).transpose(0, 2, 1)[..., None]  # [B, F, T, 1]
         x = _concat_condition(x, condition)
         for i, channels in enumerate(self.channels):
-            x = nn.Conv(
-                channels,
-                (5, 5),
-                strides=(2, 2),
-                padding="SAME",
-                kernel_init=self.conv_init,
-                name=f"conv{i}",
-            )(x)
+            x = StridedConv(channels, (5, 5), 2, impl=self.conv_impl,
+                            kernel_init=self.conv_init, name=f"conv{i}")(x)
             x = _concat_condition(nn.relu(self._normalise(x, f"norm{i}")), condition)
         x = x.reshape(x.shape[0], -1)
         x = nn.Dense(self.hidden, kernel_init=self.dense_init, name="fc")(x)

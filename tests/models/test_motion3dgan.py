@@ -172,6 +172,34 @@ def test_critic_shapes_and_batch_dependence(keys, reference, norm):
         np.testing.assert_allclose(changed[0], scores[0], rtol=1e-5, atol=1e-6)
 
 
+def test_critic_convolution_forms_agree_with_the_gradient_penalty(keys):
+    # The stride-2 convolutions as patches and a matmul (CPU default) or XLA convolutions: the
+    # same parameters, scores, and gradients of the penalised critic loss.
+    from jaxface.losses import gradient_penalty
+
+    cond = jax.nn.one_hot(jnp.arange(B) % 12, 12)
+    real, fake = (jax.random.normal(next(keys), (B, T, F)) * 0.1 for _ in range(2))
+    critics = {impl: Motion3DGANCritic(channels=(8, 4, 4), hidden=16, conv_impl=impl)
+               for impl in ("patches", "conv")}
+    params = critics["conv"].init(next(keys), real, cond)
+    key = next(keys)
+
+    def loss(params, impl):
+        fn = lambda v: critics[impl].apply(params, v, cond)
+        return wasserstein_critic_loss(fn(real), fn(fake)) + gradient_penalty(
+            fn, real, fake, key)
+
+    assert jax.tree.structure(critics["patches"].init(next(keys), real, cond)) == \
+        jax.tree.structure(params)
+    scores = [critics[impl].apply(params, real, cond) for impl in critics]
+    np.testing.assert_allclose(np.asarray(scores[0]), np.asarray(scores[1]), rtol=1e-4,
+                               atol=1e-5)
+    grads = [jax.jit(jax.grad(loss), static_argnums=1)(params, impl) for impl in critics]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        assert np.isfinite(np.asarray(a)).all()
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-3, atol=1e-5)
+
+
 def test_train_mode_batch_norm_statistics(rng):
     x = rng.normal(loc=3.0, scale=2.0, size=(8, 5, 6, 3)).astype(np.float32)
     bn = TrainModeBatchNorm(use_scale=True)
