@@ -198,7 +198,12 @@ def _eqn_flops(eqn) -> float:
         for i, d in enumerate(rhs):
             if i != spec[0]:
                 per_output *= d
-        return 2.0 * size * per_output
+        # A dilated input (the input gradient of a strided convolution) is mostly holes: only
+        # one window entry in prod(lhs_dilation) meets a real input value.
+        holes = 1
+        for d in eqn.params.get("lhs_dilation") or ():
+            holes *= d
+        return 2.0 * size * per_output / holes
     return 0.0
 
 

@@ -206,6 +206,18 @@ def test_analytic_counts():
 
     assert analytic.matmul_flops(scanned, a, jnp.ones((4, 4))) == 7 * 2 * 3 * 4 * 4
 
+    # A 2x2 stride-2 convolution reads each input once: its input gradient (a convolution of the
+    # cotangent dilated by the stride) does as much useful work as the forward pass.
+    x, k = jnp.ones((2, 8, 8, 3)), jnp.ones((2, 2, 3, 5))
+
+    def conv(x):
+        return jax.lax.conv_general_dilated(x, k, (2, 2), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()
+
+    forward = 2 * (2 * 4 * 4 * 5) * (2 * 2 * 3)
+    assert analytic.matmul_flops(conv, x) == forward
+    assert analytic.matmul_flops(jax.grad(conv), x) == 2 * forward
+
 
 def test_analytic_step_cost_of_the_folded_up_sampling():
     """One up-sampled 4->2 layer (N=10 from M=4, L=3) and a 2->1 output layer, batch 2."""
