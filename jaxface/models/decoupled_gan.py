@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxface.models.strided_conv import StridedConv
+
 __all__ = ["CriticOutput", "DecoupledCritic", "DecoupledGenerator"]
 
 
@@ -104,6 +106,10 @@ class DecoupledCritic(nn.Module):
       shared_channels: output channels of the shared convolution blocks (paper: two blocks).
       branch_channels: output channels of each head's own convolution blocks (paper: two).
       negative_slope: slope of the leaky ReLUs.
+      conv_impl: form of the stride-2 convolutions
+        (:data:`jaxface.models.strided_conv.STRIDED_CONV_IMPLS`; ``"auto"``: patches and a
+        matmul on CPU, XLA's convolution elsewhere). The parameters are those of
+        ``flax.linen.Conv`` either way.
 
     Example:
       >>> d = DecoupledCritic(num_identities=3, num_expressions=4, shared_channels=(4, 4),
@@ -119,9 +125,11 @@ class DecoupledCritic(nn.Module):
     shared_channels: Sequence[int] = (64, 128)
     branch_channels: Sequence[int] = (256, 512)
     negative_slope: float = 0.2
+    conv_impl: str = "auto"
 
     def _block(self, x: jax.Array, features: int, name: str) -> jax.Array:
-        conv = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), name=name)
+        conv = StridedConv(features, (4, 4), 2, impl=self.conv_impl, padding=((1, 1), (1, 1)),
+                           name=name)
         return nn.leaky_relu(conv(x), self.negative_slope)
 
     @nn.compact

@@ -59,6 +59,34 @@ def test_critic_heads_shapes_and_per_example_outputs():
         d.apply({"params": params}, jnp.zeros((1, 12, 12, 3)))
 
 
+def test_critic_convolution_forms_agree_with_the_gradient_penalty():
+    # The DC-GAN blocks as patches and a matmul (CPU default) or XLA convolutions: the same
+    # parameters, outputs, and gradients of the penalised critic loss.
+    from jaxface.losses import gradient_penalty
+
+    rng = np.random.default_rng(0)
+    real, fake = (jnp.asarray(rng.normal(size=(4, 16, 16, 3)), jnp.float32) for _ in range(2))
+    critics = {impl: DecoupledCritic(num_identities=3, num_expressions=4, shared_channels=(4, 8),
+                                     branch_channels=(8,), conv_impl=impl)
+               for impl in ("patches", "conv")}
+    params = critics["conv"].init(jax.random.key(0), real)
+    assert jax.tree.structure(critics["patches"].init(jax.random.key(1), real)) == \
+        jax.tree.structure(params)
+
+    def loss(params, impl):
+        fn = lambda x: critics[impl].apply(params, x).score
+        return jnp.mean(fn(fake)) - jnp.mean(fn(real)) + gradient_penalty(
+            fn, real, fake, jax.random.key(2))
+
+    outs = [critics[impl].apply(params, real) for impl in critics]
+    for a, b in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    grads = [jax.jit(jax.grad(loss), static_argnums=1)(params, impl) for impl in critics]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        assert np.isfinite(np.asarray(a)).all()
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-3, atol=1e-5)
+
+
 def test_geometry_image_of_generated_meshes_is_differentiable_in_the_codes():
     template = load_face_template(0)
     gim = geometry_map(template.vertices, template.faces, 16)

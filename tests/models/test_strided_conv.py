@@ -10,13 +10,17 @@ import pytest
 from jaxface.models.strided_conv import StridedConv, same_padding, strided_conv
 
 
-def _numpy_conv(x, kernel, stride):
-    """Direct convolution with TensorFlow 'SAME' padding, in float64 loops."""
+def _numpy_conv(x, kernel, stride, padding="SAME"):
+    """Direct convolution with TensorFlow 'SAME' or explicit padding, in float64 loops."""
     b, h, w, _ = x.shape
     kh, kw, _, c_out = kernel.shape
-    oh, ow = -(-h // stride), -(-w // stride)
-    top = max((oh - 1) * stride + kh - h, 0) // 2
-    left = max((ow - 1) * stride + kw - w, 0) // 2
+    if padding == "SAME":
+        oh, ow = -(-h // stride), -(-w // stride)
+        top = max((oh - 1) * stride + kh - h, 0) // 2
+        left = max((ow - 1) * stride + kw - w, 0) // 2
+    else:
+        (top, bottom), (left, right) = padding
+        oh, ow = (h + top + bottom - kh) // stride + 1, (w + left + right - kw) // stride + 1
     out = np.zeros((b, oh, ow, c_out))
     for r in range(oh):
         for c in range(ow):
@@ -40,6 +44,17 @@ def test_both_forms_match_a_numpy_loop(size, kernel, stride, impl, rng):
     h, w = size
     assert got.shape[1:3] == (same_padding(h, kernel[0], stride)[2],
                               same_padding(w, kernel[1], stride)[2])
+
+
+@pytest.mark.parametrize("padding", [((1, 1), (1, 1)), ((0, 2), (1, 0)), ((0, 0), (0, 0))])
+@pytest.mark.parametrize("impl", ["patches", "conv"])
+def test_explicit_padding_matches_a_numpy_loop(padding, impl, rng):
+    # The DC-GAN block of the decoupled critic: 4 x 4, stride 2, one pixel of padding.
+    x = rng.normal(size=(2, 8, 7, 3)).astype(np.float32)
+    k = rng.normal(size=(4, 4, 3, 5)).astype(np.float32)
+    got = strided_conv(jnp.asarray(x), jnp.asarray(k), 2, impl, padding)
+    np.testing.assert_allclose(np.asarray(got), _numpy_conv(x, k, 2, padding), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_same_padding_against_xla():
@@ -73,11 +88,13 @@ def test_first_and_second_derivatives_match_xla_convolution(rng):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("padding", ["SAME", ((1, 1), (1, 1))])
 @pytest.mark.parametrize("impl", ["auto", "patches", "conv"])
-def test_module_has_the_parameters_and_outputs_of_flax_conv(impl, rng):
+def test_module_has_the_parameters_and_outputs_of_flax_conv(impl, padding, rng):
     x = jnp.asarray(rng.normal(size=(2, 11, 7, 3)), jnp.float32)
-    ours = StridedConv(6, (5, 5), 2, impl=impl, bias_init=nn.initializers.normal(1.0))
-    flax_conv = nn.Conv(6, (5, 5), strides=(2, 2), padding="SAME",
+    ours = StridedConv(6, (5, 5), 2, impl=impl, bias_init=nn.initializers.normal(1.0),
+                       padding=padding)
+    flax_conv = nn.Conv(6, (5, 5), strides=(2, 2), padding=padding,
                         bias_init=nn.initializers.normal(1.0))
     key = jax.random.key(3)
     v_ours, v_flax = ours.init(key, x), flax_conv.init(key, x)
@@ -94,3 +111,10 @@ def test_bad_arguments_are_named():
         strided_conv(x, k, 2, "fft")
     with pytest.raises(ValueError, match=r"kernel \[kh, kw, C, C_out\]"):
         strided_conv(x, jnp.zeros((3, 3, 2, 2)), 2)
+    for impl in ("patches", "conv"):
+        with pytest.raises(ValueError, match="padding must be 'SAME'"):
+            strided_conv(x, k, 2, impl, "VALID")
+        with pytest.raises(ValueError, match="padding must be 'SAME'"):
+            strided_conv(x, k, 2, impl, ((1, 1),))
+        with pytest.raises(ValueError, match="leaves no output"):
+            strided_conv(jnp.zeros((1, 2, 4, 3)), k, 2, impl, ((0, 0), (0, 0)))
