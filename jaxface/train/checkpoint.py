@@ -121,7 +121,8 @@ def _one_copy(leaf: Any) -> Any:
 
     orbax splits the saving of a replicated array between its replicas, slicing every leaf
     into one piece per device with eager operations that compile per shape: the first save of
-    the image-to-3D encoders' state on 8 CPU devices took 26 s, 2.7 s with one copy. Restoring
+    the image-to-3D encoders' state on 8 CPU devices took 26 s, 9.3 s with one copy (3.3 s
+    with the fused finite check of :func:`jaxface.train.all_finite` as well). Restoring
     places the arrays by the target's sharding, whatever sharding they were saved with. Only
     for single-process runs, where one process writes everything anyway.
     """
