@@ -3,13 +3,13 @@
 On CPU, XLA runs the kernel gradient of a strided convolution (a convolution whose right-hand
 side is dilated by the stride) in a generic loop: in the Motion3DGAN train step the critic's
 three stride-2 ``5 x 5`` convolutions spent about 950 of 1610 ms there (each such convolution
-at well under 1 GFLOP/s). Measured on 2 CPU cores with the patches: the Motion3DGAN step 2.2x
+at well under 1 GFLOP/s). Written as its ``kh * kw`` strided taps concatenated into patches and
+one matmul (``impl="patches"``), every derivative, the second-order ones of a gradient penalty
+included, is a matmul, a slice or a pad. Measured on 2 CPU cores: the Motion3DGAN step 2.2x
 faster (7.2x with one critic update), the decoupled critic's penalised gradient at the paper's
 size 4.2x (4.12 against 0.97 s, batch 64 of 64 x 64 images), the face embedding's gradient
-1.8x. Written as its ``kh * kw`` strided taps concatenated into patches and
-one matmul (``impl="patches"``), every derivative, the second-order ones of a gradient penalty
-included, is a matmul, a slice or a pad. XLA's convolution (``impl="conv"``) stays the choice
-on accelerators, where the patches would only cost memory.
+1.8x. XLA's convolution (``impl="conv"``) stays the choice on accelerators, where the patches
+would only cost memory.
 
 Both forms take a Flax ``[kh, kw, C_in, C_out]`` kernel and TensorFlow's 'SAME' padding or
 explicit padding, so :class:`StridedConv` has the parameters (names, shapes and initial values)
