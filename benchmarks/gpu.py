@@ -551,18 +551,17 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
     """
     import torch
 
-    from benchmarks.cases.spiral_conv import _torch_layers, torch_layer_runners
+    from benchmarks.cases.spiral_conv import (
+        _torch_layers,
+        torch_layer_inputs,
+        torch_layer_runners,
+    )
 
-    batch, n, _ = x_np.shape
-    c_out = k_np.shape[1]
     official, spiralnet, projected, spirals = _torch_layers(idx, k_np, b_np, c_in)
     for layer in (official, spiralnet, projected):
         layer.to(ctx.torch_device)
     spirals = spirals.to(ctx.torch_device)
-    xt = ctx.torch_tensor(np.concatenate([x_np, np.zeros((batch, 1, c_in), np.float32)], 1),
-                          grad=True)
-    gt = ctx.torch_tensor(g_np)
-    gt_off = ctx.torch_tensor(np.concatenate([g_np, np.zeros((batch, 1, c_out), np.float32)], 1))
+    xt, gt, gt_off = torch_layer_inputs(x_np, g_np, ctx.torch_tensor)
 
     out = torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off)
     compile_s = None
@@ -586,28 +585,6 @@ def _spiral_torch(ctx: GpuContext, idx, k_np, b_np, c_in, x_np, g_np, compiled: 
     return out, parity, compile_s
 
 
-def _spiral_parity(ctx, parity, shape, n, y_ref, grads_ref) -> None:
-    import torch
-
-    official, spiralnet, projected, spirals, xt, gt, gt_off = parity
-    for ref_name, layer, cot in (("official", official, gt_off), ("spiralnet_pp", spiralnet, gt),
-                                 ("projected", projected, gt)):
-        args = (spirals,) if ref_name == "official" else ()
-        out = layer(xt, *args)
-        d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
-        y_t = out.detach().cpu().numpy()[:, :n]
-        ctx.recorder.add(
-            case="spiral_conv", kind="parity", variant=f"torch/{ref_name}", backend="torch",
-            against="jax/auto", dtype="float32", torch_device=ctx.torch_device, **shape,
-            max_abs_diff_output=float(np.abs(y_t - y_ref).max()),
-            max_abs_output=float(np.abs(y_ref).max()),
-            max_abs_diff_grad_input=float(
-                np.abs(d_x.cpu().numpy()[:, :n] - np.asarray(grads_ref[0])).max()),
-            max_abs_diff_grad_kernel=float(
-                np.abs(d_w.cpu().numpy().T - np.asarray(grads_ref[1])).max()),
-            max_abs_grad_kernel=float(np.abs(np.asarray(grads_ref[1])).max()))
-
-
 def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
                 part: str = "spiral_conv") -> None:
     """The S2D-Dec spiral layers at ``batch``, against their bandwidth floor and PyTorch.
@@ -617,7 +594,7 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
         the compiled PyTorch layer (the paper's batch); otherwise ``impl="auto"`` and the
         eager PyTorch layers, forward+backward only.
     """
-    from benchmarks.cases.spiral_conv import layer_shapes, variant_fields
+    from benchmarks.cases.spiral_conv import layer_shapes, record_torch_parity, variant_fields
     from benchmarks.fixtures import topology_for
     from jaxface.nn import SPIRAL_IMPLS, select_spiral_impl
 
@@ -647,7 +624,9 @@ def spiral_conv(ctx: GpuContext, batch: int, *, every_impl: bool,
             if every_impl:
                 y_ref = np.asarray(_layer_fn(idx, auto, backward=False)(x, k, b))
                 _, grads_ref = _layer_fn(idx, auto, backward=True)(x, k, b, g)
-                _spiral_parity(ctx, parity, shape, n, y_ref, grads_ref)
+                record_torch_parity(ctx.recorder, parity, n, y_ref, grads_ref,
+                                    case="spiral_conv", against="jax/auto",
+                                    torch_device=ctx.torch_device, **shape)
 
         modes = ("forward", "forward_backward") if every_impl else ("forward_backward",)
         for mode in modes:

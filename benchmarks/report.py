@@ -27,8 +27,8 @@ __all__ = [
 #: The performance targets: (name, threshold, description).
 TARGETS = {
     "s2d_vs_official": (5.0, "S2D-Dec train step, jax/auto vs torch/official"),
-    "s2d_vs_strongest_eager": (3.0, "S2D-Dec train step, jax/auto vs the strongest eager PyTorch "
-                                 "step (torch/spiralnet_pp or torch/folded)"),
+    "s2d_vs_strongest_eager": (3.0, "S2D-Dec train step, jax/auto vs the strongest eager "
+                                    "PyTorch step (torch/spiralnet_pp or torch/folded)"),
     "s2d_vs_torch_compile": (1.5,
                              "S2D-Dec train step, jax/auto vs torch/spiralnet_pp_compiled"),
     "spiral_conv_fwd_bwd": (1.3, "spiral conv forward+backward, jax/auto vs fastest PyTorch"),

@@ -117,6 +117,25 @@ def _torch_layers(idx: np.ndarray, kernel: np.ndarray, bias: np.ndarray, c_in: i
     return official, spiralnet, projected, spirals
 
 
+def torch_layer_inputs(x_np: np.ndarray, g_np: np.ndarray, tensor) -> tuple:
+    """The PyTorch layers' inputs: ``(xt, gt, gt_off)``, the input with the dummy row they read
+    (requiring grad), the cotangent, and the official layer's cotangent (it writes the dummy row
+    too). ``tensor(array, grad=...)`` makes a tensor on the reference's device."""
+    batch = x_np.shape[0]
+
+    def padded(a):
+        return np.concatenate([a, np.zeros((batch, 1, a.shape[2]), np.float32)], axis=1)
+
+    return tensor(padded(x_np), grad=True), tensor(g_np), tensor(padded(g_np))
+
+
+def _torch_layer_table(official, spiralnet, projected, spirals, gt, gt_off):
+    """``name -> (layer, extra args, cotangent)`` of the three PyTorch layers."""
+    return {"torch/official": (official, (spirals,), gt_off),
+            "torch/spiralnet_pp": (spiralnet, (), gt),
+            "torch/projected": (projected, (), gt)}
+
+
 def torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off):
     """The PyTorch layers' runners by pass: ``{"forward": {name: fn}, "forward_backward":
     {...}}``. The forward runs without autograd; forward+backward returns
@@ -124,9 +143,7 @@ def torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off)
     official layer reads ``spirals`` and writes the dummy row, hence ``gt_off``)."""
     import torch
 
-    layers = {"torch/official": (official, (spirals,), gt_off),
-              "torch/spiralnet_pp": (spiralnet, (), gt),
-              "torch/projected": (projected, (), gt)}
+    layers = _torch_layer_table(official, spiralnet, projected, spirals, gt, gt_off)
 
     def forward(layer, args):
         def run():
@@ -144,6 +161,33 @@ def torch_layer_runners(official, spiralnet, projected, spirals, xt, gt, gt_off)
     return {"forward": {n: forward(lay, args) for n, (lay, args, _) in layers.items()},
             "forward_backward": {n: forward_backward(lay, args, cot)
                                  for n, (lay, args, cot) in layers.items()}}
+
+
+def record_torch_parity(recorder, layers: tuple, n: int, y_ref, grads_ref, **fields) -> None:
+    """One parity record per PyTorch layer against the JAX output ``y_ref [B, N, C_out]`` and
+    its gradients ``(d_x, d_kernel)``.
+
+    Args:
+      layers: ``(official, spiralnet, projected, spirals, xt, gt, gt_off)``.
+      fields: the record's further fields (case, shape, ``against``, ...).
+    """
+    import torch
+
+    official, spiralnet, projected, spirals, xt, gt, gt_off = layers
+    table = _torch_layer_table(official, spiralnet, projected, spirals, gt, gt_off)
+    for name, (layer, args, cot) in table.items():
+        out = layer(xt, *args)
+        d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
+        y_t = out.detach().cpu().numpy()[:, :n]
+        recorder.add(
+            kind="parity", variant=name, backend="torch", dtype="float32", **fields,
+            max_abs_diff_output=float(np.abs(y_t - y_ref).max()),
+            max_abs_output=float(np.abs(y_ref).max()),
+            max_abs_diff_grad_input=float(
+                np.abs(d_x.cpu().numpy()[:, :n] - np.asarray(grads_ref[0])).max()),
+            max_abs_diff_grad_kernel=float(
+                np.abs(d_w.cpu().numpy().T - np.asarray(grads_ref[1])).max()),
+            max_abs_grad_kernel=float(np.abs(np.asarray(grads_ref[1])).max()))
 
 
 def run(ctx) -> None:
@@ -189,36 +233,16 @@ def run(ctx) -> None:
             import torch
 
             official, spiralnet, projected, spirals_t = _torch_layers(idx, k_np, b_np, c_in)
-            x_pad = np.concatenate([x_np, np.zeros((batch, 1, c_in), np.float32)], axis=1)
-            xt = torch.from_numpy(x_pad).requires_grad_(True)
-            gt_off = torch.from_numpy(np.concatenate(
-                [g_np, np.zeros((batch, 1, c_out), np.float32)], axis=1))
-            gt = torch.from_numpy(g_np)
+            xt, gt, gt_off = torch_layer_inputs(
+                x_np, g_np, lambda a, grad=False: torch.from_numpy(a).requires_grad_(grad))
             torch_runners = torch_layer_runners(official, spiralnet, projected, spirals_t, xt,
                                                 gt, gt_off)
             # Parity on shared weights.
             y_ref = np.asarray(jax.jit(fwd(auto))(x, k, b))
             _, grads_ref = jax.jit(fwd_bwd(auto))(x, k, b, g)
-            with torch.no_grad():
-                y_off = official(xt, spirals_t)[:, :n].numpy()
-                y_pp = spiralnet(xt).numpy()
-                y_pr = projected(xt).numpy()
-            for ref_name, layer, y_t, cot in (("official", official, y_off, gt_off),
-                                              ("spiralnet_pp", spiralnet, y_pp, gt),
-                                              ("projected", projected, y_pr, gt)):
-                out = layer(xt, spirals_t) if ref_name == "official" else layer(xt)
-                d_x, d_w = torch.autograd.grad(out, (xt, layer.linear.weight), cot)
-                ctx.recorder.add(
-                    case=NAME, kind="parity", variant=f"torch/{ref_name}", backend="torch",
-                    against=f"jax/{auto}", dtype="float32", **shape,
-                    max_abs_diff_output=float(np.abs(y_t - y_ref).max()),
-                    max_abs_output=float(np.abs(y_ref).max()),
-                    max_abs_diff_grad_input=float(
-                        np.abs(d_x.numpy()[:, :n] - np.asarray(grads_ref[0])).max()),
-                    max_abs_diff_grad_kernel=float(
-                        np.abs(d_w.numpy().T - np.asarray(grads_ref[1])).max()),
-                    max_abs_grad_kernel=float(np.abs(np.asarray(grads_ref[1])).max()),
-                )
+            record_torch_parity(ctx.recorder,
+                                (official, spiralnet, projected, spirals_t, xt, gt, gt_off),
+                                n, y_ref, grads_ref, case=NAME, against=f"jax/{auto}", **shape)
 
         for mode in ("forward", "forward_backward"):
             runners = {}

@@ -118,8 +118,8 @@ def strided_conv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "auto
     if impl == "auto":
         impl = "patches" if jax.default_backend() == "cpu" else "conv"
     kh, kw, c_in, c_out = kernel.shape
-    _geometry(x.shape, (kh, kw), stride, padding)  # a clear error for a bad padding
     if impl == "conv":
+        _geometry(x.shape, (kh, kw), stride, padding)  # the patches' error for a bad padding
         return jax.lax.conv_general_dilated(
             x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     patches = jnp.concatenate(strided_taps(x, (kh, kw), stride, padding), axis=-1)
@@ -160,5 +160,5 @@ class StridedConv(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
-        bias: Any = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return strided_conv(x, kernel, self.stride, self.impl, self.padding) + bias
