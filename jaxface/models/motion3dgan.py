@@ -17,6 +17,10 @@ Architecture (official ``SRVF_WGAN.py``, scaled by ``base_channels``):
   -> concat] (64/32/16 channels) -> flatten -> dense 1024 -> norm -> LeakyReLU(0.2) -> concat
   condition -> dense 1.
 
+The condition channels are never built: each convolution and the critic's first dense layer add
+their response to the code (:func:`jaxface.models.strided_conv.constant_planes_response`), the
+same function of the same parameters as the official concatenation, up to float rounding.
+
 Departures from the official code, each a field:
 
 * ``Motion3DGANGenerator.project_to_tangent`` (default ``True``): project the output onto the
@@ -116,12 +120,24 @@ def resize_nearest(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     return x[:, rows][:, :, cols]
 
 
-def _concat_condition(x: jax.Array, condition: jax.Array) -> jax.Array:
-    """Append ``condition [B, C]`` as channels of ``x [B, H, W, K]`` (or features of ``[B, K]``)."""
-    if x.ndim == 2:
-        return jnp.concatenate([x, condition.astype(x.dtype)], axis=-1)
-    tiled = jnp.broadcast_to(condition[:, None, None, :], (*x.shape[:3], condition.shape[-1]))
-    return jnp.concatenate([x, tiled.astype(x.dtype)], axis=-1)
+class _PlanesDense(nn.Module):
+    """``nn.Dense(features)`` of ``[B, H, W, K]`` features with a ``[B, C]`` code appended as
+    constant channels, then flattened (the parameters of that Dense). The planes' kernel rows
+    act on the code summed over the positions, so the planes are never built."""
+
+    features: int
+    kernel_init: Callable
+
+    @nn.compact
+    def __call__(self, x: jax.Array, condition: jax.Array) -> jax.Array:
+        b, h, w, k = x.shape
+        c = condition.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (h * w * (k + c), self.features),
+                            jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        per_position = kernel.reshape(h * w, k + c, self.features)
+        y = x.reshape(b, h * w * k) @ per_position[:, :k].reshape(h * w * k, self.features)
+        return y + condition.astype(y.dtype) @ per_position[:, k:].sum(0) + bias
 
 
 def official_dense_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -223,26 +239,19 @@ class Motion3DGANGenerator(nn.Module):
         x = jnp.concatenate([jnp.asarray(z, jnp.float32), condition], axis=-1)
         x = nn.Dense(h0 * w0 * c, kernel_init=self.dense_init, name="fc")(x)
         x = nn.relu(x.reshape(-1, h0, w0, c))
-        x = _concat_condition(x, condition)
         stages = [
             ((2 * h0, 2 * w0), c // 2),
             ((4 * h0, 4 * w0), c // 4),
             ((self.num_features, self.num_frames), c // 8),
         ]
+        # Each convolution reads the condition as constant channels after the features
+        # (official); StridedConv adds their response without building them.
         for i, (size, channels) in enumerate(stages):
             x = resize_nearest(x, size)
-            x = nn.Conv(
-                channels,
-                (3, 3),
-                padding="SAME",
-                use_bias=False,
-                kernel_init=self.conv_init,
-                name=f"conv{i}",
-            )(x)
-            x = _concat_condition(nn.relu(x), condition)
-        x = nn.Conv(
-            1, (3, 3), padding="SAME", use_bias=False, kernel_init=self.conv_init, name="conv_out"
-        )(x)
+            x = nn.relu(StridedConv(channels, (3, 3), 1, use_bias=False,
+                                    kernel_init=self.conv_init, name=f"conv{i}")(x, condition))
+        x = StridedConv(1, (3, 3), 1, use_bias=False, kernel_init=self.conv_init,
+                        name="conv_out")(x, condition)
         v = jnp.tanh(x[..., 0]).transpose(0, 2, 1)  # (B, F, T) image -> [B, T, F]
         if self.project_to_tangent:
             v = _project_to_tangent(jnp.asarray(reference, v.dtype), v)
@@ -306,12 +315,12 @@ class Motion3DGANCritic(nn.Module):
         """
         condition = jnp.asarray(condition, jnp.float32)
         x = jnp.asarray(v, jnp.float32).transpose(0, 2, 1)[..., None]  # [B, F, T, 1]
-        x = _concat_condition(x, condition)
+        # The condition enters every layer as constant channels after the features (official);
+        # the layers add their response without building them.
         for i, channels in enumerate(self.channels):
             x = StridedConv(channels, (5, 5), 2, impl=self.conv_impl,
-                            kernel_init=self.conv_init, name=f"conv{i}")(x)
-            x = _concat_condition(nn.relu(self._normalise(x, f"norm{i}")), condition)
-        x = x.reshape(x.shape[0], -1)
-        x = nn.Dense(self.hidden, kernel_init=self.dense_init, name="fc")(x)
-        x = _concat_condition(nn.leaky_relu(self._normalise(x, "norm_fc"), 0.2), condition)
+                            kernel_init=self.conv_init, name=f"conv{i}")(x, condition)
+            x = nn.relu(self._normalise(x, f"norm{i}"))
+        x = _PlanesDense(self.hidden, kernel_init=self.dense_init, name="fc")(x, condition)
+        x = jnp.concatenate([nn.leaky_relu(self._normalise(x, "norm_fc"), 0.2), condition], -1)
         return nn.Dense(1, kernel_init=self.dense_init, name="out")(x)[:, 0]

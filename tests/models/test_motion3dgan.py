@@ -1,5 +1,5 @@
 """Motion3DGAN generator/critic: shapes, official dimensions, conditions, normalisation options,
-gradients."""
+the official concatenated condition channels, gradients."""
 
 import doctest
 import importlib
@@ -198,6 +198,65 @@ def test_critic_convolution_forms_agree_with_the_gradient_penalty(keys):
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
         assert np.isfinite(np.asarray(a)).all()
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-3, atol=1e-5)
+
+
+def _planes(x, cond):
+    """The official layers' input: the condition appended as constant channels."""
+    return jnp.concatenate(
+        [x, jnp.broadcast_to(cond[:, None, None, :], (*x.shape[:3], cond.shape[-1]))], -1)
+
+
+def _conv(x, kernel, stride):
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _official_generator(p, z, cond, reference, base):
+    """The generator written as the official graph: every convolution of concatenated planes."""
+    f, t = F // 4, T // 4
+    x = jax.nn.relu((jnp.concatenate([z, cond], -1) @ p["fc"]["kernel"] + p["fc"]["bias"])
+                    .reshape(-1, f, t, base))
+    for i, size in enumerate([(2 * f, 2 * t), (4 * f, 4 * t), (F, T)]):
+        x = jax.nn.relu(_conv(resize_nearest(_planes(x, cond), size), p[f"conv{i}"]["kernel"], 1))
+    v = jnp.tanh(_conv(_planes(x, cond), p["conv_out"]["kernel"], 1)[..., 0]).transpose(0, 2, 1)
+    return mf.project_to_tangent(reference, v)
+
+
+def _official_critic(p, v, cond, depth):
+    """The critic (norm 'none') written as the official graph of concatenated planes."""
+    x = v.transpose(0, 2, 1)[..., None]
+    for i in range(depth):
+        x = jax.nn.relu(_conv(_planes(x, cond), p[f"conv{i}"]["kernel"], 2) + p[f"conv{i}"]["bias"])
+    x = _planes(x, cond).reshape(x.shape[0], -1) @ p["fc"]["kernel"] + p["fc"]["bias"]
+    x = jnp.concatenate([jax.nn.leaky_relu(x, 0.2), cond], -1)
+    return (x @ p["out"]["kernel"] + p["out"]["bias"])[:, 0]
+
+
+@pytest.mark.parametrize("impl", ["patches", "conv"])
+def test_condition_planes_are_the_official_concatenated_channels(keys, reference, impl):
+    # The layers add the condition channels' response instead of convolving them: the same
+    # outputs and gradients as the official graph, for a one-hot and for a real-valued code.
+    gen = Motion3DGANGenerator(T, F, base_channels=16)
+    critic = Motion3DGANCritic(channels=(4, 4, 4), hidden=16, norm="none", conv_impl=impl)
+    z = jax.random.normal(next(keys), (B, 128))
+    v = jax.random.normal(next(keys), (B, T, F)) * 0.1
+    for cond in (jax.nn.one_hot(jnp.arange(B) % 12, 12), rb_condition(jnp.arange(B), next(keys))):
+        g_params = gen.init(next(keys), z, cond, reference)["params"]
+        d_params = critic.init(next(keys), v, cond)["params"]
+        pairs = [
+            (lambda p, v: gen.apply({"params": p}, z, cond, reference),
+             lambda p, v: _official_generator(p, z, cond, reference, 16), g_params),
+            (lambda p, v: critic.apply({"params": p}, v, cond),
+             lambda p, v: _official_critic(p, v, cond, 3), d_params),
+        ]
+        for ours, official, params in pairs:
+            np.testing.assert_allclose(np.asarray(ours(params, v)),
+                                       np.asarray(official(params, v)), rtol=1e-4, atol=1e-5)
+            loss = lambda fn: jax.grad(lambda p, v: jnp.sum(jnp.sin(fn(p, v))), argnums=(0, 1))
+            got, want = loss(ours)(params, v), loss(official)(params, v)
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                assert np.isfinite(np.asarray(a)).all()
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
 
 
 def test_train_mode_batch_norm_statistics(rng):

@@ -1,5 +1,6 @@
 """The strided 'SAME' convolution: both forms against a numpy loop, first and second derivatives,
-the Flax module against flax.linen.Conv, errors."""
+the Flax module against flax.linen.Conv, constant condition planes answered from the kernel,
+errors."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxface.models.strided_conv import StridedConv, same_padding, strided_conv
+from jaxface.models.strided_conv import (
+    StridedConv,
+    constant_planes_response,
+    same_padding,
+    strided_conv,
+)
 
 
 def _numpy_conv(x, kernel, stride, padding="SAME"):
@@ -105,6 +111,51 @@ def test_module_has_the_parameters_and_outputs_of_flax_conv(impl, padding, rng):
                                np.asarray(flax_conv.apply(v_flax, x)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("size,kernel,stride,padding", [
+    ((9, 7), (5, 5), 2, "SAME"), ((8, 6), (3, 3), 1, "SAME"), ((4, 3), (5, 5), 2, "SAME"),
+    ((6, 5), (4, 4), 2, ((1, 1), (1, 1))), ((1, 1), (3, 3), 1, "SAME")])
+def test_constant_planes_response_is_the_convolution_of_the_planes(size, kernel, stride,
+                                                                  padding, rng):
+    code = rng.normal(size=(3, 4)).astype(np.float32)
+    k = rng.normal(size=(*kernel, 4, 2)).astype(np.float32)
+    planes = np.broadcast_to(code[:, None, None, :], (3, *size, 4))
+    got = constant_planes_response(jnp.asarray(code), jnp.asarray(k), size, stride, padding)
+    np.testing.assert_allclose(np.asarray(got), _numpy_conv(planes, k, stride, padding),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,impl", [(2, "patches"), (2, "conv"), (1, "auto")])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_module_with_a_condition_is_flax_conv_of_the_concatenated_planes(stride, impl, use_bias,
+                                                                         rng):
+    x = jnp.asarray(rng.normal(size=(2, 11, 7, 3)), jnp.float32)
+    code = jnp.asarray(rng.normal(size=(2, 5)), jnp.float32)
+    planes = jnp.concatenate([x, jnp.broadcast_to(code[:, None, None], (2, 11, 7, 5))], -1)
+    ours = StridedConv(6, (5, 5), stride, impl=impl, use_bias=use_bias,
+                       bias_init=nn.initializers.normal(1.0))
+    flax_conv = nn.Conv(6, (5, 5), strides=(stride, stride), use_bias=use_bias,
+                        bias_init=nn.initializers.normal(1.0))
+    key = jax.random.key(4)
+    v_ours, v_flax = ours.init(key, x, code), flax_conv.init(key, planes)
+    assert jax.tree.structure(v_ours) == jax.tree.structure(v_flax)
+    for a, b in zip(jax.tree.leaves(v_ours), jax.tree.leaves(v_flax), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(np.asarray(ours.apply(v_ours, x, code)),
+                               np.asarray(flax_conv.apply(v_flax, planes)), rtol=1e-5, atol=1e-5)
+
+    def loss(variables, x):  # the gradients flow to the kernel's plane channels and to x
+        return jnp.sum(jnp.sin(ours.apply(variables, x, code)))
+
+    def flax_loss(variables, x):
+        full = jnp.concatenate([x, jnp.broadcast_to(code[:, None, None], (2, 11, 7, 5))], -1)
+        return jnp.sum(jnp.sin(flax_conv.apply(variables, full)))
+
+    for a, b in zip(jax.tree.leaves(jax.grad(loss, argnums=(0, 1))(v_ours, x)),
+                    jax.tree.leaves(jax.grad(flax_loss, argnums=(0, 1))(v_flax, x)), strict=True):
+        assert np.isfinite(np.asarray(a)).all()
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
 def test_bad_arguments_are_named():
     x, k = jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2))
     with pytest.raises(ValueError, match="impl must be one of"):
@@ -118,3 +169,5 @@ def test_bad_arguments_are_named():
             strided_conv(x, k, 2, impl, ((1, 1),))
         with pytest.raises(ValueError, match="leaves no output"):
             strided_conv(jnp.zeros((1, 2, 4, 3)), k, 2, impl, ((0, 0), (0, 0)))
+    with pytest.raises(ValueError, match=r"condition \[B, C\] and kernel \[kh, kw, C, C_out\]"):
+        constant_planes_response(jnp.zeros((2, 3)), jnp.zeros((3, 3, 4, 2)), (4, 4), 1)
