@@ -3,6 +3,7 @@ the official concatenated condition channels, gradients."""
 
 import doctest
 import importlib
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -244,10 +245,11 @@ def test_condition_planes_are_the_official_concatenated_channels(keys, reference
         g_params = gen.init(next(keys), z, cond, reference)["params"]
         d_params = critic.init(next(keys), v, cond)["params"]
         pairs = [
-            (lambda p, v: gen.apply({"params": p}, z, cond, reference),
-             lambda p, v: _official_generator(p, z, cond, reference, 16), g_params),
-            (lambda p, v: critic.apply({"params": p}, v, cond),
-             lambda p, v: _official_critic(p, v, cond, 3), d_params),
+            (partial(lambda p, v, c: gen.apply({"params": p}, z, c, reference), c=cond),
+             partial(lambda p, v, c: _official_generator(p, z, c, reference, 16), c=cond),
+             g_params),
+            (partial(lambda p, v, c: critic.apply({"params": p}, v, c), c=cond),
+             partial(lambda p, v, c: _official_critic(p, v, c, 3), c=cond), d_params),
         ]
         for ours, official, params in pairs:
             np.testing.assert_allclose(np.asarray(ours(params, v)),
