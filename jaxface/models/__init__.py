@@ -28,6 +28,7 @@ from jaxface.models.sequence_lstm import (
     expression_code,
     sequence_l1_loss,
 )
+from jaxface.models.strided_conv import StridedConv, constant_planes_response
 from jaxface.models.timm_weights import load_timm_weights
 from jaxface.models.unet import UNet
 
@@ -56,9 +57,11 @@ __all__ = [
     "SpiralEncoder",
     "SpiralMeshDecoder",
     "SpiralTopology",
+    "StridedConv",
     "UNet",
     "build_topology",
     "compute_dtype",
+    "constant_planes_response",
     "create_model",
     "expression_code",
     "load_timm_weights",

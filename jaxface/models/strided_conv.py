@@ -1,4 +1,5 @@
-"""A strided 2D convolution whose kernel gradient is a matmul.
+"""2D convolutions whose kernel gradient is a matmul, and the response of constant condition
+channels computed from the kernel.
 
 On CPU, XLA runs the kernel gradient of a strided convolution (a convolution whose right-hand
 side is dilated by the stride) in a generic loop: in the Motion3DGAN train step the critic's
@@ -193,7 +194,7 @@ def constant_planes_response(condition: jax.Array, kernel: jax.Array,
 
 
 class StridedConv(nn.Module):
-    """:func:`strided_conv` with a bias: the parameters of ``flax.linen.Conv(features,
+    """:func:`strided_conv` with an optional bias: the parameters of ``flax.linen.Conv(features,
     kernel_size, strides=(stride, stride), padding=padding, use_bias=use_bias)``.
 
     Called as ``conv(x, condition)``, it is the convolution of ``x`` with the code's entries
